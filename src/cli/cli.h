@@ -1,0 +1,31 @@
+/* Sub-command registry of the `sam2d` program. Each src/cli/cmd_*.c file
+ * registers its commands with SAM2D_COMMAND; main() dispatches on argv[1].
+ * A command returns the process exit code: 0 ok, 1 runtime failure (message
+ * on stderr), 2 usage error. */
+#ifndef SAM2D_CLI_H
+#define SAM2D_CLI_H
+
+typedef int (*sam2d_command_fn)(int argc, char **argv); /* argv[0] is the command name */
+
+typedef struct sam2d_command {
+    const char *name;
+    const char *summary; /* one line for `sam2d help` */
+    sam2d_command_fn fn;
+    struct sam2d_command *next;
+} sam2d_command;
+
+void sam2d_register_command(sam2d_command *cmd);
+
+#define SAM2D_COMMAND(ident, cmd_name, cmd_summary, cmd_fn)                       \
+    static sam2d_command ident##_cmd_ = {cmd_name, cmd_summary, cmd_fn, 0};      \
+    __attribute__((constructor)) static void ident##_register_(void) {           \
+        sam2d_register_command(&ident##_cmd_);                                   \
+    }
+
+/* Exit codes shared by all commands. */
+enum { SAM2D_EXIT_OK = 0, SAM2D_EXIT_FAIL = 1, SAM2D_EXIT_USAGE = 2 };
+
+/* Print "sam2d <cmd>: <msg>: <last error>" to stderr and return SAM2D_EXIT_FAIL. */
+int sam2d_cli_fail(const char *cmd, const char *what);
+
+#endif

@@ -1,0 +1,43 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "sam2d/sam2d.h"
+
+static sam2d_command *commands;
+
+void sam2d_register_command(sam2d_command *cmd) {
+    /* keep the list sorted by name for `help` */
+    sam2d_command **p = &commands;
+    while (*p && strcmp((*p)->name, cmd->name) < 0) p = &(*p)->next;
+    cmd->next = *p;
+    *p = cmd;
+}
+
+int sam2d_cli_fail(const char *cmd, const char *what) {
+    fprintf(stderr, "sam2d %s: %s: %s\n", cmd, what, sam2d_last_error());
+    return SAM2D_EXIT_FAIL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "sam2d %s — SAM 2 / SAM 2.1 video segmentation in C\n\nusage: sam2d <command> [options]\n\ncommands:\n",
+            SAM2D_VERSION);
+    for (sam2d_command *c = commands; c; c = c->next) fprintf(f, "  %-16s %s\n", c->name, c->summary);
+    fprintf(f, "\n`sam2d <command> --help` describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? SAM2D_EXIT_USAGE : SAM2D_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("sam2d %s\n", SAM2D_VERSION);
+        return SAM2D_EXIT_OK;
+    }
+    for (sam2d_command *c = commands; c; c = c->next)
+        if (!strcmp(c->name, argv[1])) return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "sam2d: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return SAM2D_EXIT_USAGE;
+}

@@ -1,0 +1,103 @@
+#include "core/arena.h"
+
+#include "core/alloc.h"
+
+struct sam_arena_chunk {
+    sam_arena_chunk *next;
+    size_t size, offset;
+    unsigned char *data;
+};
+
+void sam_arena_init(sam_arena *a) {
+    a->chunks = NULL;
+    a->used_total = a->high_water = a->capacity = 0;
+}
+
+static sam_arena_chunk *new_chunk(size_t size) {
+    sam_arena_chunk *c = sam_malloc(sizeof *c);
+    if (!c) return NULL;
+    c->data = sam_malloc(size);
+    if (!c->data) {
+        sam_free(c);
+        return NULL;
+    }
+    c->size = size;
+    c->offset = 0;
+    c->next = NULL;
+    return c;
+}
+
+static void free_chunks(sam_arena *a) {
+    sam_arena_chunk *c = a->chunks;
+    while (c) {
+        sam_arena_chunk *n = c->next;
+        sam_free(c->data);
+        sam_free(c);
+        c = n;
+    }
+    a->chunks = NULL;
+    a->capacity = 0;
+}
+
+int sam_arena_reserve(sam_arena *a, size_t bytes) {
+    if (a->chunks && !a->chunks->next && a->chunks->size >= bytes) return 1;
+    if (a->used_total) return 0; /* only between runs */
+    size_t want = bytes > a->capacity ? bytes : a->capacity;
+    free_chunks(a);
+    a->chunks = new_chunk(want);
+    if (!a->chunks) return 0;
+    a->capacity = want;
+    return 1;
+}
+
+void *sam_arena_alloc(sam_arena *a, size_t bytes) {
+    size_t need = (bytes + 63) & ~(size_t)63;
+    if (need == 0) need = 64;
+    sam_arena_chunk *c = a->chunks;
+    if (!c || c->size - c->offset < need) {
+        size_t sz = need > ((size_t)1 << 20) ? need : ((size_t)1 << 20);
+        if (c && c->size > sz) sz = c->size;
+        sam_arena_chunk *n = new_chunk(sz);
+        if (!n) return NULL;
+        n->next = c;
+        a->chunks = n;
+        a->capacity += sz;
+        c = n;
+    }
+    void *p = c->data + c->offset;
+    c->offset += need;
+    a->used_total += need;
+    if (a->used_total > a->high_water) a->high_water = a->used_total;
+    return p;
+}
+
+float *sam_arena_f32(sam_arena *a, size_t count) { return sam_arena_alloc(a, count * sizeof(float)); }
+
+void sam_arena_reset(sam_arena *a) {
+    if (a->chunks && a->chunks->next) {
+        size_t want = a->high_water;
+        free_chunks(a);
+        a->chunks = new_chunk(want);
+        a->capacity = a->chunks ? want : 0;
+    }
+    for (sam_arena_chunk *c = a->chunks; c; c = c->next) c->offset = 0;
+    a->used_total = 0;
+}
+
+void sam_arena_free(sam_arena *a) {
+    free_chunks(a);
+    a->used_total = a->high_water = 0;
+}
+
+sam_arena_mark sam_arena_get_mark(const sam_arena *a) {
+    sam_arena_mark m = {a->chunks, a->chunks ? a->chunks->offset : 0, a->used_total};
+    return m;
+}
+
+void sam_arena_rewind(sam_arena *a, sam_arena_mark m) {
+    /* Chunks added after the mark stay allocated (reset merges them later);
+     * just mark them empty. */
+    for (sam_arena_chunk *c = a->chunks; c && c != m.chunk; c = c->next) c->offset = 0;
+    if (m.chunk) m.chunk->offset = m.offset;
+    a->used_total = m.used_total;
+}

@@ -1,0 +1,38 @@
+/* Bump allocator for activations. A model reserves its arenas once (a dry run
+ * at load for the largest input); after that sam_arena_reset() + allocations
+ * of the same sizes never touch the system allocator. Not thread-safe: one
+ * arena per running computation. */
+#ifndef SAM_CORE_ARENA_H
+#define SAM_CORE_ARENA_H
+
+#include <stddef.h>
+
+typedef struct sam_arena_chunk sam_arena_chunk;
+typedef struct {
+    sam_arena_chunk *chunks; /* newest first */
+    size_t used_total;       /* bytes handed out since the last reset */
+    size_t high_water;       /* largest used_total seen */
+    size_t capacity;         /* bytes owned */
+} sam_arena;
+
+void sam_arena_init(sam_arena *a);
+/* Make sure one chunk of at least `bytes` exists (merging smaller chunks). */
+int sam_arena_reserve(sam_arena *a, size_t bytes);
+/* 64-byte aligned, uninitialised; NULL only when the system is out of memory. */
+void *sam_arena_alloc(sam_arena *a, size_t bytes);
+float *sam_arena_f32(sam_arena *a, size_t count);
+/* Forget every allocation; if more than one chunk was needed, merge them into
+ * one chunk of the high-water size so the next run allocates nothing. */
+void sam_arena_reset(sam_arena *a);
+void sam_arena_free(sam_arena *a);
+
+/* Mark/rewind for scoped temporaries inside one run. */
+typedef struct {
+    sam_arena_chunk *chunk;
+    size_t offset;
+    size_t used_total;
+} sam_arena_mark;
+sam_arena_mark sam_arena_get_mark(const sam_arena *a);
+void sam_arena_rewind(sam_arena *a, sam_arena_mark m);
+
+#endif

@@ -1,0 +1,126 @@
+/* The back-end function table. Model code calls kernels only through a
+ * sam_backend, so a CUDA back end can be added without touching the model.
+ *
+ * Conventions (all kernels):
+ *  - float32 data, row-major, densely packed unless a stride is given;
+ *  - images and feature maps are channels-last: (N, H, W, C);
+ *  - weights keep PyTorch's layout (Linear (out, in); Conv (out, in/groups, kh, kw);
+ *    ConvTranspose (in, out, kh, kw)) so checkpoints load without reshuffling;
+ *  - outputs never alias inputs unless the comment says in-place is allowed;
+ *  - pointers are in the back end's memory (host memory for the CPU back end).
+ *
+ * Thread safety: a back end may be used from several threads; each call runs
+ * to completion (CPU kernels share one thread pool, serialised inside it). */
+#ifndef SAM_OPS_OPS_H
+#define SAM_OPS_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sam_threadpool sam_threadpool;
+
+typedef struct {
+    int N, H, W, C_in;   /* input (N, H, W, C_in) */
+    int C_out;
+    int kh, kw;
+    int stride_h, stride_w;
+    int pad_h, pad_w;    /* zero padding, both sides */
+    int groups;          /* C_in and C_out divisible by it; groups == C_in == C_out is depthwise */
+} sam_conv2d_params;
+
+/* Output size of a conv: floor((H + 2*pad - k) / stride) + 1. */
+static inline int sam_conv_out(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
+
+typedef struct {
+    int batch;           /* independent problems (e.g. windows) */
+    int heads;
+    int Lq, Lk;          /* queries, keys */
+    int d_qk, d_v;       /* per-head dims of q/k and of v */
+    /* Row strides (elements) between consecutive tokens; head h of token i
+     * starts at base + i*stride + h*d. Batch strides between problems. */
+    int64_t q_stride, k_stride, v_stride, o_stride;
+    int64_t q_batch, k_batch, v_batch, o_batch;
+    float scale;         /* usually 1/sqrt(d_qk) */
+} sam_attn_params;
+
+typedef struct sam_backend sam_backend;
+struct sam_backend {
+    const char *name;
+    sam_threadpool *pool; /* CPU: worker threads; may be NULL (single thread) */
+
+    /* y(M,N) = x(M,K) . w(N,K)^T + b(N); b may be NULL. */
+    void (*linear)(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K);
+
+    /* C(M,N) = alpha * op(A) . op(B) + beta * C; op transposes when the flag is set.
+     * lda/ldb/ldc are row strides of the stored (untransposed) matrices. */
+    void (*gemm)(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+    /* y (N, Ho, Wo, C_out) = conv(x (N, H, W, C_in), w (C_out, C_in/groups, kh, kw)) + b (C_out) or NULL. */
+    void (*conv2d)(sam_backend *be, float *y, const float *x, const float *w, const float *b,
+                   const sam_conv2d_params *p);
+
+    /* 2x2 stride-2 transposed conv: x (N, H, W, C_in), w (C_in, C_out, 2, 2), b (C_out) or NULL,
+     * y (N, 2H, 2W, C_out). */
+    void (*conv_transpose2x2)(sam_backend *be, float *y, const float *x, const float *w, const float *b, int N, int H,
+                              int W, int C_in, int C_out);
+
+    /* LayerNorm over the last dim of x (rows, C): also LayerNorm2d on channels-last maps.
+     * gamma/beta may be NULL (then 1/0). In-place (y == x) allowed. */
+    void (*layer_norm)(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta, int64_t rows,
+                       int C, float eps);
+    /* LayerNorm2d on a channels-first map x (N, C, HW): normalise over C for every pixel. In-place allowed. */
+    void (*layer_norm_cf)(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta, int N, int C,
+                          int64_t HW, float eps);
+
+    /* Element-wise, in-place allowed. GELU is the exact erf form. */
+    void (*gelu)(sam_backend *be, float *y, const float *x, int64_t n);
+    void (*relu)(sam_backend *be, float *y, const float *x, int64_t n);
+    void (*sigmoid)(sam_backend *be, float *y, const float *x, int64_t n);
+    void (*add)(sam_backend *be, float *y, const float *a, const float *b, int64_t n);   /* y = a + b */
+    void (*mul)(sam_backend *be, float *y, const float *a, const float *b, int64_t n);   /* y = a * b */
+    /* y(rows, C) = x(rows, C) + b(C), broadcast over rows (bias / per-channel add). In-place allowed. */
+    void (*add_row)(sam_backend *be, float *y, const float *x, const float *b, int64_t rows, int C);
+    /* y(rows, C) = x(rows, C) * s(C) (layer scale). In-place allowed. */
+    void (*mul_row)(sam_backend *be, float *y, const float *x, const float *s, int64_t rows, int C);
+    /* y = a * alpha + b * beta, in-place allowed */
+    void (*axpby)(sam_backend *be, float *y, const float *a, float alpha, const float *b, float beta, int64_t n);
+
+    /* Softmax over the last dim of x (rows, n). In-place allowed. */
+    void (*softmax)(sam_backend *be, float *y, const float *x, int64_t rows, int n);
+
+    /* 2x2 stride-2 max pool, channels-last, floor: x (N, H, W, C) -> y (N, H/2, W/2, C). */
+    void (*maxpool2x2)(sam_backend *be, float *y, const float *x, int N, int H, int W, int C);
+
+    /* Bilinear resize of planar maps x (C, Hi, Wi) -> y (C, Ho, Wo), align_corners=False,
+     * as torch.nn.functional.interpolate; antialias as its antialias=True (only
+     * differs when shrinking). */
+    void (*resize_bilinear)(sam_backend *be, float *y, const float *x, int C, int Hi, int Wi, int Ho, int Wo,
+                            bool antialias);
+
+    /* Nearest upsample by integer factors, channels-last: x (N, H, W, C) -> y (N, H*fh, W*fw, C). */
+    void (*upsample_nearest)(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int fh, int fw);
+
+    /* Copy with permuted axes: x has `ndim` dims `shape`; y[perm-ordered] = x.
+     * y's shape is (shape[perm[0]], ..., shape[perm[ndim-1]]). ndim <= 6. */
+    void (*permute)(sam_backend *be, float *y, const float *x, int ndim, const int64_t *shape, const int *perm);
+
+    /* Concatenate along the last dim: y (rows, sum C_i) from parts x_i (rows, C_i). */
+    void (*concat_last)(sam_backend *be, float *y, const float *const *xs, const int *Cs, int nparts, int64_t rows);
+
+    /* Multi-head attention out = softmax(q k^T * scale) v without materialising
+     * the score matrix (tiled over keys, online softmax): memory O(tile), not O(Lq*Lk). */
+    void (*attention)(sam_backend *be, float *out, const float *q, const float *k, const float *v,
+                      const sam_attn_params *p);
+};
+
+/* The CPU back end (BLAS + own kernels). nthreads <= 0: SAM2_THREADS or all CPUs.
+ * Returns NULL on allocation failure. */
+sam_backend *sam_backend_cpu_create(int nthreads);
+void sam_backend_cpu_free(sam_backend *be);
+
+/* Attention params for dense (L, heads*d) token-major tensors, one batch. */
+sam_attn_params sam_attn_dense(int heads, int Lq, int Lk, int d_qk, int d_v);
+
+#endif
