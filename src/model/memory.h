@@ -1,0 +1,66 @@
+/* SAM 2 memory encoder and memory attention (with 2-D axial RoPE).
+ *
+ * Memory encoder: turns the current frame's S/16 features and its (already
+ * scaled) high-res mask into a memory entry: mask down-sampler (strided convs +
+ * LayerNorm2d + GELU), pixel-feature projection, fuser (ConvNeXt blocks),
+ * output projection and a sine position encoding.
+ *
+ * Memory attention: a stack of layers (pre-norm RoPE self-attention, RoPE
+ * cross-attention to the memory bank, ReLU FFN) and a final LayerNorm that
+ * conditions the current frame's features on the memory bank.
+ *
+ * All tensors are channels-last / token-major float32. Handles keep read-only
+ * weights plus per-handle scratch; a handle must not be used by two threads at
+ * once (create one per concurrent computation or serialise calls).
+ *
+ * Future (issue 7): the cross-attention K/V projections are plain linear calls
+ * over whole memory frames (h*w rows each), so a caller could cache projected
+ * K/V per stored memory frame and per layer and skip re-projecting them on
+ * every frame. That entry point is not built yet. */
+#ifndef SAM_MODEL_MEMORY_H
+#define SAM_MODEL_MEMORY_H
+
+#include "ops/ops.h"
+#include "sam2d/checkpoint.h"
+#include "sam2d/config.h"
+#include "sam2d/sam2d.h"
+
+/* ---------------- memory encoder ---------------- */
+
+typedef struct sam_memory_encoder sam_memory_encoder;
+
+/* Loads "memory_encoder.*" weights from ck. Scratch is sized for cfg->image_size. */
+sam2d_status sam_memory_encoder_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
+                                       sam_memory_encoder **out);
+void sam_memory_encoder_free(sam_memory_encoder *m);
+
+/* pix_feat (h*w, C) channels-last at S/16 (the current frame's top-level
+ * features, C = cfg->mem_in_dim); mask (S, S) already scaled by the caller
+ * (sigmoid*scale+bias, or binarised: the reference's skip_mask_sigmoid=True);
+ * out_feat (h*w, mem_dim) float32 (the caller rounds to bf16 for storage);
+ * out_pos (h*w, mem_dim) sine position encoding. S = cfg->image_size,
+ * h = w = S / cfg->backbone_stride. */
+sam2d_status sam_memory_encoder_forward(sam_memory_encoder *m, const float *pix_feat, const float *mask,
+                                        float *out_feat, float *out_pos);
+
+/* ---------------- memory attention ---------------- */
+
+typedef struct sam_memory_attention sam_memory_attention;
+
+/* Loads "memory_attention.*" weights from ck. Scratch is reserved for the
+ * largest memory bank the config allows (num_maskmem frames of h*w tokens plus
+ * max_obj_ptrs_in_encoder * (C / mem_dim) pointer tokens) at cfg->image_size. */
+sam2d_status sam_memory_attention_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
+                                         sam_memory_attention **out);
+void sam_memory_attention_free(sam_memory_attention *a);
+
+/* curr/curr_pos (h*w, C) with C = d_model; memory/memory_pos (M, mem_dim): the
+ * first M - num_obj_ptr_tokens rows are whole memory frames of h*w tokens each
+ * (RoPE repeated per frame: rope_k_repeat), the last num_obj_ptr_tokens rows
+ * are object-pointer tokens (no RoPE). out (h*w, C). feat_h/feat_w are the
+ * actual feature size (RoPE tables are recomputed when it changes). */
+sam2d_status sam_memory_attention_forward(sam_memory_attention *a, const float *curr, const float *curr_pos,
+                                          const float *memory, const float *memory_pos, int M,
+                                          int num_obj_ptr_tokens, int feat_h, int feat_w, float *out);
+
+#endif
