@@ -1,5 +1,5 @@
 /* bfloat16 <-> float32, as torch's .to(torch.bfloat16): round to nearest,
- * ties to even; NaN stays NaN (quiet), infinities and signed zeros are kept,
+ * ties to even; any NaN becomes the canonical quiet NaN 0x7fc0, infinities and signed zeros are kept,
  * subnormals are rounded like any other value (no flush to zero). */
 #ifndef SAM_MODEL_BF16_H
 #define SAM_MODEL_BF16_H
@@ -11,7 +11,7 @@
 static inline uint16_t sam_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep sign, force quiet */
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u; /* any NaN -> canonical quiet NaN, as torch */
     /* Adding 0x7fff plus the lowest kept bit rounds to nearest with ties to even;
      * an overflow carries into the exponent and yields inf, as it should. */
     u += 0x7fffu + ((u >> 16) & 1u);

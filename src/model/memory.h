@@ -63,4 +63,11 @@ sam2d_status sam_memory_attention_forward(sam_memory_attention *a, const float *
                                           const float *memory, const float *memory_pos, int M,
                                           int num_obj_ptr_tokens, int feat_h, int feat_w, float *out);
 
+/* Same, also copying each layer's output (before the final norm) into
+ * layer_out (num_layers, h*w, C) when it is not NULL (tests, debugging). */
+sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const float *curr, const float *curr_pos,
+                                                 const float *memory, const float *memory_pos, int M,
+                                                 int num_obj_ptr_tokens, int feat_h, int feat_w, float *out,
+                                                 float *layer_out);
+
 #endif
