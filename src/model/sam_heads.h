@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 
+#include "model/weights.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
@@ -21,6 +22,10 @@ typedef struct sam_heads sam_heads;
 
 sam2d_status sam_heads_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
                               sam_heads **out);
+/* Same from any loader (e.g. random mode in tests); L is not finished here, and the
+ * heads object owns every buffer it fetched. */
+sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L, sam_backend *be,
+                                          sam_heads **out);
 void sam_heads_free(sam_heads *h);
 
 /* Prompt encoder. coords (n, 2) in model pixels (0..S, before the +0.5 shift), labels (n): -1 pad, 0 neg,
@@ -35,12 +40,13 @@ const float *sam_heads_dense_pe(const sam_heads *h);
 typedef struct {
     float *masks;      /* (num_masks, S/4, S/4) */
     float *iou;        /* (num_masks) */
-    float *sam_tokens; /* (num_masks, C) */
+    float *sam_tokens; /* (num_tokens, C); may be NULL when not wanted */
     float object_score_logit;
     int num_masks;
+    int num_tokens;    /* 3 when multimask and use_multimask_token_for_obj_ptr, else 1 (token 0) */
 } sam_decoder_out;
 
-/* masks (num_masks, S/4, S/4); iou (num_masks); sam_tokens (num_masks, C) — exactly MaskDecoder.forward's
+/* masks (num_masks, S/4, S/4); iou (num_masks); sam_tokens (num_tokens, C) — exactly MaskDecoder.forward's
  * outputs after its multimask slicing / dynamic-stability selection (num_masks = 3 if multimask else 1).
  * image_embed (h*w, C); high_res0 ((S/4)^2, C/8) and high_res1 ((S/8)^2, C/4), both NULL when the config
  * does not use high-res features; sparse (n_sparse, C); dense (h*w, C).
@@ -59,5 +65,7 @@ sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const fl
 
 /* Number of mask tokens (1 + num_multimask_outputs). */
 int sam_heads_num_mask_tokens(const sam_heads *h);
+/* Side of the low-res mask grid (S/4). */
+int sam_heads_low_res_size(const sam_heads *h);
 
 #endif
