@@ -48,6 +48,18 @@ sam2d_status sam_jpeg_encode(const uint8_t *rgb /* (H,W,3) */, int width, int he
 sam2d_status sam_png_encode(const uint8_t *pixels, int width, int height, int channels,
                             uint8_t **out, size_t *out_len);
 
+/* Lower level PNG, shared with mask_png.c. mode 3: RGB as Pillow's
+ * convert('RGB'); mode 1: one 8-bit channel, palette indices kept as they are
+ * (not expanded), colour reduced to grey. When into != NULL it must hold
+ * want_w*want_h*mode bytes and the image must have that size; otherwise *out
+ * is sam_malloc'd. */
+sam2d_status sam_png_decode_mode(const uint8_t *data, size_t n, int max_dimension, int mode, int want_w,
+                                 int want_h, uint8_t *into, uint8_t **out, int *wo, int *ho);
+/* 8-bit PNG writer: ctype is libpng's PNG_COLOR_TYPE_{RGB,GRAY,PALETTE} (2, 0, 3);
+ * palette (n_palette,3) for PALETTE. */
+sam2d_status sam_png_encode_raw(const uint8_t *pixels, int width, int height, int ctype, const uint8_t *palette,
+                                int n_palette, uint8_t **out, size_t *out_len);
+
 /* Read a whole file into a sam_malloc'd buffer, refusing files over max_bytes (0 = no limit). */
 sam2d_status sam_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *n);
 /* Write a buffer to a file (truncating). */
