@@ -21,10 +21,11 @@
 extern const float sam_img_mean[3];
 extern const float sam_img_std[3];
 
-/* rgb: (H, W, 3) uint8 -> out: (S, S, 3) float normalised.
- * Uses be->resize_bilinear when be is non-NULL and has it, else a private host
- * implementation (identical semantics). Allocates temporaries per call (3*H*W +
- * 3*S*S floats): an image-predictor call, not a per-frame hot path. */
+/* rgb: (H, W, 3) uint8 -> out: (S, S, 3) float normalised (host memory).
+ * Resizes on the host with torch's exact arithmetic (float32, same operation
+ * order); be only lends its thread pool (may be NULL). Allocates temporaries
+ * per call (about 3*H*W + 3*S*W floats): an image-predictor call, not a
+ * per-frame hot path. */
 sam2d_status sam_preprocess_image(sam_backend *be, const uint8_t *rgb, int H, int W, int S, bool antialias,
                                   float *out);
 
