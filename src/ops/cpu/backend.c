@@ -1,0 +1,99 @@
+/* The CPU back end: the function table, its thread pool and its scratch. */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "ops/cpu/cpu_internal.h"
+
+float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    pthread_mutex_lock(&cb->scratch_mu);
+    if (want > SAM_CPU_SCRATCH_MAX) want = SAM_CPU_SCRATCH_MAX;
+    if (want > cb->scratch_cap) {
+        /* Grow-only: the old contents are scratch, so free before allocating
+         * to keep the peak low; fall back to the old size on failure. */
+        float *nb = sam_malloc(want * sizeof(float));
+        if (nb) {
+            sam_free(cb->scratch);
+            cb->scratch = nb;
+            cb->scratch_cap = want;
+        }
+    }
+    *got = cb->scratch_cap;
+    return cb->scratch;
+}
+
+void sam_cpu_scratch_unlock(sam_backend *be) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    pthread_mutex_unlock(&cb->scratch_mu);
+}
+
+sam_backend *sam_backend_cpu_create(int nthreads) {
+    sam_cpu_backend *cb = sam_calloc(1, sizeof *cb);
+    if (!cb) return NULL;
+    sam_backend *be = &cb->base;
+    be->name = "cpu";
+    be->pool = sam_threadpool_create(nthreads);
+    cb->scratch = sam_malloc(SAM_CPU_SCRATCH_INIT * sizeof(float));
+    if (!be->pool || !cb->scratch) {
+        sam_threadpool_free(be->pool);
+        sam_free(cb->scratch);
+        sam_free(cb);
+        return NULL;
+    }
+    cb->scratch_cap = SAM_CPU_SCRATCH_INIT;
+    pthread_mutex_init(&cb->scratch_mu, NULL);
+
+    be->linear = sam_cpu_linear;
+    be->gemm = sam_cpu_gemm;
+    be->conv2d = sam_cpu_conv2d;
+    be->conv_transpose2x2 = sam_cpu_conv_transpose2x2;
+    be->layer_norm = sam_cpu_layer_norm;
+    be->layer_norm_cf = sam_cpu_layer_norm_cf;
+    be->gelu = sam_cpu_gelu;
+    be->relu = sam_cpu_relu;
+    be->sigmoid = sam_cpu_sigmoid;
+    be->add = sam_cpu_add;
+    be->mul = sam_cpu_mul;
+    be->add_row = sam_cpu_add_row;
+    be->mul_row = sam_cpu_mul_row;
+    be->axpby = sam_cpu_axpby;
+    be->softmax = sam_cpu_softmax;
+    be->maxpool2x2 = sam_cpu_maxpool2x2;
+    be->resize_bilinear = sam_cpu_resize_bilinear;
+    be->upsample_nearest = sam_cpu_upsample_nearest;
+    be->permute = sam_cpu_permute;
+    be->concat_last = sam_cpu_concat_last;
+    be->attention = sam_cpu_attention;
+    return be;
+}
+
+void sam_backend_cpu_free(sam_backend *be) {
+    if (!be) return;
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    sam_threadpool_free(be->pool);
+    pthread_mutex_destroy(&cb->scratch_mu);
+    sam_free(cb->scratch);
+    sam_free(cb);
+}
+
+sam_attn_params sam_attn_dense(int heads, int Lq, int Lk, int d_qk, int d_v) {
+    sam_attn_params p;
+    memset(&p, 0, sizeof p);
+    p.batch = 1;
+    p.heads = heads;
+    p.Lq = Lq;
+    p.Lk = Lk;
+    p.d_qk = d_qk;
+    p.d_v = d_v;
+    p.q_stride = (int64_t)heads * d_qk;
+    p.k_stride = (int64_t)heads * d_qk;
+    p.v_stride = (int64_t)heads * d_v;
+    p.o_stride = (int64_t)heads * d_v;
+    p.q_batch = (int64_t)Lq * p.q_stride;
+    p.k_batch = (int64_t)Lk * p.k_stride;
+    p.v_batch = (int64_t)Lk * p.v_stride;
+    p.o_batch = (int64_t)Lq * p.o_stride;
+    p.scale = d_qk > 0 ? 1.0f / sqrtf((float)d_qk) : 1.0f;
+    return p;
+}

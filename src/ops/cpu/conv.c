@@ -1,0 +1,217 @@
+/* Convolutions on channels-last maps.
+ *  - 1x1 / stride 1 / no padding / one group: a single GEMM (linear).
+ *  - depthwise: direct loop, vectorised over channels.
+ *  - anything else: im2col of a block of output pixels into the scratch (so
+ *    memory stays bounded whatever the image size) followed by one sgemm per
+ *    group. */
+#include <cblas.h>
+#include <string.h>
+
+#include "ops/cpu/cpu_internal.h"
+
+/* ---- depthwise ---------------------------------------------------------- */
+
+typedef struct {
+    float *y;          /* (N, Ho, Wo, C) */
+    const float *x;    /* (N, H, W, C) */
+    const float *wr;   /* (kh*kw, C): taps repacked channel-innermost */
+    const float *b;    /* (C) or NULL */
+    const sam_conv2d_params *p;
+    int Ho, Wo;
+} dw_ctx;
+
+static void dw_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const dw_ctx *c = vctx;
+    const sam_conv2d_params *p = c->p;
+    const int C = p->C_in;
+    for (int64_t r = r0; r < r1; r++) { /* r = n*Ho + oy */
+        int n = (int)(r / c->Ho), oy = (int)(r % c->Ho);
+        for (int ox = 0; ox < c->Wo; ox++) {
+            float *yp = c->y + (r * c->Wo + ox) * C;
+            if (c->b)
+                memcpy(yp, c->b, (size_t)C * sizeof(float));
+            else
+                memset(yp, 0, (size_t)C * sizeof(float));
+            for (int ky = 0; ky < p->kh; ky++) {
+                int iy = oy * p->stride_h - p->pad_h + ky;
+                if (iy < 0 || iy >= p->H) continue;
+                for (int kx = 0; kx < p->kw; kx++) {
+                    int ix = ox * p->stride_w - p->pad_w + kx;
+                    if (ix < 0 || ix >= p->W) continue;
+                    const float *xp = c->x + (((int64_t)n * p->H + iy) * p->W + ix) * C;
+                    const float *wp = c->wr + (int64_t)(ky * p->kw + kx) * C;
+                    for (int ch = 0; ch < C; ch++) yp[ch] += xp[ch] * wp[ch];
+                }
+            }
+        }
+    }
+}
+
+/* ---- im2col ------------------------------------------------------------- */
+
+typedef struct {
+    float *col;        /* (npix, kh*kw*Cg): one row per output pixel, taps (ky, kx, ci) */
+    const float *x;    /* (N, H, W, C_in) */
+    const sam_conv2d_params *p;
+    int Ho, Wo, Cg, c0; /* channels of the group and its first channel */
+    int64_t p0;         /* first output pixel of the block */
+} col_ctx;
+
+static void im2col_rows(void *vctx, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const col_ctx *c = vctx;
+    const sam_conv2d_params *p = c->p;
+    const int64_t K = (int64_t)p->kh * p->kw * c->Cg;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t pix = c->p0 + i;
+        int ox = (int)(pix % c->Wo);
+        int64_t t = pix / c->Wo;
+        int oy = (int)(t % c->Ho);
+        int n = (int)(t / c->Ho);
+        float *dst = c->col + i * K;
+        for (int ky = 0; ky < p->kh; ky++) {
+            int iy = oy * p->stride_h - p->pad_h + ky;
+            for (int kx = 0; kx < p->kw; kx++) {
+                int ix = ox * p->stride_w - p->pad_w + kx;
+                float *d = dst + (int64_t)(ky * p->kw + kx) * c->Cg;
+                if (iy < 0 || iy >= p->H || ix < 0 || ix >= p->W)
+                    memset(d, 0, (size_t)c->Cg * sizeof(float));
+                else
+                    memcpy(d, c->x + (((int64_t)n * p->H + iy) * p->W + ix) * p->C_in + c->c0,
+                           (size_t)c->Cg * sizeof(float));
+            }
+        }
+    }
+}
+
+void sam_cpu_conv2d(sam_backend *be, float *y, const float *x, const float *w, const float *b,
+                    const sam_conv2d_params *p) {
+    const int Ho = sam_conv_out(p->H, p->kh, p->stride_h, p->pad_h);
+    const int Wo = sam_conv_out(p->W, p->kw, p->stride_w, p->pad_w);
+    const int G = p->groups > 0 ? p->groups : 1;
+    if (p->N <= 0 || Ho <= 0 || Wo <= 0 || p->C_out <= 0) return;
+    const int64_t npix = (int64_t)p->N * Ho * Wo;
+    const int taps = p->kh * p->kw;
+
+    if (taps == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0 && G == 1) {
+        sam_cpu_linear(be, y, x, w, b, (int)npix, p->C_out, p->C_in); /* w (C_out, C_in, 1, 1) == (C_out, C_in) */
+        return;
+    }
+
+    size_t cap;
+    if (G == p->C_in && G == p->C_out) {
+        float *wr = sam_cpu_scratch_lock(be, (size_t)taps * p->C_in, &cap); /* (taps, C) */
+        for (int ch = 0; ch < p->C_in; ch++)
+            for (int t = 0; t < taps; t++) wr[(int64_t)t * p->C_in + ch] = w[(int64_t)ch * taps + t];
+        dw_ctx c = {y, x, wr, b, p, Ho, Wo};
+        sam_parallel_for(be->pool, (int64_t)p->N * Ho, 1, dw_rows, &c);
+        sam_cpu_scratch_unlock(be);
+        return;
+    }
+
+    const int Cg = p->C_in / G, Cog = p->C_out / G;
+    const int64_t K = (int64_t)taps * Cg;
+    const int64_t wsize = (int64_t)p->C_out * K;
+    /* Aim for a col block of ~4M floats, but at least one pixel. */
+    int64_t want_pix = ((int64_t)4 << 20) / K;
+    if (want_pix < 1) want_pix = 1;
+    if (want_pix > npix) want_pix = npix;
+    float *s = sam_cpu_scratch_lock(be, (size_t)(wsize + want_pix * K), &cap);
+    float *wr = s;          /* (C_out, taps*Cg): rows (ky, kx, ci) to match col */
+    float *col = s + wsize; /* (blk, K) */
+    int64_t blk = ((int64_t)cap - wsize) / K;
+    if (blk > npix) blk = npix;
+    if (blk < 1) { /* only if the scratch could not grow: cannot happen with the initial reserve for SAM sizes */
+        sam_cpu_scratch_unlock(be);
+        return;
+    }
+    for (int co = 0; co < p->C_out; co++)
+        for (int ci = 0; ci < Cg; ci++)
+            for (int t = 0; t < taps; t++) wr[co * K + (int64_t)t * Cg + ci] = w[((int64_t)co * Cg + ci) * taps + t];
+
+    for (int64_t p0 = 0; p0 < npix; p0 += blk) {
+        int64_t nb = npix - p0 < blk ? npix - p0 : blk;
+        float *yb = y + p0 * p->C_out;
+        for (int64_t i = 0; i < nb; i++) {
+            if (b)
+                memcpy(yb + i * p->C_out, b, (size_t)p->C_out * sizeof(float));
+            else
+                memset(yb + i * p->C_out, 0, (size_t)p->C_out * sizeof(float));
+        }
+        for (int g = 0; g < G; g++) {
+            col_ctx c = {col, x, p, Ho, Wo, Cg, g * Cg, p0};
+            sam_parallel_for(be->pool, nb, 64, im2col_rows, &c);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, Cog, (int)K, 1.0f, col, (blasint)K,
+                        wr + (int64_t)g * Cog * K, (blasint)K, 1.0f, yb + (int64_t)g * Cog, p->C_out);
+        }
+    }
+    sam_cpu_scratch_unlock(be);
+}
+
+/* ---- 2x2 stride-2 transposed conv --------------------------------------- */
+
+typedef struct {
+    float *y;         /* (N, 2H, 2W, C_out) */
+    const float *t;   /* (blk, 4*C_out): per input pixel, the 4 output pixels (dy, dx) */
+    const float *b;   /* (C_out) or NULL */
+    int H, W, C_out;
+    int64_t p0;
+} ct_ctx;
+
+static void ct_scatter(void *vctx, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const ct_ctx *c = vctx;
+    const int Co = c->C_out;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t pix = c->p0 + i;
+        int j = (int)(pix % c->W);
+        int64_t r = pix / c->W;
+        int ii = (int)(r % c->H);
+        int64_t n = r / c->H;
+        for (int dy = 0; dy < 2; dy++)
+            for (int dx = 0; dx < 2; dx++) {
+                float *yp = c->y + ((n * 2 * c->H + 2 * ii + dy) * 2 * c->W + 2 * j + dx) * Co;
+                const float *tp = c->t + i * 4 * Co + (dy * 2 + dx) * Co;
+                if (c->b)
+                    for (int o = 0; o < Co; o++) yp[o] = tp[o] + c->b[o];
+                else
+                    memcpy(yp, tp, (size_t)Co * sizeof(float));
+            }
+    }
+}
+
+void sam_cpu_conv_transpose2x2(sam_backend *be, float *y, const float *x, const float *w, const float *b, int N,
+                               int H, int W, int C_in, int C_out) {
+    const int64_t npix = (int64_t)N * H * W;
+    if (npix <= 0 || C_out <= 0) return;
+    const int64_t Nc = 4 * (int64_t)C_out;
+    const int64_t wsize = (int64_t)C_in * Nc;
+    int64_t want_pix = ((int64_t)2 << 20) / Nc;
+    if (want_pix < 1) want_pix = 1;
+    if (want_pix > npix) want_pix = npix;
+    size_t cap;
+    float *s = sam_cpu_scratch_lock(be, (size_t)(wsize + want_pix * Nc), &cap);
+    float *wr = s;        /* (C_in, 4*C_out), columns (dy, dx, co) */
+    float *t = s + wsize; /* (blk, 4*C_out) */
+    int64_t blk = ((int64_t)cap - wsize) / Nc;
+    if (blk > npix) blk = npix;
+    if (blk < 1) {
+        sam_cpu_scratch_unlock(be);
+        return;
+    }
+    for (int ci = 0; ci < C_in; ci++)
+        for (int co = 0; co < C_out; co++)
+            for (int k = 0; k < 4; k++) wr[ci * Nc + k * C_out + co] = w[((int64_t)ci * C_out + co) * 4 + k];
+    for (int64_t p0 = 0; p0 < npix; p0 += blk) {
+        int64_t nb = npix - p0 < blk ? npix - p0 : blk;
+        if (C_in > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)Nc, C_in, 1.0f, x + p0 * C_in, C_in,
+                        wr, (blasint)Nc, 0.0f, t, (blasint)Nc);
+        else
+            memset(t, 0, (size_t)(nb * Nc) * sizeof(float));
+        ct_ctx c = {y, t, b, H, W, C_out, p0};
+        sam_parallel_for(be->pool, nb, 64, ct_scatter, &c);
+    }
+    sam_cpu_scratch_unlock(be);
+}

@@ -1,0 +1,66 @@
+/* Private to the CPU back end: its state behind the public table, the shared
+ * scratch buffer, and the kernel entry points the table points at. */
+#ifndef SAM_OPS_CPU_INTERNAL_H
+#define SAM_OPS_CPU_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/threadpool.h"
+#include "ops/ops.h"
+
+typedef struct {
+    sam_backend base; /* first, so a sam_backend * is also a sam_cpu_backend * */
+    /* One grow-only scratch buffer shared by all kernels. A kernel holds the
+     * lock for its whole call (pool workers never take it, so no deadlock with
+     * the pool's own lock). */
+    pthread_mutex_t scratch_mu;
+    float *scratch;     /* (scratch_cap,) */
+    size_t scratch_cap; /* floats */
+} sam_cpu_backend;
+
+/* Initial scratch (floats) reserved at create, and the size it may grow to. */
+#define SAM_CPU_SCRATCH_INIT ((size_t)2 << 20) /* 8 MiB */
+#define SAM_CPU_SCRATCH_MAX ((size_t)16 << 20) /* 64 MiB */
+
+/* Lock the scratch and make it hold `want` floats if possible (growing up to
+ * SAM_CPU_SCRATCH_MAX); never returns less than the current capacity. *got
+ * receives the usable size. Kernels size their blocks from *got and need at
+ * most a small minimum that the initial reserve covers. */
+float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got);
+void sam_cpu_scratch_unlock(sam_backend *be);
+
+static inline int sam_cpu_threads(sam_backend *be) { return sam_threadpool_size(be->pool); }
+
+/* Kernels (see ops.h for the contracts). */
+void sam_cpu_linear(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K);
+void sam_cpu_gemm(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void sam_cpu_conv2d(sam_backend *be, float *y, const float *x, const float *w, const float *b,
+                    const sam_conv2d_params *p);
+void sam_cpu_conv_transpose2x2(sam_backend *be, float *y, const float *x, const float *w, const float *b, int N,
+                               int H, int W, int C_in, int C_out);
+void sam_cpu_layer_norm(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta,
+                        int64_t rows, int C, float eps);
+void sam_cpu_layer_norm_cf(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta, int N,
+                           int C, int64_t HW, float eps);
+void sam_cpu_gelu(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cpu_relu(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cpu_sigmoid(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cpu_add(sam_backend *be, float *y, const float *a, const float *b, int64_t n);
+void sam_cpu_mul(sam_backend *be, float *y, const float *a, const float *b, int64_t n);
+void sam_cpu_add_row(sam_backend *be, float *y, const float *x, const float *b, int64_t rows, int C);
+void sam_cpu_mul_row(sam_backend *be, float *y, const float *x, const float *s, int64_t rows, int C);
+void sam_cpu_axpby(sam_backend *be, float *y, const float *a, float alpha, const float *b, float beta, int64_t n);
+void sam_cpu_softmax(sam_backend *be, float *y, const float *x, int64_t rows, int n);
+void sam_cpu_maxpool2x2(sam_backend *be, float *y, const float *x, int N, int H, int W, int C);
+void sam_cpu_resize_bilinear(sam_backend *be, float *y, const float *x, int C, int Hi, int Wi, int Ho, int Wo,
+                             bool antialias);
+void sam_cpu_upsample_nearest(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int fh, int fw);
+void sam_cpu_permute(sam_backend *be, float *y, const float *x, int ndim, const int64_t *shape, const int *perm);
+void sam_cpu_concat_last(sam_backend *be, float *y, const float *const *xs, const int *Cs, int nparts, int64_t rows);
+void sam_cpu_attention(sam_backend *be, float *out, const float *q, const float *k, const float *v,
+                       const sam_attn_params *p);
+
+#endif

@@ -1,0 +1,236 @@
+/* Element-wise kernels, norms and softmax, threaded over the back end's pool.
+ * Reductions accumulate in double so results sit within float rounding of
+ * PyTorch's float32 ones (torch uses biased variance and eps inside sqrt). */
+#include <math.h>
+#include <string.h>
+
+#include "ops/cpu/cpu_internal.h"
+
+/* Items per chunk for cheap element-wise work: big enough to amortise the
+ * pool's hand-off, small enough to spread a 1M-element map over threads. */
+#define EW_CHUNK 32768
+
+enum { EW_GELU, EW_RELU, EW_SIGMOID, EW_ADD, EW_MUL, EW_AXPBY };
+
+typedef struct {
+    int op;
+    float *y;
+    const float *a, *b;
+    float alpha, beta;
+} ew_ctx;
+
+static void ew_range(void *vctx, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const ew_ctx *c = vctx;
+    float *y = c->y;
+    const float *a = c->a, *b = c->b;
+    switch (c->op) {
+    case EW_GELU:
+        for (int64_t i = i0; i < i1; i++) {
+            float v = a[i];
+            y[i] = v * 0.5f * (1.0f + erff(v * (float)M_SQRT1_2));
+        }
+        break;
+    case EW_RELU:
+        for (int64_t i = i0; i < i1; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f;
+        break;
+    case EW_SIGMOID:
+        for (int64_t i = i0; i < i1; i++) y[i] = 1.0f / (1.0f + expf(-a[i]));
+        break;
+    case EW_ADD:
+        for (int64_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
+        break;
+    case EW_MUL:
+        for (int64_t i = i0; i < i1; i++) y[i] = a[i] * b[i];
+        break;
+    case EW_AXPBY: {
+        const float al = c->alpha, bt = c->beta;
+        for (int64_t i = i0; i < i1; i++) y[i] = a[i] * al + b[i] * bt;
+        break;
+    }
+    }
+}
+
+static void ew_run(sam_backend *be, int op, float *y, const float *a, const float *b, float alpha, float beta,
+                   int64_t n, int64_t chunk) {
+    ew_ctx c = {op, y, a, b, alpha, beta};
+    sam_parallel_for(be->pool, n, chunk, ew_range, &c);
+}
+
+/* The transcendental ones cost more per element: smaller chunks. */
+void sam_cpu_gelu(sam_backend *be, float *y, const float *x, int64_t n) { ew_run(be, EW_GELU, y, x, NULL, 0, 0, n, 4096); }
+void sam_cpu_relu(sam_backend *be, float *y, const float *x, int64_t n) { ew_run(be, EW_RELU, y, x, NULL, 0, 0, n, EW_CHUNK); }
+void sam_cpu_sigmoid(sam_backend *be, float *y, const float *x, int64_t n) { ew_run(be, EW_SIGMOID, y, x, NULL, 0, 0, n, 4096); }
+void sam_cpu_add(sam_backend *be, float *y, const float *a, const float *b, int64_t n) { ew_run(be, EW_ADD, y, a, b, 0, 0, n, EW_CHUNK); }
+void sam_cpu_mul(sam_backend *be, float *y, const float *a, const float *b, int64_t n) { ew_run(be, EW_MUL, y, a, b, 0, 0, n, EW_CHUNK); }
+void sam_cpu_axpby(sam_backend *be, float *y, const float *a, float alpha, const float *b, float beta, int64_t n) {
+    ew_run(be, EW_AXPBY, y, a, b, alpha, beta, n, EW_CHUNK);
+}
+
+/* ---- per-row broadcasts -------------------------------------------------- */
+
+typedef struct {
+    int mul;
+    float *y;
+    const float *x, *v; /* x (rows, C), v (C) */
+    int C;
+} row_ctx;
+
+static void row_range(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const row_ctx *c = vctx;
+    const int C = c->C;
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = c->y + r * C;
+        const float *x = c->x + r * C;
+        if (c->mul)
+            for (int j = 0; j < C; j++) y[j] = x[j] * c->v[j];
+        else
+            for (int j = 0; j < C; j++) y[j] = x[j] + c->v[j];
+    }
+}
+
+static int64_t rows_chunk(int64_t per_row, int64_t target) {
+    int64_t ch = per_row > 0 ? target / per_row : target;
+    return ch < 1 ? 1 : ch;
+}
+
+void sam_cpu_add_row(sam_backend *be, float *y, const float *x, const float *b, int64_t rows, int C) {
+    row_ctx c = {0, y, x, b, C};
+    sam_parallel_for(be->pool, rows, rows_chunk(C, EW_CHUNK), row_range, &c);
+}
+
+void sam_cpu_mul_row(sam_backend *be, float *y, const float *x, const float *s, int64_t rows, int C) {
+    row_ctx c = {1, y, x, s, C};
+    sam_parallel_for(be->pool, rows, rows_chunk(C, EW_CHUNK), row_range, &c);
+}
+
+/* ---- LayerNorm (channels-last rows) ------------------------------------- */
+
+typedef struct {
+    float *y;
+    const float *x;            /* (rows, C) */
+    const float *gamma, *beta; /* (C) or NULL */
+    int C;
+    float eps;
+} ln_ctx;
+
+static void ln_range(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const ln_ctx *c = vctx;
+    const int C = c->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = c->x + r * C;
+        float *y = c->y + r * C;
+        double s = 0;
+        for (int j = 0; j < C; j++) s += x[j];
+        const double mean = s / C;
+        double v = 0;
+        for (int j = 0; j < C; j++) {
+            double d = x[j] - mean;
+            v += d * d;
+        }
+        const float rstd = (float)(1.0 / sqrt(v / C + (double)c->eps));
+        const float m = (float)mean;
+        for (int j = 0; j < C; j++) {
+            float t = (x[j] - m) * rstd;
+            if (c->gamma) t *= c->gamma[j];
+            if (c->beta) t += c->beta[j];
+            y[j] = t;
+        }
+    }
+}
+
+void sam_cpu_layer_norm(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta,
+                        int64_t rows, int C, float eps) {
+    if (rows <= 0 || C <= 0) return;
+    ln_ctx c = {y, x, gamma, beta, C, eps};
+    sam_parallel_for(be->pool, rows, rows_chunk(C, 8192), ln_range, &c);
+}
+
+/* ---- LayerNorm2d on channels-first maps --------------------------------- */
+
+#define LNCF_BLOCK 64 /* pixels normalised together: channel loops run over contiguous pixels */
+
+typedef struct {
+    float *y;
+    const float *x; /* (N, C, HW) */
+    const float *gamma, *beta;
+    int C;
+    int64_t HW, nblk;
+    float eps;
+} lncf_ctx;
+
+static void lncf_range(void *vctx, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const lncf_ctx *c = vctx;
+    const int C = c->C;
+    const int64_t HW = c->HW;
+    double sum[LNCF_BLOCK], var[LNCF_BLOCK];
+    float mean_f[LNCF_BLOCK], rstd[LNCF_BLOCK];
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t n = it / c->nblk, p0 = (it % c->nblk) * LNCF_BLOCK;
+        int np = (int)(HW - p0 < LNCF_BLOCK ? HW - p0 : LNCF_BLOCK);
+        const float *x = c->x + n * C * HW + p0;
+        float *y = c->y + n * C * HW + p0;
+        for (int p = 0; p < np; p++) sum[p] = var[p] = 0;
+        for (int ch = 0; ch < C; ch++)
+            for (int p = 0; p < np; p++) sum[p] += x[ch * HW + p];
+        for (int p = 0; p < np; p++) sum[p] /= C;
+        for (int ch = 0; ch < C; ch++)
+            for (int p = 0; p < np; p++) {
+                double d = x[ch * HW + p] - sum[p];
+                var[p] += d * d;
+            }
+        for (int p = 0; p < np; p++) {
+            mean_f[p] = (float)sum[p];
+            rstd[p] = (float)(1.0 / sqrt(var[p] / C + (double)c->eps));
+        }
+        for (int ch = 0; ch < C; ch++) {
+            const float g = c->gamma ? c->gamma[ch] : 1.0f, b = c->beta ? c->beta[ch] : 0.0f;
+            for (int p = 0; p < np; p++) y[ch * HW + p] = (x[ch * HW + p] - mean_f[p]) * rstd[p] * g + b;
+        }
+    }
+}
+
+void sam_cpu_layer_norm_cf(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta, int N,
+                           int C, int64_t HW, float eps) {
+    if (N <= 0 || C <= 0 || HW <= 0) return;
+    int64_t nblk = (HW + LNCF_BLOCK - 1) / LNCF_BLOCK;
+    lncf_ctx c = {y, x, gamma, beta, C, HW, nblk, eps};
+    sam_parallel_for(be->pool, (int64_t)N * nblk, rows_chunk((int64_t)C * LNCF_BLOCK, 16384), lncf_range, &c);
+}
+
+/* ---- softmax over the last dim ------------------------------------------ */
+
+typedef struct {
+    float *y;
+    const float *x; /* (rows, n) */
+    int n;
+} sm_ctx;
+
+static void sm_range(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const sm_ctx *c = vctx;
+    const int n = c->n;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = c->x + r * n;
+        float *y = c->y + r * n;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+        double s = 0;
+        for (int j = 0; j < n; j++) {
+            float e = expf(x[j] - mx);
+            y[j] = e;
+            s += e;
+        }
+        const float inv = (float)(1.0 / s);
+        for (int j = 0; j < n; j++) y[j] *= inv;
+    }
+}
+
+void sam_cpu_softmax(sam_backend *be, float *y, const float *x, int64_t rows, int n) {
+    if (rows <= 0 || n <= 0) return;
+    sm_ctx c = {y, x, n};
+    sam_parallel_for(be->pool, rows, rows_chunk(n, 4096), sm_range, &c);
+}

@@ -1,0 +1,102 @@
+/* Data movement: permute and concatenation along the last dim. */
+#include <string.h>
+
+#include "ops/cpu/cpu_internal.h"
+
+#define PERM_MAX 6
+
+typedef struct {
+    float *y;
+    const float *x;
+    int nd;                    /* output dims, after merging */
+    int64_t oshape[PERM_MAX];  /* output shape */
+    int64_t istride[PERM_MAX]; /* input stride of each output dim */
+} perm_ctx;
+
+/* One "row" = the last output dim; rows are independent, so parallel. */
+static void perm_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const perm_ctx *c = vctx;
+    const int last = c->nd - 1;
+    const int64_t L = c->oshape[last], s = c->istride[last];
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t rem = r, off = 0;
+        for (int d = last - 1; d >= 0; d--) {
+            off += (rem % c->oshape[d]) * c->istride[d];
+            rem /= c->oshape[d];
+        }
+        float *y = c->y + r * L;
+        const float *x = c->x + off;
+        if (s == 1)
+            memcpy(y, x, (size_t)L * sizeof(float));
+        else
+            for (int64_t j = 0; j < L; j++) y[j] = x[j * s];
+    }
+}
+
+void sam_cpu_permute(sam_backend *be, float *y, const float *x, int ndim, const int64_t *shape, const int *perm) {
+    if (ndim <= 0 || ndim > PERM_MAX) return;
+    int64_t istr[PERM_MAX], total;
+    int64_t acc = 1; /* row-major input strides */
+    for (int d = ndim - 1; d >= 0; d--) {
+        istr[d] = acc;
+        acc *= shape[d];
+    }
+    total = acc;
+    if (total <= 0) return;
+    perm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.y = y;
+    c.x = x;
+    /* Drop size-1 output dims and merge runs that stay contiguous in the input,
+     * so e.g. (B, H, W, C) -> (B, C, H, W) becomes a 3-d transpose. */
+    int nd = 0;
+    for (int d = 0; d < ndim; d++) {
+        int64_t sz = shape[perm[d]], st = istr[perm[d]];
+        if (sz == 1) continue;
+        if (nd > 0 && c.istride[nd - 1] == st * sz) {
+            c.oshape[nd - 1] *= sz;
+            c.istride[nd - 1] = st;
+            continue;
+        }
+        c.oshape[nd] = sz;
+        c.istride[nd] = st;
+        nd++;
+    }
+    if (nd == 0) {
+        y[0] = x[0];
+        return;
+    }
+    c.nd = nd;
+    const int64_t rows = total / c.oshape[nd - 1];
+    int64_t chunk = 16384 / c.oshape[nd - 1];
+    sam_parallel_for(be->pool, rows, chunk < 1 ? 1 : chunk, perm_rows, &c);
+}
+
+typedef struct {
+    float *y;
+    const float *const *xs;
+    const int *Cs;
+    int nparts, Ctot;
+} cat_ctx;
+
+static void cat_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const cat_ctx *c = vctx;
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = c->y + r * c->Ctot;
+        for (int i = 0; i < c->nparts; i++) {
+            memcpy(y, c->xs[i] + r * c->Cs[i], (size_t)c->Cs[i] * sizeof(float));
+            y += c->Cs[i];
+        }
+    }
+}
+
+void sam_cpu_concat_last(sam_backend *be, float *y, const float *const *xs, const int *Cs, int nparts, int64_t rows) {
+    int Ctot = 0;
+    for (int i = 0; i < nparts; i++) Ctot += Cs[i];
+    if (rows <= 0 || Ctot <= 0) return;
+    cat_ctx c = {y, xs, Cs, nparts, Ctot};
+    int64_t chunk = 16384 / Ctot;
+    sam_parallel_for(be->pool, rows, chunk < 1 ? 1 : chunk, cat_rows, &c);
+}
