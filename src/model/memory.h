@@ -20,6 +20,7 @@
 #ifndef SAM_MODEL_MEMORY_H
 #define SAM_MODEL_MEMORY_H
 
+#include "model/weights.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
@@ -32,6 +33,10 @@ typedef struct sam_memory_encoder sam_memory_encoder;
 /* Loads "memory_encoder.*" weights from ck. Scratch is sized for cfg->image_size. */
 sam2d_status sam_memory_encoder_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
                                        sam_memory_encoder **out);
+/* Same from any loader (checkpoint or random mode, e.g. tests/benchmarks at
+ * real size); L is not finished here and the encoder owns every buffer it fetched. */
+sam2d_status sam_memory_encoder_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L,
+                                                   sam_backend *be, sam_memory_encoder **out);
 void sam_memory_encoder_free(sam_memory_encoder *m);
 
 /* pix_feat (h*w, C) channels-last at S/16 (the current frame's top-level
@@ -52,6 +57,9 @@ typedef struct sam_memory_attention sam_memory_attention;
  * max_obj_ptrs_in_encoder * (C / mem_dim) pointer tokens) at cfg->image_size. */
 sam2d_status sam_memory_attention_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
                                          sam_memory_attention **out);
+/* Same from any loader; L is not finished here (as the encoder's). */
+sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L,
+                                                     sam_backend *be, sam_memory_attention **out);
 void sam_memory_attention_free(sam_memory_attention *a);
 
 /* curr/curr_pos (h*w, C) with C = d_model; memory/memory_pos (M, mem_dim): the
