@@ -14,7 +14,10 @@
 static void linear_taps(int in, int out, int32_t *i0, int32_t *i1, float *l0, float *l1) {
     const float scale = (float)in / (float)out;
     for (int d = 0; d < out; d++) {
-        float src = scale * ((float)d + 0.5f) - 0.5f;
+        /* volatile keeps the product rounded on its own (no FMA), as in
+         * torch's two-step float expression */
+        volatile float prod = scale * ((float)d + 0.5f);
+        float src = prod - 0.5f;
         if (src < 0.0f) src = 0.0f;
         int a = (int)src;
         if (a > in - 1) a = in - 1;
