@@ -1,0 +1,282 @@
+/* Image encoder against the golden dumps of Meta's code (micro: random
+ * weights; shapes: trained weights), stage by stage: patch embed, position
+ * embedding, Hiera blocks and stages, FPN levels and sine encodings,
+ * conv_s0/conv_s1 features, and the image predictor's features.
+ * Tolerance: 1e-4 absolute everywhere (float32 with another summation order). */
+#include <stdbool.h>
+
+#include "core/alloc.h"
+#include "core/npy.h"
+#include "model/image_encoder.h"
+#include "model/preprocess.h"
+#include "model/weights.h"
+#include "sam2d/checkpoint.h"
+#include "sam2d/config.h"
+#include "test_util.h"
+
+#define TOL 1e-4
+
+/* The golden sets' architecture (config.yaml of micro and shapes): a tiny-like
+ * SAM 2.1 with small sizes. Filled by hand so that this test does not depend on
+ * the YAML loader; everything the encoder reads is set. */
+static void golden_config(sam2d_model_config *c) {
+    memset(c, 0, sizeof(*c));
+    c->embed_dim = 24;
+    c->num_heads = 1;
+    c->num_stages = 4;
+    int st[4] = {1, 2, 3, 2}, ws[4] = {8, 4, 14, 7}, bc[4] = {192, 96, 48, 24};
+    memcpy(c->stages, st, sizeof(st));
+    memcpy(c->window_spec, ws, sizeof(ws));
+    memcpy(c->backbone_channel_list, bc, sizeof(bc));
+    c->n_global_att_blocks = 1;
+    c->global_att_blocks[0] = 4;
+    c->window_pos_embed_bkg_spatial_size[0] = c->window_pos_embed_bkg_spatial_size[1] = 7;
+    c->q_pool = 3;
+    c->q_stride[0] = c->q_stride[1] = 2;
+    c->mlp_ratio = 4.0f;
+    c->dim_mul = c->head_mul = 2.0f;
+    c->d_model = 32;
+    c->n_fpn_top_down_levels = 2;
+    c->fpn_top_down_levels[0] = 2;
+    c->fpn_top_down_levels[1] = 3;
+    c->scalp = 1;
+    c->neck_pos_num_feats = 32;
+    c->neck_pos_temperature = 10000.0f;
+    c->neck_pos_normalize = true;
+    c->image_size = 256;
+    c->backbone_stride = 16;
+    c->use_high_res_features_in_sam = true;
+}
+
+static bool try_load(const char *set, const char *rel, sam_npy *a) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/golden/%s/%s", SAM2D_TEST_DATA, set, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f) return false; /* the shapes set omits some files */
+    fclose(f);
+    if (sam_npy_read(path, a) != SAM2D_OK) {
+        fprintf(stderr, "cannot read %s: %s\n", path, sam2d_last_error());
+        test_failed_++;
+        return false;
+    }
+    return true;
+}
+
+/* (C, HW) planar -> (HW, C). */
+static float *to_hwc(const float *chw, int C, size_t HW) {
+    float *o = sam_malloc(sizeof(float) * C * HW);
+    for (int c = 0; c < C; c++)
+        for (size_t i = 0; i < HW; i++) o[i * C + c] = chw[(size_t)c * HW + i];
+    return o;
+}
+
+/* Compare a channels-last result with a dump; bchw says whether the dump is BCHW. */
+static int compare(const char *set, const char *rel, const float *got, size_t n, int C, bool bchw) {
+    sam_npy a = {0};
+    if (!try_load(set, rel, &a)) return 0;
+    CHECK_MSG((size_t)a.count == n, "%s/%s: %lld elements, expected %zu", set, rel, (long long)a.count, n);
+    if ((size_t)a.count == n) {
+        float *want = bchw ? to_hwc(a.data, C, n / C) : a.data;
+        char name[160];
+        snprintf(name, sizeof(name), "%s %s", set, rel);
+        CHECK_CLOSE_ARRAY(name, got, want, n, TOL);
+        if (bchw) sam_free(want);
+    }
+    sam_npy_free(&a);
+    return 1;
+}
+
+static sam2d_checkpoint *load_ckpt(const char *set) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/golden/%s/model.safetensors", SAM2D_TEST_DATA, set);
+    sam2d_checkpoint *ck = NULL;
+    sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
+    if (sam2d_checkpoint_load(path, &cp, &ck) != SAM2D_OK) {
+        fprintf(stderr, "cannot load %s: %s\n", path, sam2d_last_error());
+        return NULL;
+    }
+    return ck;
+}
+
+static void golden_set(sam_backend *be, const char *set, const char *frame_suffix) {
+    printf("== %s\n", set);
+    sam2d_model_config cfg;
+    golden_config(&cfg);
+    sam2d_checkpoint *ck = load_ckpt(set);
+    CHECK(ck != NULL);
+    if (!ck) return;
+    sam_image_encoder *enc = NULL;
+    sam2d_status st = sam_image_encoder_create(&cfg, ck, be, &enc);
+    CHECK_MSG(st == SAM2D_OK, "create: %s", sam2d_last_error());
+    if (st != SAM2D_OK) {
+        sam2d_checkpoint_free(ck);
+        return;
+    }
+    int S = cfg.image_size, nb = sam_image_encoder_num_blocks(enc);
+    CHECK(nb == 8);
+
+    /* Taps for every intermediate the dumps hold. */
+    float *taps_patch = sam_malloc(sizeof(float) * sam_image_encoder_tap_size(enc, SAM_ENC_TAP_PATCH_EMBED, 0));
+    float *taps_pos = sam_malloc(sizeof(float) * sam_image_encoder_tap_size(enc, SAM_ENC_TAP_POS_EMBED, 0));
+    float *blk[8] = {0}, *stg[4] = {0}, *nout[4] = {0}, *npos[4] = {0};
+    CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_PATCH_EMBED, 0, taps_patch) == SAM2D_OK);
+    CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_POS_EMBED, 0, taps_pos) == SAM2D_OK);
+    for (int i = 0; i < nb; i++) {
+        blk[i] = sam_malloc(sizeof(float) * sam_image_encoder_tap_size(enc, SAM_ENC_TAP_BLOCK, i));
+        CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_BLOCK, i, blk[i]) == SAM2D_OK);
+    }
+    for (int l = 0; l < 4; l++) {
+        stg[l] = sam_malloc(sizeof(float) * sam_image_encoder_tap_size(enc, SAM_ENC_TAP_STAGE, l));
+        nout[l] = sam_malloc(sizeof(float) * sam_image_encoder_tap_size(enc, SAM_ENC_TAP_NECK_OUT, l));
+        npos[l] = sam_malloc(sizeof(float) * sam_image_encoder_tap_size(enc, SAM_ENC_TAP_NECK_POS, l));
+        CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_STAGE, l, stg[l]) == SAM2D_OK);
+        CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_NECK_OUT, l, nout[l]) == SAM2D_OK);
+        CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_NECK_POS, l, npos[l]) == SAM2D_OK);
+    }
+    CHECK(sam_image_encoder_set_tap(enc, SAM_ENC_TAP_BLOCK, nb, blk[0]) != SAM2D_OK); /* out of range */
+
+    size_t nf = sam_image_features_floats(&cfg);
+    float *fbuf = sam_malloc(sizeof(float) * nf);
+    sam_image_features f;
+    sam_image_features_bind(&cfg, fbuf, &f);
+    CHECK(f.num_levels == 3);
+    CHECK(f.h[0] == S / 4 && f.h[1] == S / 8 && f.h[2] == S / 16 && f.w[2] == S / 16);
+    CHECK(f.c[0] == cfg.d_model / 8 && f.c[1] == cfg.d_model / 4 && f.c[2] == cfg.d_model);
+
+    /* Video path input: frame 0 resized by Pillow (dumped) then normalised. */
+    char rel[256];
+    sam_npy fr = {0};
+    snprintf(rel, sizeof(rel), "frames_resized_u8%s.npy", frame_suffix);
+    CHECK(try_load(set, rel, &fr));
+    float *img = sam_malloc(sizeof(float) * 3 * S * S);
+    uint8_t *u8 = sam_malloc((size_t)3 * S * S);
+    for (size_t i = 0; i < (size_t)3 * S * S && fr.data; i++) u8[i] = (uint8_t)fr.data[i];
+    sam_normalize_u8(u8, S, img);
+
+    size_t mem_before = sam2d_memory_used();
+    st = sam_image_encoder_forward(enc, img, &f);
+    CHECK_MSG(st == SAM2D_OK, "forward: %s", sam2d_last_error());
+    CHECK_MSG(sam2d_memory_used() == mem_before, "forward allocated %zd bytes",
+              (ssize_t)(sam2d_memory_used() - mem_before));
+
+    int compared = 0;
+    size_t n0 = (size_t)(S / 4) * (S / 4);
+    compared += compare(set, "inter/trunk_patch_embed_out.npy", taps_patch, n0 * cfg.embed_dim, cfg.embed_dim, false);
+    compared += compare(set, "inter/trunk_pos_embed.npy", taps_pos, n0 * cfg.embed_dim, cfg.embed_dim, false);
+    for (int i = 0; i < nb; i++) {
+        snprintf(rel, sizeof(rel), "inter/trunk_block%d_out.npy", i);
+        size_t n = sam_image_encoder_tap_size(enc, SAM_ENC_TAP_BLOCK, i);
+        compared += compare(set, rel, blk[i], n, 0, false);
+    }
+    int chans[4] = {24, 48, 96, 192};
+    for (int l = 0; l < 4; l++) {
+        snprintf(rel, sizeof(rel), "inter/trunk_stage%d_out.npy", l);
+        compared += compare(set, rel, stg[l], sam_image_encoder_tap_size(enc, SAM_ENC_TAP_STAGE, l), chans[l], true);
+        snprintf(rel, sizeof(rel), "inter/neck_out_level%d.npy", l);
+        size_t n = sam_image_encoder_tap_size(enc, SAM_ENC_TAP_NECK_OUT, l);
+        compared += compare(set, rel, nout[l], n, cfg.d_model, true);
+        snprintf(rel, sizeof(rel), "inter/neck_pos_level%d.npy", l);
+        compared += compare(set, rel, npos[l], n, cfg.d_model, true);
+    }
+    for (int l = 0; l < 3; l++) {
+        size_t n = (size_t)f.h[l] * f.w[l];
+        snprintf(rel, sizeof(rel), "inter/neck_pos_level%d.npy", l);
+        compared += compare(set, rel, f.pos[l], n * cfg.d_model, cfg.d_model, true);
+    }
+    compared += compare(set, "inter/neck_out_level2.npy", f.feat[2], (size_t)f.h[2] * f.w[2] * f.c[2], f.c[2], true);
+    compared += compare(set, "inter/forward_image_backbone_fpn0_conv_s0.npy", f.feat[0], (size_t)f.h[0] * f.w[0] * f.c[0],
+                        f.c[0], true);
+    compared += compare(set, "inter/forward_image_backbone_fpn1_conv_s1.npy", f.feat[1], (size_t)f.h[1] * f.w[1] * f.c[1],
+                        f.c[1], true);
+    printf("%s: %d dumps compared\n", set, compared);
+    CHECK(compared >= 6);
+
+    /* A second forward gives the same bits (no state carried between frames). */
+    float *again = sam_malloc(sizeof(float) * nf);
+    sam_image_features f2;
+    sam_image_features_bind(&cfg, again, &f2);
+    CHECK(sam_image_encoder_forward(enc, img, &f2) == SAM2D_OK);
+    CHECK(memcmp(again, fbuf, sizeof(float) * nf) == 0);
+
+    /* Image predictor path: decoded frame -> torchvision bilinear (no antialias, as the golden
+     * run) -> encoder; image_embed additionally has no_mem_embed added by the predictor. */
+    sam_npy dec = {0};
+    snprintf(rel, sizeof(rel), "frames_decoded_u8%s.npy", frame_suffix);
+    if (try_load(set, rel, &dec)) {
+        int H = (int)dec.shape[1], W = (int)dec.shape[2];
+        uint8_t *d8 = sam_malloc((size_t)H * W * 3);
+        for (size_t i = 0; i < (size_t)H * W * 3; i++) d8[i] = (uint8_t)dec.data[i];
+        CHECK(sam_preprocess_image(be, d8, H, W, S, false, img) == SAM2D_OK);
+        CHECK(sam_image_encoder_forward(enc, img, &f) == SAM2D_OK);
+        compare(set, "image/features_high_res0.npy", f.feat[0], (size_t)f.h[0] * f.w[0] * f.c[0], f.c[0], true);
+        compare(set, "image/features_high_res1.npy", f.feat[1], (size_t)f.h[1] * f.w[1] * f.c[1], f.c[1], true);
+        const sam2d_tensor_info *nme = sam2d_checkpoint_find(ck, "no_mem_embed");
+        CHECK(nme && nme->numel == cfg.d_model);
+        if (nme && nme->numel == cfg.d_model) {
+            float *add = sam_malloc(sizeof(float) * cfg.d_model);
+            sam2d_tensor_to_f32(nme, add);
+            size_t n = (size_t)f.h[2] * f.w[2];
+            for (size_t i = 0; i < n; i++)
+                for (int c = 0; c < cfg.d_model; c++) f.feat[2][i * cfg.d_model + c] += add[c];
+            compare(set, "image/features_image_embed.npy", f.feat[2], n * cfg.d_model, cfg.d_model, true);
+            sam_free(add);
+        }
+        sam_free(d8);
+        sam_npy_free(&dec);
+    }
+
+    sam_free(again);
+    sam_free(img);
+    sam_free(u8);
+    sam_npy_free(&fr);
+    sam_free(fbuf);
+    sam_free(taps_patch);
+    sam_free(taps_pos);
+    for (int i = 0; i < nb; i++) sam_free(blk[i]);
+    for (int l = 0; l < 4; l++) {
+        sam_free(stg[l]);
+        sam_free(nout[l]);
+        sam_free(npos[l]);
+    }
+    sam_image_encoder_free(enc);
+    sam2d_checkpoint_free(ck);
+}
+
+/* A config that does not match the checkpoint fails with one message naming the problems. */
+static void mismatch(sam_backend *be) {
+    sam2d_model_config cfg;
+    golden_config(&cfg);
+    cfg.embed_dim = 16; /* every trunk tensor changes shape */
+    cfg.backbone_channel_list[0] = 128;
+    cfg.backbone_channel_list[1] = 64;
+    cfg.backbone_channel_list[2] = 32;
+    cfg.backbone_channel_list[3] = 16;
+    sam2d_checkpoint *ck = load_ckpt("micro");
+    CHECK(ck != NULL);
+    if (!ck) return;
+    sam_image_encoder *enc = NULL;
+    size_t before = sam2d_memory_used();
+    sam2d_status st = sam_image_encoder_create(&cfg, ck, be, &enc);
+    CHECK(st == SAM2D_ERR_MISMATCH && enc == NULL);
+    const char *msg = sam2d_last_error();
+    printf("mismatch message: %.200s...\n", msg);
+    CHECK(strstr(msg, "pos_embed") != NULL && strstr(msg, "patch_embed") != NULL);
+    CHECK(sam2d_memory_used() == before); /* nothing leaked on failure */
+
+    /* Inconsistent config (channel list vs trunk) is refused before loading. */
+    golden_config(&cfg);
+    cfg.backbone_channel_list[0] = 100;
+    CHECK(sam_image_encoder_create(&cfg, ck, be, &enc) == SAM2D_ERR_MISMATCH);
+    sam2d_checkpoint_free(ck);
+}
+
+int main(void) {
+    sam_backend *be = sam_backend_cpu_create(0);
+    CHECK(be != NULL);
+    if (!be) return test_finish();
+    golden_set(be, "micro", "");
+    golden_set(be, "shapes", "_f000");
+    mismatch(be);
+    sam_backend_cpu_free(be);
+    return test_finish();
+}
