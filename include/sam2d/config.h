@@ -8,6 +8,7 @@
 #define SAM2D_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "sam2d/checkpoint.h"
 #include "sam2d/sam2d.h"
@@ -116,6 +117,17 @@ typedef struct {
     int decoder_depth;                            /* two-way transformer depth, 2 */
     int decoder_num_heads;                        /* 8 */
     int decoder_mlp_dim;                          /* 2048 */
+
+    /* Less common constructor arguments (added after the fields above; same meaning as Meta's). */
+    int neck_kernel_size, neck_stride, neck_padding; /* FpnNeck lateral convs: 1, 1, 0 */
+    bool neck_fpn_interp_nearest;                 /* fpn_interp_model: "nearest" (all Meta configs) or "bilinear" */
+    bool neck_fuse_avg;                           /* fuse_type "avg" instead of "sum" */
+    float mem_pos_temperature;                    /* memory encoder PositionEmbeddingSine: 10000 */
+    bool mem_pos_normalize;                       /* true */
+    int mask_ds_total_stride;                     /* MaskDownSampler total_stride: 16 */
+    bool fuser_input_projection;                  /* Fuser input_projection: adds fuser.proj (1x1 conv) */
+    int decoder_attn_downsample_rate;             /* two-way transformer cross attentions: 2 */
+    int prompt_mask_in_chans;                     /* prompt encoder mask_in_chans: 16 */
 } sam2d_model_config;
 
 /* Preset names: "sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large",
@@ -140,14 +152,60 @@ sam2d_status sam2d_config_validate(const sam2d_model_config *cfg);
 sam2d_status sam2d_config_check_checkpoint(const sam2d_model_config *cfg, const sam2d_checkpoint *ck);
 
 /* Guess the config from a checkpoint's tensor shapes (family, sizes, flags);
- * used when no YAML is given. Fails with a clear message when it cannot. */
+ * used when no YAML is given. Everything a shape tells is read from the shapes;
+ * the rest (num_heads, global attention blocks, window sizes, image_size, the
+ * inference switches) comes from the preset whose trunk has the same sizes and
+ * whose version (2.1: no_obj_embed_spatial / obj_ptr_tpos_proj present) fits.
+ * No such preset: SAM2D_ERR_NOT_FOUND, with *out still filled with the shape
+ * facts and SAM 2.x tiny guesses for the rest (good for `sam2d info`, not for
+ * running). Not a SAM 2 state dict: SAM2D_ERR_FORMAT. */
 sam2d_status sam2d_config_from_checkpoint(const sam2d_checkpoint *ck, sam2d_model_config *out);
 
 /* Human-readable family, e.g. "SAM 2.1 Hiera tiny-like (embed 96, 12 blocks)". */
 void sam2d_config_describe(const sam2d_model_config *cfg, char *buf, size_t len);
 
-/* Total parameters implied by the config (equals the checkpoint's when they match). */
+/* Total parameters implied by the config (equals the checkpoint's when they match).
+ * Registered buffers (the prompt encoder's random Fourier matrix) are not
+ * parameters, as in PyTorch's model.parameters(). -1 when the config is invalid. */
 int64_t sam2d_config_num_parameters(const sam2d_model_config *cfg);
+
+/* ---- Expected state dict -------------------------------------------------- */
+
+#define SAM2D_CONFIG_TENSOR_NAME_MAX 128
+
+typedef struct {
+    char name[SAM2D_CONFIG_TENSOR_NAME_MAX]; /* state-dict key, e.g. "image_encoder.trunk.pos_embed" */
+    int ndim;
+    int64_t shape[4];
+    bool buffer;                             /* a registered buffer, not a parameter */
+} sam2d_config_tensor;
+
+/* Every state-dict tensor of SAM2Base built from cfg, in PyTorch's state-dict
+ * order. *out is allocated by the library: free it with sam2d_config_tensors_free. */
+sam2d_status sam2d_config_tensors(const sam2d_model_config *cfg, sam2d_config_tensor **out, size_t *count);
+void sam2d_config_tensors_free(sam2d_config_tensor *tensors);
+
+/* Same check as sam2d_config_check_checkpoint on a plain tensor list (only
+ * name, ndim and shape are read), e.g. a safetensors header. */
+sam2d_status sam2d_config_check_tensors(const sam2d_model_config *cfg, const sam2d_tensor_info *tensors, size_t n);
+/* The full comparison, one problem per line: "missing NAME [shape]",
+ * "unexpected NAME [shape]", "shape NAME: config [..] checkpoint [..]" (buf may
+ * be NULL; truncated to len). Returns the number of problems (0: all match),
+ * or -1 when cfg is invalid. Use it where the error message (bounded) is not enough. */
+long sam2d_config_compare_tensors(const sam2d_model_config *cfg, const sam2d_tensor_info *tensors, size_t n, char *buf,
+                                  size_t len);
+/* Same inference as sam2d_config_from_checkpoint on a plain tensor list. */
+sam2d_status sam2d_config_from_tensors(const sam2d_tensor_info *tensors, size_t n, sam2d_model_config *out);
+
+/* True for state-dict names that are buffers rather than parameters. */
+bool sam2d_config_is_buffer_name(const char *name);
+
+/* Field-by-field comparison: the number of differing fields; their names
+ * (comma separated, truncated to len) go to buf when buf is not NULL. */
+int sam2d_config_diff(const sam2d_model_config *a, const sam2d_model_config *b, char *buf, size_t len);
+
+/* Print every field as "name: value" lines (for `sam2d info --verbose`). */
+void sam2d_config_print(const sam2d_model_config *cfg, FILE *f);
 
 #ifdef __cplusplus
 }
