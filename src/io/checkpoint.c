@@ -153,6 +153,7 @@ static float f16_to_f32(uint16_t h) {
 void sam2d_tensor_to_f32(const sam2d_tensor_info *t, float *dst) {
     size_t n = (size_t)t->numel;
     const uint8_t *src = t->data;
+    if (n == 0) return;
     switch (t->dtype) {
     case SAM2D_F32: memcpy(dst, src, n * sizeof(float)); break;
     case SAM2D_F16:

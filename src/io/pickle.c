@@ -168,7 +168,7 @@ static sam2d_status make_tuple(vm_t *vm, size_t base) {
     size_t n = vm->n_stack - base;
     SAM_TRY(grow((void **)&vm->pool, &vm->cap_pool, vm->n_pool + n, sizeof(uint32_t), (size_t)UINT32_MAX, "tuple items"));
     size_t first = vm->n_pool;
-    memcpy(vm->pool + first, vm->stack + base, n * sizeof(uint32_t));
+    if (n) memcpy(vm->pool + first, vm->stack + base, n * sizeof(uint32_t));
     vm->n_pool += n;
     vm->n_stack = base;
     pk_obj *o;
@@ -180,6 +180,7 @@ static sam2d_status make_tuple(vm_t *vm, size_t base) {
 
 /* Append items[0..n) to a list or dict object. */
 static sam2d_status extend_items(vm_t *vm, uint32_t target, const uint32_t *items, size_t n) {
+    if (n == 0) return SAM2D_OK;
     pk_obj *o = &vm->objs[target];
     size_t need = (size_t)o->n + n, cap = o->cap;
     void *arr = o->u.items;
