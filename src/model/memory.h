@@ -13,10 +13,17 @@
  * weights plus per-handle scratch; a handle must not be used by two threads at
  * once (create one per concurrent computation or serialise calls).
  *
- * Future (issue 7): the cross-attention K/V projections are plain linear calls
- * over whole memory frames (h*w rows each), so a caller could cache projected
- * K/V per stored memory frame and per layer and skip re-projecting them on
- * every frame. That entry point is not built yet. */
+ * Future (issue 7), not built yet: the cross-attention K/V projections are
+ * plain linear calls over whole memory frames (h*w rows each), so projected
+ * K/V could be cached per stored memory frame and per layer:
+ *  - V_l = v_proj_l(maskmem_f) depends on the frame only: cache as is.
+ *  - K_l = rope(k_proj_l(maskmem_f + pos_f + tpos_t)) where tpos_t (one row of
+ *    maskmem_tpos_enc, chosen by the frame's distance t to the current frame)
+ *    changes as tracking advances. k_proj and RoPE are linear, so cache
+ *    rope(k_proj_l(maskmem_f + pos_f)) (bias included) and add
+ *    rope(W_k,l . tpos_t) (a constant row rotated per position) per step.
+ *  - Object-pointer tokens are few: project them every step.
+ * The split sums round differently from the reference (about 1e-7 relative). */
 #ifndef SAM_MODEL_MEMORY_H
 #define SAM_MODEL_MEMORY_H
 
