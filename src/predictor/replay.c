@@ -262,9 +262,34 @@ static const json_t *find_result(const json_t *man, const char *tag) {
     return NULL;
 }
 
+
 static bool manifest_lists(const json_t *man, const char *rel) {
     return json_object_get(json_object_get(man, "files"), rel) != NULL ||
            json_object_get(json_object_get(man, "logical_name_to_file"), rel) != NULL;
+}
+
+/* The cached features as the reference stores them: (1, C, h, w) channels-first. */
+static sam2d_status write_features(const sam_replay_ctx *ctx, const sam2d_image_predictor *pred, const char *out_dir) {
+    const sam2d_model_config *cfg = sam2d_model_get_config(ctx->model);
+    const float *f[3];
+    SAM_TRY(sam2d_image_predictor_features(pred, &f[0], &f[1], &f[2]));
+    const char *names[3] = {"image/features_image_embed.npy", "image/features_high_res0.npy",
+                            "image/features_high_res1.npy"};
+    int e = cfg->image_size / cfg->backbone_stride;
+    int side[3] = {e, 4 * e, 2 * e}, ch[3] = {cfg->d_model, cfg->d_model / 8, cfg->d_model / 4};
+    for (int k = 0; k < 3; k++) {
+        if (!f[k] || !manifest_lists(ctx->manifest, names[k])) continue;
+        size_t hw = (size_t)side[k] * side[k];
+        float *cf = sam_malloc(hw * ch[k] * sizeof(float));
+        if (!cf) return SAM_ERR(SAM2D_ERR_NOMEM, "replay: out of memory");
+        for (size_t i = 0; i < hw; i++)
+            for (int c = 0; c < ch[k]; c++) cf[(size_t)c * hw + i] = f[k][i * ch[k] + c];
+        int64_t sh[4] = {1, ch[k], side[k], side[k]};
+        sam2d_status st = sam_replay_write_npy(out_dir, names[k], cf, 4, sh);
+        sam_free(cf);
+        SAM_TRY(st);
+    }
+    return SAM2D_OK;
 }
 
 sam2d_status sam_replay_image(sam_replay_ctx *ctx, const char *out_dir) {
@@ -311,6 +336,9 @@ sam2d_status sam_replay_image(sam_replay_ctx *ctx, const char *out_dir) {
             st = step_image(ctx, step, &rgb, &w, &h);
             if (st == SAM2D_OK) st = sam2d_image_predictor_set_image(pred, rgb, w, h);
             sam_free(rgb);
+            if (st != SAM2D_OK) break;
+            /* the first image's features, when the manifest lists them */
+            if (!have_image) st = write_features(ctx, pred, out_dir);
             if (st != SAM2D_OK) break;
             snprintf(cur_image, sizeof cur_image, "%s", key);
             have_image = true;
