@@ -1,0 +1,163 @@
+/* Video predictor sessions: SAM 2.1's SAM2VideoPredictor (12/2024 version,
+ * objects tracked independently) as a C state machine.
+ *
+ * A session owns one video (its frames resized once to S x S uint8) and all
+ * prompts, per-object outputs and the memory bank; the model is shared
+ * read-only by any number of sessions.
+ *
+ * Thread safety: one session = one thread at a time (the caller serialises
+ * calls on a session, e.g. with a per-session lock). sam2d_video_cancel() is
+ * the exception: it may be called from any thread while propagate runs.
+ * Different sessions may run concurrently on one model; they take turns in
+ * the model's modules, one frame step at a time.
+ *
+ * Coordinates are video pixels (x, y); masks and logits are at the video's
+ * resolution (H, W), row-major. Object ids are the caller's integers.
+ *
+ * Memory: per tracked frame and object the session keeps what the reference
+ * keeps: bf16 memory features (S/16)^2 * mem_dim * 2 bytes, float32 low-res
+ * logits (S/4)^2 * 4 bytes, the object pointer d_model * 4 bytes (+ ~64 bytes
+ * of bookkeeping). SAM 2.1 at 1024 px: 524288 + 262144 + 1024 = 787456 bytes
+ * (~769 KiB) per frame per object. Frames: 3 * S * S bytes each. */
+#ifndef SAM2D_VIDEO_PREDICTOR_H
+#define SAM2D_VIDEO_PREDICTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sam2d/model.h"
+#include "sam2d/sam2d.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sam2d_video_session sam2d_video_session;
+
+typedef struct {
+    int fill_hole_area;      /* -1: the model config's (SAM 2's build uses 8); 0 off */
+    int non_overlap_masks;   /* -1: the model config's; 0 off; 1 on */
+} sam2d_video_params;
+
+sam2d_video_params sam2d_video_default_params(void);
+
+/* Attach the video modules (memory encoder, memory attention, tracker) to a
+ * loaded model, reading their tensors from the checkpoint (the model keeps no
+ * checkpoint). Idempotent; needed once per model before sessions start,
+ * until the model builds them itself. Not thread-safe with sessions. */
+sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path);
+/* Free what attach built for this model (call before sam2d_model_free). */
+void sam2d_video_model_detach(sam2d_model *model);
+
+/* New session on num_frames RGB frames (each (frame_h, frame_w, 3) uint8).
+ * Frames that are not S x S are resized as SAM 2's loader does (Pillow bicubic,
+ * aspect not kept); frames already S x S are taken as they are. video_w/video_h
+ * is the resolution of prompts and outputs (the original video's). Frames are
+ * copied (3*S*S bytes each). */
+sam2d_status sam2d_video_session_create(sam2d_model *model, const uint8_t *const *frames, int num_frames,
+                                        int frame_w, int frame_h, int video_w, int video_h,
+                                        const sam2d_video_params *params, sam2d_video_session **out);
+void sam2d_video_session_free(sam2d_video_session *s);
+
+int sam2d_video_num_frames(const sam2d_video_session *s);
+int sam2d_video_width(const sam2d_video_session *s);
+int sam2d_video_height(const sam2d_video_session *s);
+
+/* Result of one frame: every object of the session, in obj_ids order.
+ * Buffers belong to the session and stay valid until its next call. */
+typedef struct {
+    int frame_idx;
+    int num_objects;
+    const int *obj_ids;          /* (num_objects) */
+    const float *logits;         /* (num_objects, H, W) video-resolution mask logits (> 0 = object) */
+    const float *object_scores;  /* (num_objects) object-presence logits (-1024 when an object has no output) */
+} sam2d_video_frame_result;
+
+/* add_new_points_or_box: points (n, 2) with labels (n) (1 positive, 0
+ * negative), and/or box (4: x0, y0, x1, y1; needs clear_old_points). A new
+ * obj_id creates the object. */
+sam2d_status sam2d_video_add_points(sam2d_video_session *s, int frame_idx, int obj_id, const float *points,
+                                    const int *labels, int n, const float *box, bool clear_old_points,
+                                    sam2d_video_frame_result *out);
+
+/* add_new_mask: mask (mask_h, mask_w) nonzero = object, any size (resized to
+ * S x S, antialiased bilinear, >= 0.5). */
+sam2d_status sam2d_video_add_mask(sam2d_video_session *s, int frame_idx, int obj_id, const uint8_t *mask,
+                                  int mask_h, int mask_w, sam2d_video_frame_result *out);
+
+/* Called once per propagated frame; return nonzero to stop (propagate then
+ * returns SAM2D_ERR_CANCELLED after the frames already done). */
+typedef int (*sam2d_video_frame_cb)(void *user, const sam2d_video_frame_result *r);
+
+/* propagate_in_video: start_frame < 0 = the first conditioning frame of any
+ * object; max_frames < 0 = the whole video. */
+sam2d_status sam2d_video_propagate(sam2d_video_session *s, int start_frame, bool reverse, int max_frames,
+                                   sam2d_video_frame_cb cb, void *user);
+
+/* Ask a running propagate to stop after the current frame (any thread). */
+void sam2d_video_cancel(sam2d_video_session *s);
+
+/* clear_all_prompts_in_frame for one object; out may be NULL. */
+sam2d_status sam2d_video_clear_prompts(sam2d_video_session *s, int frame_idx, int obj_id,
+                                       sam2d_video_frame_result *out);
+/* reset_state: forget every object, prompt and output (frames stay). */
+sam2d_status sam2d_video_reset(sam2d_video_session *s);
+/* remove_object: an unknown id is not an error; removing the last object resets. */
+sam2d_status sam2d_video_remove_object(sam2d_video_session *s, int obj_id);
+
+int sam2d_video_num_objects(const sam2d_video_session *s);
+/* (num_objects) ids in creation order; valid until the next call. */
+const int *sam2d_video_obj_ids(const sam2d_video_session *s);
+
+/* Bytes the session holds (frames, per-frame state, scratch, caches). */
+size_t sam2d_video_session_memory_bytes(const sam2d_video_session *s);
+
+/* The stored per-frame state of an object (the reference's output_dict entry),
+ * for dumps and tests. Pointers stay valid until the next call. pred_masks
+ * (S/4, S/4), obj_ptr (d_model), maskmem (h*w, mem_dim) bf16 or NULL.
+ * SAM2D_ERR_NOT_FOUND when the object has no stored output on that frame. */
+typedef struct {
+    bool is_cond;
+    bool tracked_reverse;
+    const float *pred_masks;
+    const float *obj_ptr;
+    const uint16_t *maskmem;
+    float object_score_logit;
+    int low_res;     /* S/4 */
+    int mem_tokens;  /* h*w */
+    int mem_dim;
+    int ptr_dim;
+} sam2d_video_frame_state;
+
+sam2d_status sam2d_video_get_state(const sam2d_video_session *s, int obj_id, int frame_idx,
+                                   sam2d_video_frame_state *out);
+
+/* remove_object that also reports, through cb, the consolidated output of
+ * every frame where the removed object had prompts (the reference's
+ * updated_frames). cb may be NULL. */
+sam2d_status sam2d_video_remove_object_ex(sam2d_video_session *s, int obj_id, sam2d_video_frame_cb cb, void *user);
+
+/* ---- replay of a golden folder's video scenario (`sam2d replay`) ----
+ * Reads <golden_dir>/manifest.json, runs its video_scenario in order (init
+ * from frames_resized_u8.npy when present, else from the JPEG folder video/),
+ * and writes every returned result to <out_dir>/out/<logical name>.npy and
+ * every state dump listed in the manifest to <out_dir>/state/... (the
+ * manifest's names and shapes). out_dir NULL: run without writing. */
+typedef struct {
+    int steps;            /* scenario calls run */
+    int results;          /* result arrays produced */
+    int states;           /* state arrays produced */
+    int mismatched;       /* results whose frame / objects differ from the manifest's */
+} sam2d_replay_video_stats;
+
+sam2d_status sam_replay_video(sam2d_model *model, const char *golden_dir, const char *out_dir,
+                              sam2d_replay_video_stats *stats);
+/* Same on an existing session holding that video (tests use fake engines). */
+sam2d_status sam_replay_video_session(sam2d_video_session *s, const char *golden_dir, const char *out_dir,
+                                      sam2d_replay_video_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,756 @@
+#include "model/track.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "model/bf16.h"
+
+struct sam_track {
+    const sam2d_model_config *cfg;
+    sam2d_model_config cfg_copy;
+    sam_backend *be;
+    sam_heads *heads;               /* shared, not owned */
+    sam_memory_encoder *menc;       /* shared, not owned */
+    sam_memory_attention *mattn;    /* shared, not owned */
+    int S, C, D, L, h, w, hw;
+
+    /* own weights (sam_malloc'd) */
+    float *maskmem_tpos_enc;        /* (num_maskmem, D) */
+    float *no_mem_embed;            /* (C) */
+    float *no_mem_pos_enc;          /* (C) */
+    float *no_obj_ptr;              /* (C) or NULL */
+    float *ptr_proj_w[3];           /* (C, C) each; one layer when not an MLP */
+    float *ptr_proj_b[3];           /* (C) each */
+    int ptr_proj_layers;            /* 0 (identity), 1 or 3 */
+    float *tpos_proj_w;             /* (D, C) or NULL (identity) */
+    float *tpos_proj_b;             /* (D) */
+    float *no_obj_embed_spatial;    /* (D) or NULL */
+    float *mask_ds_w;               /* (4, 4) mask_downsample conv, or NULL */
+    float mask_ds_b;
+    size_t weight_bytes;
+
+    /* scratch, reserved at create (memory grows once when more cond frames come) */
+    float *pix;                     /* (hw, C) conditioned features */
+    float *memory, *memory_pos;     /* (mem_cap, D) */
+    int64_t mem_cap;                /* rows */
+    float *maskmem_pos;             /* (hw, D) constant sine encoding of the memory */
+    bool have_maskmem_pos;
+    float *sparse;                  /* (sparse_cap, C) */
+    float *coords;                  /* (sparse_cap, 2) */
+    int *labels;                    /* (sparse_cap) */
+    int sparse_cap;
+    float *dense;                   /* (hw, C) */
+    float *dec_masks;               /* (4, L, L) */
+    float *dec_iou;                 /* (4) */
+    float *dec_tokens;              /* (4, C) */
+    float *high_res;                /* (S, S) */
+    float *mask_mem;                /* (S, S) mask fed to the memory encoder */
+    float *low_from_mask;           /* (L, L) */
+    float *mem_feat, *mem_pos;      /* (hw, D) memory encoder outputs */
+    float *mlp_a, *mlp_b;           /* (C) */
+    float *tpos_in;                 /* (ptr_cap, C) sine inputs */
+    float *tpos_out;                /* (ptr_cap, D) */
+    float *pos_f;                   /* (ptr_cap) */
+    sam_mem_pick *mem_pick;         /* (pick_cap) */
+    sam_ptr_pick *ptr_pick;         /* (pick_cap) */
+    int pick_cap;
+    size_t scratch_bytes;
+};
+
+/* ---------------- selection (pure) ---------------- */
+
+static int floor_div(int a, int b) {
+    int q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+static bool in_list(const sam_mem_pick *m, int n, int frame) {
+    for (int i = 0; i < n; i++)
+        if (m[i].frame == frame) return true;
+    return false;
+}
+
+void sam_track_select(const sam2d_model_config *cfg, const sam_track_bank *bank, int f, bool reverse,
+                      sam_mem_pick *mem, int *n_mem, sam_ptr_pick *ptr, int *n_ptr) {
+    const int T = bank->num_frames;
+    const int nm = cfg->num_maskmem;
+    int nsel = 0;
+    /* select_closest_cond_frames: every cond frame, unless a limit is set */
+    const int maxc = cfg->max_cond_frames_in_attn;
+    const bool all = maxc == -1 || bank->n_cond <= maxc;
+    if (all) {
+        for (int i = 0; i < bank->n_cond; i++) mem[nsel++] = (sam_mem_pick){bank->cond_frames[i], 0, nm - 1, true};
+    } else {
+        int before = -1, after = -1;
+        for (int i = 0; i < bank->n_cond; i++) {
+            int t = bank->cond_frames[i];
+            if (t < f && (before < 0 || t > before)) before = t;
+            if (t >= f && (after < 0 || t < after)) after = t;
+        }
+        if (before >= 0) mem[nsel++] = (sam_mem_pick){before, 0, nm - 1, true};
+        if (after >= 0) mem[nsel++] = (sam_mem_pick){after, 0, nm - 1, true};
+        /* then the nearest others; a stable choice over insertion order (Python's sorted) */
+        while (nsel < maxc) {
+            int best = -1, bestd = 0;
+            for (int i = 0; i < bank->n_cond; i++) {
+                int t = bank->cond_frames[i];
+                if (in_list(mem, nsel, t)) continue;
+                int d = abs(t - f);
+                if (best < 0 || d < bestd) {
+                    best = t;
+                    bestd = d;
+                }
+            }
+            if (best < 0) break;
+            mem[nsel++] = (sam_mem_pick){best, 0, nm - 1, true};
+        }
+    }
+#define UNSELECTED(t) (!all && bank->cond[(t)] && !in_list(mem, nsel, (t)))
+    int nmem = nsel;
+    const int stride = cfg->memory_temporal_stride_for_eval > 0 ? cfg->memory_temporal_stride_for_eval : 1;
+    for (int t_pos = 1; t_pos < nm; t_pos++) {
+        int t_rel = nm - t_pos;
+        int prev;
+        if (t_rel == 1) {
+            prev = reverse ? f + t_rel : f - t_rel;
+        } else if (!reverse) {
+            prev = floor_div(f - 2, stride) * stride - (t_rel - 2) * stride;
+        } else {
+            prev = -floor_div(-(f + 2), stride) * stride + (t_rel - 2) * stride;
+        }
+        if (prev < 0 || prev >= T) continue;
+        if (bank->non_cond[prev]) mem[nmem++] = (sam_mem_pick){prev, t_pos, nm - t_pos - 1, false};
+        else if (UNSELECTED(prev)) mem[nmem++] = (sam_mem_pick){prev, t_pos, nm - t_pos - 1, true};
+    }
+    *n_mem = nmem;
+
+    int np = 0;
+    if (cfg->use_obj_ptrs_in_encoder) {
+        int max_ptrs = T < cfg->max_obj_ptrs_in_encoder ? T : cfg->max_obj_ptrs_in_encoder;
+        const int sign = reverse ? -1 : 1;
+        for (int i = 0; i < nsel; i++) {
+            int t = mem[i].frame;
+            if (cfg->only_obj_ptrs_in_the_past_for_eval && (reverse ? t < f : t > f)) continue;
+            int pos = cfg->use_signed_tpos_enc_to_obj_ptrs ? (f - t) * sign : abs(f - t);
+            ptr[np++] = (sam_ptr_pick){t, pos, true};
+        }
+        for (int d = 1; d < max_ptrs && np < nsel + SAM_TRACK_MAX_PTRS; d++) {
+            int t = reverse ? f + d : f - d;
+            if (t < 0 || t >= T) break;
+            if (bank->non_cond[t]) ptr[np++] = (sam_ptr_pick){t, d, false};
+            else if (UNSELECTED(t)) ptr[np++] = (sam_ptr_pick){t, d, true};
+        }
+    }
+#undef UNSELECTED
+    *n_ptr = np;
+}
+
+void sam_get_1d_sine_pe(const float *pos, int n, int dim, float *out) {
+    const int pe = dim / 2;
+    for (int j = 0; j < pe; j++) {
+        /* same float32 steps as the reference: (2 * floor(j/2)) / pe, then 10000^x */
+        float e = (2.0f * (float)(j / 2)) / (float)pe;
+        float dim_t = powf(10000.0f, e);
+        for (int i = 0; i < n; i++) {
+            float v = pos[i] / dim_t;
+            out[(int64_t)i * dim + j] = sinf(v);
+            out[(int64_t)i * dim + pe + j] = cosf(v);
+        }
+    }
+}
+
+/* ---------------- create / free ---------------- */
+
+static sam2d_status load_f32(const sam2d_checkpoint *ck, const char *name, int64_t numel, bool optional,
+                             float **dst, size_t *bytes) {
+    *dst = NULL;
+    const sam2d_tensor_info *ti = sam2d_checkpoint_find(ck, name);
+    if (!ti) {
+        if (optional) return SAM2D_OK;
+        return SAM_ERR(SAM2D_ERR_MISMATCH, "checkpoint lacks %s", name);
+    }
+    if (ti->numel != numel)
+        return SAM_ERR(SAM2D_ERR_MISMATCH, "%s has %lld values, expected %lld", name, (long long)ti->numel,
+                       (long long)numel);
+    *dst = sam_malloc((size_t)numel * sizeof(float));
+    if (!*dst) return SAM_ERR(SAM2D_ERR_NOMEM, "loading %s", name);
+    sam2d_tensor_to_f32(ti, *dst);
+    *bytes += (size_t)numel * sizeof(float);
+    return SAM2D_OK;
+}
+
+static void *scratch_alloc(sam_track *t, size_t bytes) {
+    t->scratch_bytes += bytes;
+    return sam_calloc(1, bytes ? bytes : 1);
+}
+
+static sam2d_status reserve_memory_rows(sam_track *t, int64_t rows) {
+    if (rows <= t->mem_cap) return SAM2D_OK;
+    float *m = sam_realloc(t->memory, (size_t)rows * t->D * sizeof(float));
+    if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "memory bank scratch (%lld rows)", (long long)rows);
+    t->memory = m;
+    float *p = sam_realloc(t->memory_pos, (size_t)rows * t->D * sizeof(float));
+    if (!p) return SAM_ERR(SAM2D_ERR_NOMEM, "memory bank scratch (%lld rows)", (long long)rows);
+    t->memory_pos = p;
+    t->scratch_bytes += (size_t)(rows - t->mem_cap) * t->D * 2 * sizeof(float);
+    t->mem_cap = rows;
+    return SAM2D_OK;
+}
+
+static sam2d_status reserve_picks(sam_track *t, int n_cond) {
+    int need = n_cond + t->cfg->num_maskmem + SAM_TRACK_MAX_PTRS + 1;
+    if (need <= t->pick_cap) return SAM2D_OK;
+    sam_mem_pick *m = sam_realloc(t->mem_pick, (size_t)need * sizeof(*m));
+    if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
+    t->mem_pick = m;
+    sam_ptr_pick *p = sam_realloc(t->ptr_pick, (size_t)need * sizeof(*p));
+    if (!p) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
+    t->ptr_pick = p;
+    float *a = sam_realloc(t->tpos_in, (size_t)need * t->C * sizeof(float));
+    if (!a) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
+    t->tpos_in = a;
+    float *b = sam_realloc(t->tpos_out, (size_t)need * t->C * sizeof(float));
+    if (!b) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
+    t->tpos_out = b;
+    float *c = sam_realloc(t->pos_f, (size_t)need * sizeof(float));
+    if (!c) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
+    t->pos_f = c;
+    t->pick_cap = need;
+    return SAM2D_OK;
+}
+
+static sam2d_status reserve_sparse(sam_track *t, int n) {
+    if (n <= t->sparse_cap) return SAM2D_OK;
+    float *s = sam_realloc(t->sparse, (size_t)n * t->C * sizeof(float));
+    if (!s) return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
+    t->sparse = s;
+    float *c = sam_realloc(t->coords, (size_t)n * 2 * sizeof(float));
+    if (!c) return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
+    t->coords = c;
+    int *l = sam_realloc(t->labels, (size_t)n * sizeof(int));
+    if (!l) return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
+    t->labels = l;
+    t->sparse_cap = n;
+    return SAM2D_OK;
+}
+
+void sam_track_free(sam_track *t) {
+    if (!t) return;
+    float *own[] = {t->maskmem_tpos_enc, t->no_mem_embed, t->no_mem_pos_enc, t->no_obj_ptr, t->ptr_proj_w[0],
+                    t->ptr_proj_w[1], t->ptr_proj_w[2], t->ptr_proj_b[0], t->ptr_proj_b[1], t->ptr_proj_b[2],
+                    t->tpos_proj_w, t->tpos_proj_b, t->no_obj_embed_spatial, t->mask_ds_w, t->pix, t->memory,
+                    t->memory_pos, t->maskmem_pos, t->sparse, t->coords, t->dense, t->dec_masks, t->dec_iou,
+                    t->dec_tokens, t->high_res, t->mask_mem, t->low_from_mask, t->mem_feat, t->mem_pos, t->mlp_a,
+                    t->mlp_b, t->tpos_in, t->tpos_out, t->pos_f};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) sam_free(own[i]);
+    sam_free(t->labels);
+    sam_free(t->mem_pick);
+    sam_free(t->ptr_pick);
+    sam_free(t);
+}
+
+sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
+                              sam_heads *heads, sam_memory_encoder *menc, sam_memory_attention *mattn,
+                              sam_track **out) {
+    *out = NULL;
+    if (cfg->image_size <= 0 || cfg->backbone_stride <= 0 || cfg->image_size % cfg->backbone_stride ||
+        cfg->image_size % 4 || cfg->d_model <= 0 || cfg->mem_dim <= 0 || cfg->d_model % cfg->mem_dim)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "tracker: inconsistent sizes (image %d, stride %d, C %d, mem_dim %d)",
+                       cfg->image_size, cfg->backbone_stride, cfg->d_model, cfg->mem_dim);
+    if (cfg->num_maskmem < 0 || cfg->num_maskmem > 30)
+        return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "tracker: num_maskmem %d", cfg->num_maskmem);
+    sam_track *t = sam_calloc(1, sizeof(*t));
+    if (!t) return SAM_ERR(SAM2D_ERR_NOMEM, "tracker");
+    t->cfg_copy = *cfg;
+    t->cfg = &t->cfg_copy;
+    t->be = be;
+    t->heads = heads;
+    t->menc = menc;
+    t->mattn = mattn;
+    t->S = cfg->image_size;
+    t->C = cfg->d_model;
+    t->D = cfg->mem_dim;
+    t->L = cfg->image_size / 4;
+    t->h = t->w = cfg->image_size / cfg->backbone_stride;
+    t->hw = t->h * t->w;
+    const int C = t->C, D = t->D;
+    size_t *wb = &t->weight_bytes;
+    sam2d_status st = SAM2D_OK;
+#define LOAD(dst, name, n, opt) \
+    if (st == SAM2D_OK) st = load_f32(ck, name, n, opt, &(dst), wb)
+    if (cfg->num_maskmem > 0) LOAD(t->maskmem_tpos_enc, "maskmem_tpos_enc", (int64_t)cfg->num_maskmem * D, false);
+    LOAD(t->no_mem_embed, "no_mem_embed", C, false);
+    LOAD(t->no_mem_pos_enc, "no_mem_pos_enc", C, true);
+    if (cfg->pred_obj_scores && cfg->use_obj_ptrs_in_encoder) LOAD(t->no_obj_ptr, "no_obj_ptr", C, false);
+    if (cfg->use_obj_ptrs_in_encoder) {
+        if (cfg->use_mlp_for_obj_ptr_proj) {
+            t->ptr_proj_layers = 3;
+            char name[64];
+            for (int i = 0; i < 3; i++) {
+                snprintf(name, sizeof(name), "obj_ptr_proj.layers.%d.weight", i);
+                LOAD(t->ptr_proj_w[i], name, (int64_t)C * C, false);
+                snprintf(name, sizeof(name), "obj_ptr_proj.layers.%d.bias", i);
+                LOAD(t->ptr_proj_b[i], name, C, false);
+            }
+        } else {
+            t->ptr_proj_layers = 1;
+            LOAD(t->ptr_proj_w[0], "obj_ptr_proj.weight", (int64_t)C * C, false);
+            LOAD(t->ptr_proj_b[0], "obj_ptr_proj.bias", C, false);
+        }
+        float *mw = NULL, *mb = NULL;
+        LOAD(mw, "mask_downsample.weight", 16, false);
+        LOAD(mb, "mask_downsample.bias", 1, false);
+        t->mask_ds_w = mw;
+        if (mb) {
+            t->mask_ds_b = mb[0];
+            sam_free(mb);
+        }
+    }
+    if (cfg->proj_tpos_enc_in_obj_ptrs) {
+        LOAD(t->tpos_proj_w, "obj_ptr_tpos_proj.weight", (int64_t)D * C, false);
+        LOAD(t->tpos_proj_b, "obj_ptr_tpos_proj.bias", D, false);
+    }
+    if (cfg->no_obj_embed_spatial) LOAD(t->no_obj_embed_spatial, "no_obj_embed_spatial", D, false);
+#undef LOAD
+    if (st != SAM2D_OK) {
+        sam_track_free(t);
+        return st;
+    }
+    const int64_t hw = t->hw, S = t->S, L = t->L;
+    t->pix = scratch_alloc(t, (size_t)hw * C * sizeof(float));
+    t->maskmem_pos = scratch_alloc(t, (size_t)hw * D * sizeof(float));
+    t->dense = scratch_alloc(t, (size_t)hw * C * sizeof(float));
+    t->dec_masks = scratch_alloc(t, (size_t)4 * L * L * sizeof(float));
+    t->dec_iou = scratch_alloc(t, 4 * sizeof(float));
+    t->dec_tokens = scratch_alloc(t, (size_t)4 * C * sizeof(float));
+    t->high_res = scratch_alloc(t, (size_t)S * S * sizeof(float));
+    t->mask_mem = scratch_alloc(t, (size_t)S * S * sizeof(float));
+    t->low_from_mask = scratch_alloc(t, (size_t)L * L * sizeof(float));
+    t->mem_feat = scratch_alloc(t, (size_t)hw * D * sizeof(float));
+    t->mem_pos = scratch_alloc(t, (size_t)hw * D * sizeof(float));
+    t->mlp_a = scratch_alloc(t, (size_t)C * sizeof(float));
+    t->mlp_b = scratch_alloc(t, (size_t)C * sizeof(float));
+    if (!t->pix || !t->maskmem_pos || !t->dense || !t->dec_masks || !t->dec_iou || !t->dec_tokens || !t->high_res ||
+        !t->mask_mem || !t->low_from_mask || !t->mem_feat || !t->mem_pos || !t->mlp_a || !t->mlp_b) {
+        sam_track_free(t);
+        return SAM_ERR(SAM2D_ERR_NOMEM, "tracker scratch");
+    }
+    /* the usual bank: one cond frame + num_maskmem-1 previous frames + pointers */
+    int64_t rows = (int64_t)(cfg->num_maskmem > 0 ? cfg->num_maskmem : 1) * hw +
+                   (int64_t)(cfg->max_obj_ptrs_in_encoder + 1) * (C / D);
+    if ((st = reserve_memory_rows(t, rows)) != SAM2D_OK || (st = reserve_picks(t, 4)) != SAM2D_OK ||
+        (st = reserve_sparse(t, 8)) != SAM2D_OK) {
+        sam_track_free(t);
+        return st;
+    }
+    *out = t;
+    return SAM2D_OK;
+}
+
+size_t sam_track_weight_bytes(const sam_track *t) { return t->weight_bytes; }
+size_t sam_track_scratch_bytes(const sam_track *t) { return t->scratch_bytes; }
+
+/* ---------------- heads wrapper ---------------- */
+
+/* obj_ptr_proj: Linear or 3-layer MLP with ReLU between layers. */
+static void project_ptr(sam_track *t, const float *tok, float *dst) {
+    const int C = t->C;
+    if (t->ptr_proj_layers == 0) {
+        memcpy(dst, tok, (size_t)C * sizeof(float));
+        return;
+    }
+    if (t->ptr_proj_layers == 1) {
+        t->be->linear(t->be, dst, tok, t->ptr_proj_w[0], t->ptr_proj_b[0], 1, C, C);
+        return;
+    }
+    t->be->linear(t->be, t->mlp_a, tok, t->ptr_proj_w[0], t->ptr_proj_b[0], 1, C, C);
+    t->be->relu(t->be, t->mlp_a, t->mlp_a, C);
+    t->be->linear(t->be, t->mlp_b, t->mlp_a, t->ptr_proj_w[1], t->ptr_proj_b[1], 1, C, C);
+    t->be->relu(t->be, t->mlp_b, t->mlp_b, C);
+    t->be->linear(t->be, dst, t->mlp_b, t->ptr_proj_w[2], t->ptr_proj_b[2], 1, C, C);
+}
+
+/* Presence handling of obj_ptr: lambda * ptr (fixed_no_obj_ptr) + (1 - lambda) * no_obj_ptr. */
+static void apply_presence(sam_track *t, float *ptr, float lambda) {
+    const sam2d_model_config *cfg = t->cfg;
+    if (!cfg->pred_obj_scores || !t->no_obj_ptr) return;
+    for (int i = 0; i < t->C; i++) {
+        float v = ptr[i];
+        if (cfg->fixed_no_obj_ptr) v = lambda * v;
+        ptr[i] = v + (1.0f - lambda) * t->no_obj_ptr[i];
+    }
+}
+
+typedef struct {
+    float *low_res;      /* (L, L) selected mask (points into dec_masks) */
+    float score;
+    int best;
+} heads_result;
+
+/* _forward_sam_heads for batch 1. coords/labels: the user's points (n may be 0,
+ * has_points false = the reference's "no point_inputs": one padding point);
+ * mask_lowres (L, L) or NULL. obj_ptr (C) written. */
+static sam2d_status forward_heads(sam_track *t, const float *feat, const sam_track_feats *f, const float *coords,
+                                  const int *labels, int n, bool has_points, const float *mask_lowres,
+                                  bool multimask, float *obj_ptr, heads_result *r, sam_track_step_out *diag) {
+    const sam2d_model_config *cfg = t->cfg;
+    const int C = t->C;
+    const int64_t LL = (int64_t)t->L * t->L;
+    int np = has_points ? n : 1;
+    SAM_TRY(reserve_sparse(t, np + 1));
+    if (has_points) {
+        memcpy(t->coords, coords, (size_t)n * 2 * sizeof(float));
+        memcpy(t->labels, labels, (size_t)n * sizeof(int));
+    } else {
+        t->coords[0] = t->coords[1] = 0.0f;
+        t->labels[0] = -1;
+    }
+    /* boxes are passed as points, so the prompt encoder always appends a padding point */
+    t->coords[2 * np] = t->coords[2 * np + 1] = 0.0f;
+    t->labels[np] = -1;
+    SAM_TRY(sam_prompt_encode(t->heads, t->coords, t->labels, np + 1, mask_lowres, t->sparse, t->dense));
+    sam_decoder_out d = {.masks = t->dec_masks, .iou = t->dec_iou, .sam_tokens = t->dec_tokens};
+    SAM_TRY(sam_mask_decode(t->heads, feat, f->high_res0, f->high_res1, t->sparse, np + 1, t->dense, multimask, &d));
+    const bool appearing = d.object_score_logit > 0.0f;
+    if (cfg->pred_obj_scores && !appearing)
+        for (int64_t i = 0; i < (int64_t)d.num_masks * LL; i++) t->dec_masks[i] = SAM_NO_OBJ_SCORE;
+    int best = 0;
+    if (multimask) /* argmax: the first of equal maxima, as torch */
+        for (int i = 1; i < d.num_masks; i++)
+            if (d.iou[i] > d.iou[best]) best = i;
+    const float *tok = t->dec_tokens;
+    if (multimask && cfg->use_multimask_token_for_obj_ptr) tok = t->dec_tokens + (int64_t)best * C;
+    project_ptr(t, tok, obj_ptr);
+    if (cfg->pred_obj_scores) {
+        float lambda = cfg->soft_no_obj_ptr ? 1.0f / (1.0f + expf(-d.object_score_logit)) : (appearing ? 1.0f : 0.0f);
+        apply_presence(t, obj_ptr, lambda);
+    }
+    r->low_res = t->dec_masks + (int64_t)best * LL;
+    r->score = cfg->pred_obj_scores ? d.object_score_logit : 10.0f; /* no score head: always present */
+    r->best = best;
+    if (diag) {
+        diag->num_masks = d.num_masks;
+        diag->multimask = multimask;
+        for (int i = 0; i < d.num_masks && i < 4; i++) diag->ious[i] = d.iou[i];
+    }
+    return SAM2D_OK;
+}
+
+/* ---------------- memory conditioning ---------------- */
+
+static sam2d_status prepare_memory_conditioned(sam_track *t, const sam_track_feats *f, const sam_track_bank *bank,
+                                               int frame, bool init_cond, bool reverse, const float **feat_out,
+                                               sam_track_step_out *diag) {
+    const sam2d_model_config *cfg = t->cfg;
+    const int C = t->C, D = t->D;
+    const int64_t hw = t->hw;
+    if (cfg->num_maskmem == 0) {
+        *feat_out = f->vision_feat;
+        return SAM2D_OK;
+    }
+    if (init_cond) {
+        if (!cfg->directly_add_no_mem_embed)
+            return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "tracker: directly_add_no_mem_embed=false is not supported");
+        t->be->add_row(t->be, t->pix, f->vision_feat, t->no_mem_embed, hw, C);
+        *feat_out = t->pix;
+        return SAM2D_OK;
+    }
+    if (bank->n_cond <= 0) return SAM_ERR(SAM2D_ERR_STATE, "tracking frame %d without any conditioning frame", frame);
+    SAM_TRY(reserve_picks(t, bank->n_cond));
+    int n_mem = 0, n_ptr = 0;
+    sam_track_select(cfg, bank, frame, reverse, t->mem_pick, &n_mem, t->ptr_pick, &n_ptr);
+    const int split = C / D; /* tokens per pointer */
+    int64_t rows = (int64_t)n_mem * hw + (int64_t)n_ptr * split;
+    SAM_TRY(reserve_memory_rows(t, rows));
+    if (!t->have_maskmem_pos && n_mem > 0)
+        return SAM_ERR(SAM2D_ERR_STATE, "tracker: memory position encoding unknown (no memory encoded yet)");
+    for (int i = 0; i < n_mem; i++) {
+        const sam_mem_pick *p = &t->mem_pick[i];
+        const sam_frame_state *s = p->cond ? bank->cond[p->frame] : bank->non_cond[p->frame];
+        if (!s || !s->maskmem) return SAM_ERR(SAM2D_ERR_STATE, "memory of frame %d was never encoded", p->frame);
+        float *m = t->memory + (int64_t)i * hw * D;
+        float *mp = t->memory_pos + (int64_t)i * hw * D;
+        sam_bf16_to_f32_array(m, s->maskmem, (size_t)hw * D); /* stored bf16, attended in float32 */
+        t->be->add_row(t->be, mp, t->maskmem_pos, t->maskmem_tpos_enc + (int64_t)p->tpos_index * D, hw, D);
+    }
+    if (n_ptr > 0) {
+        float *m = t->memory + (int64_t)n_mem * hw * D;
+        float *mp = t->memory_pos + (int64_t)n_mem * hw * D;
+        for (int i = 0; i < n_ptr; i++) {
+            const sam_ptr_pick *p = &t->ptr_pick[i];
+            const sam_frame_state *s = p->cond ? bank->cond[p->frame] : bank->non_cond[p->frame];
+            /* a C-dim pointer becomes C/D tokens of D (reshape + permute of the reference) */
+            memcpy(m + (int64_t)i * C, s->obj_ptr, (size_t)C * sizeof(float));
+        }
+        if (cfg->add_tpos_enc_to_obj_ptrs) {
+            int max_ptrs = bank->num_frames < cfg->max_obj_ptrs_in_encoder ? bank->num_frames
+                                                                           : cfg->max_obj_ptrs_in_encoder;
+            float t_diff_max = (float)(max_ptrs - 1);
+            const int tdim = cfg->proj_tpos_enc_in_obj_ptrs ? C : D;
+            for (int i = 0; i < n_ptr; i++) t->pos_f[i] = (float)t->ptr_pick[i].pos / t_diff_max;
+            sam_get_1d_sine_pe(t->pos_f, n_ptr, tdim, t->tpos_in);
+            const float *pe = t->tpos_in;
+            if (cfg->proj_tpos_enc_in_obj_ptrs) {
+                t->be->linear(t->be, t->tpos_out, t->tpos_in, t->tpos_proj_w, t->tpos_proj_b, n_ptr, D, C);
+                pe = t->tpos_out;
+            }
+            for (int i = 0; i < n_ptr; i++)
+                for (int k = 0; k < split; k++)
+                    memcpy(mp + ((int64_t)i * split + k) * D, pe + (int64_t)i * D, (size_t)D * sizeof(float));
+        } else {
+            memset(mp, 0, (size_t)n_ptr * split * D * sizeof(float));
+        }
+    }
+    const int n_tok = n_ptr * split;
+    SAM_TRY(sam_memory_attention_forward(t->mattn, f->vision_feat, f->vision_pos, t->memory, t->memory_pos,
+                                         (int)rows, n_tok, t->h, t->w, t->pix));
+    *feat_out = t->pix;
+    if (diag) {
+        diag->n_mem = n_mem < 32 ? n_mem : 32;
+        for (int i = 0; i < diag->n_mem; i++) diag->mem[i] = t->mem_pick[i];
+        diag->n_ptr = n_ptr < SAM_TRACK_MAX_PTRS ? n_ptr : SAM_TRACK_MAX_PTRS;
+        for (int i = 0; i < diag->n_ptr; i++) diag->ptr[i] = t->ptr_pick[i];
+        diag->num_obj_ptr_tokens = n_tok;
+        diag->memory_tokens = (int)rows;
+    }
+    return SAM2D_OK;
+}
+
+/* ---------------- memory encoding ---------------- */
+
+sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats *f, const float *high_res,
+                                             float score, bool is_mask_from_pts, uint16_t *maskmem,
+                                             float *mask_for_mem_tap) {
+    const sam2d_model_config *cfg = t->cfg;
+    const int64_t SS = (int64_t)t->S * t->S, hw = t->hw;
+    const int D = t->D;
+    float *m = t->mask_mem;
+    if (cfg->binarize_mask_from_pts_for_mem_enc && is_mask_from_pts) {
+        for (int64_t i = 0; i < SS; i++) m[i] = high_res[i] > 0.0f ? 1.0f : 0.0f;
+    } else {
+        t->be->sigmoid(t->be, m, high_res, SS);
+    }
+    /* scale then bias, two float32 steps as the reference */
+    if (cfg->sigmoid_scale_for_mem_enc != 1.0f)
+        for (int64_t i = 0; i < SS; i++) m[i] = m[i] * cfg->sigmoid_scale_for_mem_enc;
+    if (cfg->sigmoid_bias_for_mem_enc != 0.0f)
+        for (int64_t i = 0; i < SS; i++) m[i] = m[i] + cfg->sigmoid_bias_for_mem_enc;
+    if (mask_for_mem_tap) memcpy(mask_for_mem_tap, m, (size_t)SS * sizeof(float));
+    SAM_TRY(sam_memory_encoder_forward(t->menc, f->vision_feat, m, t->mem_feat, t->mem_pos));
+    if (!t->have_maskmem_pos) {
+        /* the encoder's position encoding only depends on the size: keep the first */
+        memcpy(t->maskmem_pos, t->mem_pos, (size_t)hw * D * sizeof(float));
+        t->have_maskmem_pos = true;
+    }
+    if (t->no_obj_embed_spatial && !(score > 0.0f))
+        t->be->add_row(t->be, t->mem_feat, t->mem_feat, t->no_obj_embed_spatial, hw, D);
+    sam_f32_to_bf16_array(maskmem, t->mem_feat, (size_t)hw * D);
+    return SAM2D_OK;
+}
+
+sam2d_status sam_track_encode_memory(sam_track *t, const sam_track_feats *f, const float *pred_masks_lowres,
+                                     float score, bool is_mask_from_pts, uint16_t *maskmem) {
+    t->be->resize_bilinear(t->be, t->high_res, pred_masks_lowres, 1, t->L, t->L, t->S, t->S, false);
+    return sam_track_encode_memory_highres(t, f, t->high_res, score, is_mask_from_pts, maskmem, NULL);
+}
+
+/* ---------------- track_step ---------------- */
+
+static bool use_multimask(const sam2d_model_config *cfg, bool init_cond, bool has_points, int n_points) {
+    int num_pts = has_points ? n_points : 0;
+    return cfg->multimask_output_in_sam && (init_cond || cfg->multimask_output_for_tracking) &&
+           cfg->multimask_min_pt_num <= num_pts && num_pts <= cfg->multimask_max_pt_num;
+}
+
+sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_track_bank *bank,
+                            const sam_track_step_in *in, sam_track_step_out *out) {
+    const sam2d_model_config *cfg = t->cfg;
+    const int S = t->S, L = t->L;
+    const int64_t LL = (int64_t)L * L, SS = (int64_t)S * S;
+    out->n_mem = out->n_ptr = out->num_obj_ptr_tokens = out->memory_tokens = 0;
+    out->num_masks = 0;
+    out->multimask = false;
+    const bool has_points = in->has_points && in->n_points >= 0;
+    if (in->mask_input && has_points) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "track step: points and mask together");
+    const float *high_res = NULL; /* (S, S) mask for the memory encoder */
+    if (in->mask_input && cfg->use_mask_input_as_output_without_sam) {
+        /* _use_mask_as_output: the mask itself becomes the output, SAM only gives obj_ptr */
+        for (int64_t i = 0; i < SS; i++) t->high_res[i] = in->mask_input[i] * 20.0f + -10.0f;
+        high_res = t->high_res;
+        t->be->resize_bilinear(t->be, out->pred_masks, t->high_res, 1, S, S, L, L, true);
+        bool any = false;
+        for (int64_t i = 0; i < SS && !any; i++) any = in->mask_input[i] > 0.0f;
+        const float lambda = any ? 1.0f : 0.0f;
+        if (cfg->use_obj_ptrs_in_encoder) {
+            /* mask_downsample: a 4x4 stride-4 conv from (S, S) to (L, L) */
+            const float *w = t->mask_ds_w;
+            for (int y = 0; y < L; y++)
+                for (int x = 0; x < L; x++) {
+                    float acc = 0.0f;
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            acc += w[i * 4 + j] * in->mask_input[(int64_t)(4 * y + i) * S + 4 * x + j];
+                    t->low_from_mask[(int64_t)y * L + x] = acc + t->mask_ds_b;
+                }
+            heads_result r;
+            SAM_TRY(forward_heads(t, f->vision_feat, f, NULL, NULL, 0, false, t->low_from_mask, false, out->obj_ptr,
+                                  &r, NULL));
+        } else {
+            memset(out->obj_ptr, 0, (size_t)t->C * sizeof(float));
+        }
+        apply_presence(t, out->obj_ptr, lambda);
+        out->object_score_logit = 20.0f * lambda + -10.0f;
+        out->num_masks = 1;
+        out->ious[0] = 1.0f;
+    } else {
+        const float *feat = NULL;
+        SAM_TRY(prepare_memory_conditioned(t, f, bank, in->frame_idx, in->is_init_cond_frame, in->reverse, &feat, out));
+        const float *mask_prompt = in->mask_input;
+        if (in->prev_mask_logits) mask_prompt = in->prev_mask_logits;
+        if (mask_prompt == in->mask_input && in->mask_input) {
+            /* an (S, S) mask prompt without use_mask_input_as_output: antialiased down to (L, L) */
+            t->be->resize_bilinear(t->be, t->low_from_mask, in->mask_input, 1, S, S, L, L, true);
+            mask_prompt = t->low_from_mask;
+        }
+        bool mm = use_multimask(cfg, in->is_init_cond_frame, has_points, in->n_points);
+        heads_result r;
+        SAM_TRY(forward_heads(t, feat, f, in->point_coords, in->point_labels, in->n_points, has_points, mask_prompt,
+                              mm, out->obj_ptr, &r, out));
+        memcpy(out->pred_masks, r.low_res, (size_t)LL * sizeof(float));
+        out->object_score_logit = r.score;
+    }
+    if (in->run_mem_encoder && cfg->num_maskmem > 0) {
+        if (!high_res) {
+            t->be->resize_bilinear(t->be, t->high_res, out->pred_masks, 1, L, L, S, S, false);
+            high_res = t->high_res;
+        }
+        SAM_TRY(sam_track_encode_memory_highres(t, f, high_res, out->object_score_logit, has_points, out->maskmem,
+                                                NULL));
+    }
+    return SAM2D_OK;
+}
+
+/* ---------------- the model's engine (video predictor back end) ----------------
+ * Until the model builds the video modules itself, attach creates them for a
+ * loaded model from its checkpoint and keeps them in a small registry. */
+
+#include <pthread.h>
+
+#include "model/image_encoder.h"
+#include "model/model.h"
+#include "model/preprocess.h"
+#include "sam2d/video_predictor.h"
+
+typedef struct {
+    sam2d_model *model;
+    sam_memory_encoder *menc;
+    sam_memory_attention *mattn;
+    sam_track *track;
+} video_attach;
+
+#define MAX_ATTACHED 16
+static video_attach attached[MAX_ATTACHED];
+static pthread_mutex_t attached_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sam_track_feats *f) {
+    video_attach *a = ctx;
+    const sam2d_model_config *cfg = &a->model->cfg;
+    const int S = cfg->image_size;
+    float *img = buf + sam_image_features_floats(cfg); /* (S, S, 3) normalised input */
+    sam_normalize_u8(frame, S, img);
+    sam_image_features feats;
+    sam_image_features_bind(cfg, buf, &feats);
+    SAM_TRY(sam_image_encoder_forward(a->model->encoder, img, &feats));
+    const int top = feats.num_levels - 1;
+    f->vision_feat = feats.feat[top];
+    f->vision_pos = feats.pos[top];
+    f->high_res0 = cfg->use_high_res_features_in_sam && top >= 2 ? feats.feat[0] : NULL;
+    f->high_res1 = cfg->use_high_res_features_in_sam && top >= 2 ? feats.feat[1] : NULL;
+    return SAM2D_OK;
+}
+
+static sam2d_status eng_step(void *ctx, const sam_track_feats *f, const sam_track_bank *bank,
+                             const sam_track_step_in *in, sam_track_step_out *out) {
+    video_attach *a = ctx;
+    return sam_track_step(a->track, f, bank, in, out);
+}
+
+static sam2d_status eng_encode(void *ctx, const sam_track_feats *f, const float *lowres, float score, bool pts,
+                               uint16_t *maskmem) {
+    video_attach *a = ctx;
+    return sam_track_encode_memory(a->track, f, lowres, score, pts, maskmem);
+}
+
+static void eng_lock(void *ctx) { pthread_mutex_lock(&((video_attach *)ctx)->model->lock); }
+static void eng_unlock(void *ctx) { pthread_mutex_unlock(&((video_attach *)ctx)->model->lock); }
+
+static sam2d_status engine_for_model(struct sam2d_model *model, sam_video_engine *eng) {
+    video_attach *a = NULL;
+    pthread_mutex_lock(&attached_lock);
+    for (int i = 0; i < MAX_ATTACHED; i++)
+        if (attached[i].model == model) a = &attached[i];
+    pthread_mutex_unlock(&attached_lock);
+    if (!a) return SAM_ERR(SAM2D_ERR_STATE, "video: model not attached (sam2d_video_model_attach)");
+    const sam2d_model_config *cfg = &model->cfg;
+    memset(eng, 0, sizeof(*eng));
+    eng->ctx = a;
+    eng->cfg = cfg;
+    eng->feat_floats = sam_image_features_floats(cfg) + (size_t)cfg->image_size * cfg->image_size * 3;
+    eng->features = eng_features;
+    eng->step = eng_step;
+    eng->encode = eng_encode;
+    eng->lock = eng_lock;
+    eng->unlock = eng_unlock;
+    return SAM2D_OK;
+}
+
+sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path) {
+    pthread_mutex_lock(&attached_lock);
+    int slot = -1;
+    for (int i = 0; i < MAX_ATTACHED; i++) {
+        if (attached[i].model == model) {
+            pthread_mutex_unlock(&attached_lock);
+            return SAM2D_OK;
+        }
+        if (!attached[i].model && slot < 0) slot = i;
+    }
+    pthread_mutex_unlock(&attached_lock);
+    if (slot < 0) return SAM_ERR(SAM2D_ERR_LIMIT, "video: more than %d models attached", MAX_ATTACHED);
+    sam2d_checkpoint *ck = NULL;
+    sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
+    SAM_TRY(sam2d_checkpoint_load(checkpoint_path, &cp, &ck));
+    video_attach a = {.model = model};
+    const sam2d_model_config *cfg = &model->cfg;
+    sam2d_status st = sam_memory_encoder_create(cfg, ck, model->be, &a.menc);
+    if (st == SAM2D_OK) st = sam_memory_attention_create(cfg, ck, model->be, &a.mattn);
+    if (st == SAM2D_OK) st = sam_track_create(cfg, ck, model->be, model->heads, a.menc, a.mattn, &a.track);
+    sam2d_checkpoint_free(ck);
+    if (st != SAM2D_OK) {
+        sam_track_free(a.track);
+        if (a.mattn) sam_memory_attention_free(a.mattn);
+        if (a.menc) sam_memory_encoder_free(a.menc);
+        return st;
+    }
+    pthread_mutex_lock(&attached_lock);
+    attached[slot] = a;
+    sam_video_engine_hook = engine_for_model;
+    pthread_mutex_unlock(&attached_lock);
+    return SAM2D_OK;
+}
+
+void sam2d_video_model_detach(sam2d_model *model) {
+    pthread_mutex_lock(&attached_lock);
+    for (int i = 0; i < MAX_ATTACHED; i++) {
+        if (attached[i].model != model) continue;
+        sam_track_free(attached[i].track);
+        sam_memory_attention_free(attached[i].mattn);
+        sam_memory_encoder_free(attached[i].menc);
+        memset(&attached[i], 0, sizeof(attached[i]));
+    }
+    pthread_mutex_unlock(&attached_lock);
+}
