@@ -465,6 +465,9 @@ sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *c
                        "memory attention: bad config (d_model %d, heads %d, downsample %d, layers %d, kv_in %d)", C,
                        heads, ds, cfg->mem_attn_num_layers, cfg->mem_attn_kv_in_dim);
 
+    if (cfg->mem_dim > 0 && cfg->mem_attn_kv_in_dim != cfg->mem_dim)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "memory attention: kv_in_dim %d != mem_dim %d",
+                       cfg->mem_attn_kv_in_dim, cfg->mem_dim);
     sam_memory_attention *a = sam_calloc(1, sizeof(*a));
     if (!a) return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: out of memory");
     sam_weight_set_init(&a->weights);
