@@ -1,0 +1,1341 @@
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "media/frames.h"
+#include "media/image_io.h"
+#include "media/mask_png.h"
+#include "media/resize_pil.h"
+#include "media/rle.h"
+#include "sam2d/video_predictor.h"
+#include "server/metrics.h"
+#include "server/sessions.h"
+
+#define MAX_JSON_BODY (32u << 20) /* a mask prompt of a 4K frame as RLE stays far below */
+#define STREAM_QUEUE_BYTES (8u << 20)
+
+struct sam_server {
+    sam_settings cfg;
+    sam2d_model *model;
+    char model_name[128];
+    struct MHD_Daemon *daemon;
+    double started;
+    int port;
+    atomic_int in_flight;
+    atomic_bool stopping;
+};
+
+/* ---------- FIFO turn on the model ---------- */
+
+static pthread_mutex_t turn_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t turn_cv = PTHREAD_COND_INITIALIZER;
+static unsigned long turn_next, turn_serving;
+
+static void turn_take(void) {
+    pthread_mutex_lock(&turn_mu);
+    unsigned long me = turn_next++;
+    while (turn_serving != me) pthread_cond_wait(&turn_cv, &turn_mu);
+    pthread_mutex_unlock(&turn_mu);
+}
+
+static void turn_give(void) {
+    pthread_mutex_lock(&turn_mu);
+    turn_serving++;
+    pthread_cond_broadcast(&turn_cv);
+    pthread_mutex_unlock(&turn_mu);
+}
+
+/* ---------- responses ---------- */
+
+typedef struct {
+    struct MHD_Connection *conn;
+    sam_server *srv;
+    const char *method;
+    char route[48];   /* route pattern for metrics */
+    int status;       /* what was queued */
+} reqinfo;
+
+static enum MHD_Result send_bytes(reqinfo *r, int status, const char *ctype, void *data, size_t len, bool take) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data, take ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    return ret;
+}
+
+static enum MHD_Result send_json(reqinfo *r, int status, json_t *obj) {
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!text) return MHD_NO;
+    return send_bytes(r, status, "application/json", text, strlen(text), true);
+}
+
+static const char *code_for(int status) {
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 409: return "conflict";
+    case 413: return "too_large";
+    case 415: return "unsupported_media";
+    case 429: return "too_many_requests";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "internal" : "error";
+    }
+}
+
+__attribute__((format(printf, 3, 4))) static enum MHD_Result send_error(reqinfo *r, int status, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code_for(status), "message", msg);
+    struct MHD_Response *resp;
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text) return MHD_NO;
+    resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (status == 429) MHD_add_response_header(resp, "Retry-After", "30");
+    if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    if (status >= 500) sam_log(SAM_LOG_ERROR, "request failed", "route", r->route, "error", msg, NULL);
+    return ret;
+}
+
+/* Map a library status to an HTTP status. */
+static int http_status_of(sam2d_status st) {
+    switch (st) {
+    case SAM2D_ERR_INVALID_ARG: return 400;
+    case SAM2D_ERR_NOT_FOUND: return 404;
+    case SAM2D_ERR_STATE: return 409;
+    case SAM2D_ERR_LIMIT: return 413;
+    case SAM2D_ERR_FORMAT: case SAM2D_ERR_UNSUPPORTED: return 415;
+    case SAM2D_ERR_CANCELLED: return 409;
+    case SAM2D_ERR_NOMEM: return 503;
+    default: return 500;
+    }
+}
+
+/* Error text for clients: the library message without our source location. */
+static const char *client_message(void) {
+    static _Thread_local char buf[1024];
+    snprintf(buf, sizeof buf, "%s", sam2d_last_error());
+    char *loc = strrchr(buf, '(');
+    if (loc && loc > buf && strstr(loc, ".c:") && loc[strlen(loc) - 1] == ')') {
+        *loc = 0;
+        size_t n = strlen(buf);
+        while (n && buf[n - 1] == ' ') buf[--n] = 0;
+    }
+    return buf;
+}
+
+/* ---------- JSON request validation ---------- */
+
+typedef struct {
+    json_t *root;
+    char err[256];
+} jreq;
+
+static bool jcheck_keys(jreq *j, const char *const *allowed) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(j->root, key, v) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (!strcmp(*a, key)) ok = true;
+        if (!ok) {
+            snprintf(j->err, sizeof j->err, "unknown field '%s'", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Integer field: required or default; bounds inclusive. */
+static bool jint(jreq *j, const char *name, bool required, long long def, long long lo, long long hi, long long *out) {
+    json_t *v = json_object_get(j->root, name);
+    if (!v || json_is_null(v)) {
+        if (required) {
+            snprintf(j->err, sizeof j->err, "missing field '%s'", name);
+            return false;
+        }
+        *out = def;
+        return true;
+    }
+    if (!json_is_integer(v)) {
+        snprintf(j->err, sizeof j->err, "field '%s' must be an integer", name);
+        return false;
+    }
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi) {
+        snprintf(j->err, sizeof j->err, "field '%s' = %lld is out of range [%lld, %lld]", name, x, lo, hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool jbool(jreq *j, const char *name, bool def, bool *out) {
+    json_t *v = json_object_get(j->root, name);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return true;
+    }
+    if (!json_is_boolean(v)) {
+        snprintf(j->err, sizeof j->err, "field '%s' must be true or false", name);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+static bool jnumber(json_t *v, double *out) {
+    if (!json_is_number(v)) return false;
+    *out = json_number_value(v);
+    return *out == *out && *out > -1e9 && *out < 1e9;
+}
+
+/* ---------- per-request context ---------- */
+
+typedef struct {
+    bool started;
+    bool is_upload;
+    /* JSON body */
+    char *body;
+    size_t len, cap;
+    bool body_too_large;
+    /* multipart upload */
+    struct MHD_PostProcessor *pp;
+    int fd;
+    char tmp_path[256];
+    size_t upload_bytes;
+    bool upload_too_large, got_file, upload_io_error;
+    char filename[256];
+    double t0;
+    reqinfo info;
+    bool counted;
+} reqctx;
+
+static void reqctx_free(reqctx *c) {
+    if (!c) return;
+    if (c->pp) MHD_destroy_post_processor(c->pp);
+    if (c->fd > 0) close(c->fd);
+    if (c->tmp_path[0]) unlink(c->tmp_path);
+    free(c->body);
+    free(c);
+}
+
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                 const char *content_type, const char *transfer_encoding, const char *data,
+                                 uint64_t off, size_t size) {
+    (void)kind, (void)content_type, (void)transfer_encoding, (void)off;
+    reqctx *c = cls;
+    if (strcmp(key, "file") != 0) return MHD_YES; /* other fields are ignored */
+    c->got_file = true;
+    if (filename && !c->filename[0]) snprintf(c->filename, sizeof c->filename, "%s", filename);
+    if (c->upload_too_large || c->upload_io_error) return MHD_YES;
+    size_t max = (size_t)c->info.srv->cfg.max_upload_mb << 20;
+    if (c->upload_bytes + size > max) {
+        c->upload_too_large = true;
+        return MHD_YES;
+    }
+    if (c->fd <= 0) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(c->tmp_path, sizeof c->tmp_path, "%s/sam2d-upload-XXXXXX", dir && *dir ? dir : "/tmp");
+        c->fd = mkstemp(c->tmp_path);
+        if (c->fd < 0) {
+            c->tmp_path[0] = 0;
+            c->upload_io_error = true;
+            return MHD_YES;
+        }
+    }
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(c->fd, data + done, size - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            c->upload_io_error = true;
+            return MHD_YES;
+        }
+        done += (size_t)w;
+    }
+    c->upload_bytes += size;
+    return MHD_YES;
+}
+
+/* ---------- mask encoding ---------- */
+
+/* JSON array of objects for one frame result: masks at video resolution. */
+static char *objects_json(const sam2d_video_frame_result *r, int h, int w) {
+    json_t *arr = json_array();
+    size_t plane = (size_t)h * w;
+    for (int i = 0; i < r->num_objects; i++) {
+        char *counts = NULL;
+        sam_rle rle;
+        if (sam_rle_encode_f32(r->logits + plane * i, h, w, 0.0f, &rle) != SAM2D_OK) {
+            json_decref(arr);
+            return NULL;
+        }
+        sam2d_status st = sam_rle_to_string(&rle, &counts);
+        sam_rle_free(&rle);
+        if (st != SAM2D_OK) {
+            json_decref(arr);
+            return NULL;
+        }
+        double score = r->object_scores[i];
+        json_array_append_new(arr, json_pack("{s:i,s:{s:[i,i],s:s},s:f}", "obj_id", r->obj_ids[i], "mask", "size",
+                                             h, w, "counts", counts, "object_score", score));
+        sam_free(counts);
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}
+
+/* {"frame_idx":k,"objects":[...]} from a result; also caches the frame's masks. */
+static char *frame_line(sam_session *s, const sam2d_video_frame_result *r) {
+    char *objs = objects_json(r, s->height, s->width);
+    if (!objs) return NULL;
+    sam_session_store_frame(s, r->frame_idx, objs);
+    size_t n = strlen(objs) + 64;
+    char *line = malloc(n);
+    if (line) snprintf(line, n, "{\"frame_idx\":%d,\"objects\":%s}", r->frame_idx, objs);
+    free(objs);
+    return line;
+}
+
+/* ---------- handlers ---------- */
+
+static enum MHD_Result h_health(reqinfo *r) {
+    sam_server *srv = r->srv;
+    json_t *o = json_pack("{s:s,s:b,s:s,s:s,s:i,s:i,s:I,s:I,s:f}", "status", "ok", "model_loaded", srv->model != NULL,
+                          "model", srv->model_name, "device", srv->model ? sam2d_model_device(srv->model) : "none",
+                          "active_sessions", sam_sessions_count(), "max_sessions", srv->cfg.max_sessions,
+                          "memory_bytes", (json_int_t)sam2d_memory_used(), "sessions_memory_bytes",
+                          (json_int_t)sam_sessions_memory(), "uptime_s", sam_now() - srv->started);
+    json_object_set_new(o, "memory_budget_bytes", json_integer((json_int_t)srv->cfg.max_memory_mb << 20));
+    return send_json(r, 200, o);
+}
+
+static enum MHD_Result h_metrics(reqinfo *r) {
+    sam_server *srv = r->srv;
+    sam_metrics_gauges g = {sam_sessions_count(), srv->cfg.max_sessions, sam2d_memory_used(),
+                            (size_t)srv->cfg.max_memory_mb << 20, sam_now() - srv->started, srv->model != NULL};
+    char *text = sam_metrics_render(&g);
+    if (!text) return send_error(r, 500, "out of memory");
+    return send_bytes(r, 200, "text/plain; version=0.0.4", text, strlen(text), true);
+}
+
+static enum MHD_Result h_cleanup(reqinfo *r) {
+    char **ids = NULL;
+    int n = sam_sessions_reap(&ids);
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        if (ids) json_array_append_new(arr, json_string(ids[i]));
+        if (ids) free(ids[i]);
+    }
+    free(ids);
+    return send_json(r, 200, json_pack("{s:o,s:i}", "removed", arr, "active_sessions", sam_sessions_count()));
+}
+
+static size_t session_estimate(const sam2d_model *m, int frames) {
+    const sam2d_model_config *c = sam2d_model_get_config(m);
+    size_t S = (size_t)c->image_size, f = S / (size_t)c->backbone_stride;
+    size_t per_frame = 3 * S * S;                                                   /* resized frame */
+    size_t per_obj_frame = f * f * (size_t)c->mem_dim * 2 + (S / 4) * (S / 4) * 4 + (size_t)c->d_model * 4 + 256;
+    size_t scratch = 64u << 20; /* features cache and working buffers of a session */
+    return (size_t)frames * (per_frame + per_obj_frame) + scratch;
+}
+
+static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
+    sam_server *srv = r->srv;
+    if (c->upload_io_error) return send_error(r, 500, "could not store the upload in a temporary file");
+    if (c->upload_too_large)
+        return send_error(r, 413, "Upload too large: more than %d MiB (raise MAX_UPLOAD_MB)", srv->cfg.max_upload_mb);
+    if (!c->got_file || c->upload_bytes == 0)
+        return send_error(r, 400, "expected a multipart/form-data upload with a non-empty field 'file' (a video, "
+                                  "or a tar/zip archive of JPEG/PNG frames)");
+    sam_metrics_observe(SAM_H_UPLOAD_BYTES, (double)c->upload_bytes);
+    double t0 = sam_now();
+    sam_media_limits lim;
+    sam_media_limits_default(&lim);
+    lim.max_frames = srv->cfg.max_video_frames;
+    lim.max_dimension = srv->cfg.max_frame_dimension;
+    lim.oversize = srv->cfg.downscale_oversize ? SAM_OVERSIZE_DOWNSCALE : SAM_OVERSIZE_REFUSE;
+    lim.max_input_bytes = (size_t)srv->cfg.max_upload_mb << 20;
+    close(c->fd);
+    c->fd = -1;
+    sam_frame_source *src = NULL;
+    sam2d_status st = sam_frame_source_open_path(c->tmp_path, &lim, &src);
+    if (st != SAM2D_OK) return send_error(r, http_status_of(st), "%s", client_message());
+    int n = sam_frame_source_count(src), W = sam_frame_source_width(src), H = sam_frame_source_height(src);
+    if (n <= 0) {
+        sam_frame_source_free(src);
+        return send_error(r, 415, "the upload holds no frames");
+    }
+    size_t estimate = session_estimate(srv->model, n);
+    st = sam_sessions_reserve(estimate);
+    if (st != SAM2D_OK) {
+        sam_frame_source_free(src);
+        return send_error(r, 429, "%s", client_message());
+    }
+    sam_session *s = sam_session_new();
+    int S = sam2d_model_image_size(srv->model);
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    uint8_t **frames = calloc((size_t)n, sizeof *frames);
+    if (!s || !rgb || !frames) {
+        st = SAM_ERR(SAM2D_ERR_NOMEM, "out of memory while decoding the video");
+        goto fail;
+    }
+    for (int i = 0; i < n && st == SAM2D_OK; i++) {
+        frames[i] = malloc((size_t)S * S * 3);
+        if (!frames[i]) st = SAM_ERR(SAM2D_ERR_NOMEM, "out of memory while decoding the video");
+        if (st == SAM2D_OK) st = sam_frame_source_get(src, i, rgb);
+        if (st == SAM2D_OK) st = sam_resize_pil_bicubic(rgb, W, H, 3, frames[i], S, S);
+    }
+    if (st != SAM2D_OK) goto fail;
+    sam_metrics_observe(SAM_H_DECODE_SECONDS, sam_now() - t0);
+    sam2d_video_params vp = sam2d_video_default_params();
+    turn_take();
+    st = sam2d_video_session_create(srv->model, (const uint8_t *const *)frames, n, S, S, W, H, &vp, &s->vs);
+    turn_give();
+    if (st != SAM2D_OK) goto fail;
+    s->frame_objects = sam_calloc((size_t)n, sizeof(char *));
+    if (!s->frame_objects) {
+        st = SAM_ERR(SAM2D_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) free(frames[i]);
+    free(frames);
+    free(rgb);
+    s->num_frames = n;
+    s->width = W;
+    s->height = H;
+    s->fps = sam_frame_source_fps(src);
+    s->estimate_bytes = estimate;
+    s->source = src;
+    /* the source may read the upload lazily: keep the file with the session */
+    memcpy(s->upload_path, c->tmp_path, sizeof s->upload_path);
+    c->tmp_path[0] = 0;
+    sam_sessions_add(s);
+    char nf[16], dims[32], secs[32];
+    snprintf(nf, sizeof nf, "%d", n);
+    snprintf(dims, sizeof dims, "%dx%d", W, H);
+    snprintf(secs, sizeof secs, "%.3f", sam_now() - t0);
+    sam_log(SAM_LOG_INFO, "session started", "session", s->id, "frames", nf, "size", dims, "decode_s", secs, NULL);
+    return send_json(r, 200, json_pack("{s:s,s:i,s:i,s:i,s:f}", "session_id", s->id, "num_frames", n, "width", W,
+                                       "height", H, "fps", s->fps));
+fail:
+    if (frames)
+        for (int i = 0; i < n; i++) free(frames[i]);
+    free(frames);
+    free(rgb);
+    sam_sessions_unreserve(estimate);
+    if (s) sam_session_destroy(s);
+    sam_frame_source_free(src);
+    return send_error(r, http_status_of(st), "%s", client_message());
+}
+
+static json_t *session_info(sam_session *s) {
+    json_t *objs = json_array();
+    bool busy = pthread_mutex_trylock(&s->op_lock) != 0;
+    if (!busy) {
+        int no = sam2d_video_num_objects(s->vs);
+        const int *ids = sam2d_video_obj_ids(s->vs);
+        for (int i = 0; i < no; i++) {
+            json_t *frames = json_array();
+            /* frames where this object has user prompts = conditioning outputs */
+            for (int f = 0; f < s->num_frames; f++) {
+                sam2d_video_frame_state fs;
+                if (sam2d_video_get_state(s->vs, ids[i], f, &fs) == SAM2D_OK && fs.is_cond)
+                    json_array_append_new(frames, json_integer(f));
+            }
+            json_array_append_new(objs, json_pack("{s:i,s:o}", "obj_id", ids[i], "prompt_frames", frames));
+        }
+        pthread_mutex_unlock(&s->op_lock);
+    }
+    const char *state = atomic_load(&s->propagating) ? "propagating" : busy ? "busy" : "ready";
+    json_t *o = json_pack("{s:s,s:f,s:i,s:i,s:i,s:o,s:I,s:s,s:f}", "session_id", s->id, "idle_time", s->idle_before,
+                          "total_frames", s->num_frames, "width", s->width, "height", s->height, "objects", objs,
+                          "memory_bytes", (json_int_t)sam_session_memory_bytes(s), "state", state, "age_s",
+                          sam_now() - s->created);
+    if (busy) json_object_set_new(o, "objects_note", json_string("objects are listed when no operation is running"));
+    return o;
+}
+
+/* Parse the JSON body of a request into j (object required). */
+static bool parse_body(reqctx *c, jreq *j) {
+    j->err[0] = 0;
+    j->root = NULL;
+    if (c->body_too_large) {
+        snprintf(j->err, sizeof j->err, "request body larger than %u MiB", MAX_JSON_BODY >> 20);
+        return false;
+    }
+    if (!c->len) {
+        j->root = json_object();
+        return true;
+    }
+    json_error_t e;
+    j->root = json_loadb(c->body, c->len, JSON_REJECT_DUPLICATES, &e);
+    if (!j->root) {
+        snprintf(j->err, sizeof j->err, "malformed JSON: %s (line %d, column %d)", e.text, e.line, e.column);
+        return false;
+    }
+    if (!json_is_object(j->root)) {
+        snprintf(j->err, sizeof j->err, "the request body must be a JSON object");
+        json_decref(j->root);
+        j->root = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Reply with a frame result as {frame_idx, objects}. */
+static enum MHD_Result send_frame_result(reqinfo *r, sam_session *s, const sam2d_video_frame_result *res) {
+    char *line = frame_line(s, res);
+    if (!line) return send_error(r, 500, "could not encode masks");
+    return send_bytes(r, 200, "application/json", line, strlen(line), true);
+}
+
+static bool coord_ok(double v, int limit) { return v >= 0 && v <= limit; }
+
+static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
+    jreq j;
+    if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+    static const char *const keys[] = {"frame_idx", "obj_id", "points", "labels", "box", "clear_old_points", NULL};
+    long long frame, obj;
+    bool clear_old;
+    enum MHD_Result ret;
+    float *pts = NULL, box[4];
+    int *labels = NULL, np = 0;
+    bool has_box = false;
+    if (!jcheck_keys(&j, keys) || !jint(&j, "frame_idx", true, 0, 0, s->num_frames - 1, &frame) ||
+        !jint(&j, "obj_id", true, 0, 0, 2147483647LL, &obj) || !jbool(&j, "clear_old_points", true, &clear_old)) {
+        ret = send_error(r, j.err[0] == 'f' && strstr(j.err, "out of range") ? 400 : 400, "%s", j.err);
+        goto out;
+    }
+    json_t *jp = json_object_get(j.root, "points"), *jl = json_object_get(j.root, "labels"),
+           *jb = json_object_get(j.root, "box");
+    if (jp && !json_is_null(jp)) {
+        if (!json_is_array(jp) || json_array_size(jp) > 64) {
+            ret = send_error(r, 400, "'points' must be an array of at most 64 [x, y] pairs");
+            goto out;
+        }
+        np = (int)json_array_size(jp);
+        if (!jl || !json_is_array(jl) || (int)json_array_size(jl) != np) {
+            ret = send_error(r, 400, "'labels' must be an array with one label (1 positive, 0 negative) per point");
+            goto out;
+        }
+        pts = malloc(sizeof(float) * 2 * (np ? np : 1));
+        labels = malloc(sizeof(int) * (np ? np : 1));
+        for (int i = 0; i < np; i++) {
+            json_t *p = json_array_get(jp, (size_t)i), *l = json_array_get(jl, (size_t)i);
+            double x, y;
+            if (!json_is_array(p) || json_array_size(p) != 2 || !jnumber(json_array_get(p, 0), &x) ||
+                !jnumber(json_array_get(p, 1), &y)) {
+                ret = send_error(r, 400, "points[%d] must be [x, y] with numbers", i);
+                goto out;
+            }
+            if (!coord_ok(x, s->width) || !coord_ok(y, s->height)) {
+                ret = send_error(r, 400, "points[%d] = [%g, %g] is outside the %dx%d video", i, x, y, s->width,
+                                 s->height);
+                goto out;
+            }
+            if (!json_is_integer(l) || (json_integer_value(l) != 0 && json_integer_value(l) != 1)) {
+                ret = send_error(r, 400, "labels[%d] must be 1 (positive) or 0 (negative)", i);
+                goto out;
+            }
+            pts[2 * i] = (float)x;
+            pts[2 * i + 1] = (float)y;
+            labels[i] = (int)json_integer_value(l);
+        }
+    } else if (jl && !json_is_null(jl)) {
+        ret = send_error(r, 400, "'labels' given without 'points'");
+        goto out;
+    }
+    if (jb && !json_is_null(jb)) {
+        double b[4];
+        if (!json_is_array(jb) || json_array_size(jb) != 4) {
+            ret = send_error(r, 400, "'box' must be [x0, y0, x1, y1]");
+            goto out;
+        }
+        for (int i = 0; i < 4; i++)
+            if (!jnumber(json_array_get(jb, (size_t)i), &b[i])) {
+                ret = send_error(r, 400, "'box' must hold 4 numbers");
+                goto out;
+            }
+        if (!coord_ok(b[0], s->width) || !coord_ok(b[2], s->width) || !coord_ok(b[1], s->height) ||
+            !coord_ok(b[3], s->height) || b[2] < b[0] || b[3] < b[1]) {
+            ret = send_error(r, 400, "'box' [%g, %g, %g, %g] must satisfy 0 <= x0 <= x1 <= %d, 0 <= y0 <= y1 <= %d",
+                             b[0], b[1], b[2], b[3], s->width, s->height);
+            goto out;
+        }
+        for (int i = 0; i < 4; i++) box[i] = (float)b[i];
+        has_box = true;
+    }
+    if (!np && !has_box) {
+        ret = send_error(r, 400, "a prompt needs 'points' with 'labels', or a 'box'");
+        goto out;
+    }
+    if (has_box && !clear_old) {
+        ret = send_error(r, 400, "a 'box' can only be given with clear_old_points=true (as SAM 2 requires)");
+        goto out;
+    }
+    if (pthread_mutex_trylock(&s->op_lock) != 0) {
+        ret = send_error(r, 409, "session %s is busy with another operation (e.g. a propagation); retry when it "
+                                 "finishes or cancel it", s->id);
+        goto out;
+    }
+    double t0 = sam_now();
+    sam2d_video_frame_result res;
+    turn_take();
+    sam2d_status st = sam2d_video_add_points(s->vs, (int)frame, (int)obj, pts, labels, np, has_box ? box : NULL,
+                                             clear_old, &res);
+    turn_give();
+    if (st == SAM2D_OK) ret = send_frame_result(r, s, &res);
+    else ret = send_error(r, http_status_of(st), "%s", client_message());
+    pthread_mutex_unlock(&s->op_lock);
+    sam_metrics_observe(SAM_H_PROMPT_SECONDS, sam_now() - t0);
+out:
+    free(pts);
+    free(labels);
+    json_decref(j.root);
+    return ret;
+}
+
+static enum MHD_Result h_mask(reqinfo *r, reqctx *c, sam_session *s) {
+    jreq j;
+    if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+    static const char *const keys[] = {"frame_idx", "obj_id", "mask", NULL};
+    long long frame, obj;
+    enum MHD_Result ret;
+    uint8_t *mask = NULL;
+    if (!jcheck_keys(&j, keys) || !jint(&j, "frame_idx", true, 0, 0, s->num_frames - 1, &frame) ||
+        !jint(&j, "obj_id", true, 0, 0, 2147483647LL, &obj)) {
+        ret = send_error(r, 400, "%s", j.err);
+        goto out;
+    }
+    json_t *m = json_object_get(j.root, "mask");
+    json_t *size = m ? json_object_get(m, "size") : NULL, *counts = m ? json_object_get(m, "counts") : NULL;
+    if (!m || !json_is_object(m) || !json_is_array(size) || json_array_size(size) != 2 || !json_is_string(counts) ||
+        !json_is_integer(json_array_get(size, 0)) || !json_is_integer(json_array_get(size, 1))) {
+        ret = send_error(r, 400, "'mask' must be COCO RLE: {\"size\": [h, w], \"counts\": \"...\"}");
+        goto out;
+    }
+    long long mh = json_integer_value(json_array_get(size, 0)), mw = json_integer_value(json_array_get(size, 1));
+    if (mh != s->height || mw != s->width) {
+        ret = send_error(r, 400, "mask size [%lld, %lld] differs from the video's [%d, %d]", mh, mw, s->height,
+                         s->width);
+        goto out;
+    }
+    mask = malloc((size_t)mh * (size_t)mw);
+    if (!mask || sam_rle_string_to_mask(json_string_value(counts), (int)mh, (int)mw, mask) != SAM2D_OK) {
+        ret = send_error(r, 400, "invalid RLE counts: %s", client_message());
+        goto out;
+    }
+    if (pthread_mutex_trylock(&s->op_lock) != 0) {
+        ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
+        goto out;
+    }
+    double t0 = sam_now();
+    sam2d_video_frame_result res;
+    turn_take();
+    sam2d_status st = sam2d_video_add_mask(s->vs, (int)frame, (int)obj, mask, (int)mh, (int)mw, &res);
+    turn_give();
+    if (st == SAM2D_OK) ret = send_frame_result(r, s, &res);
+    else ret = send_error(r, http_status_of(st), "%s", client_message());
+    pthread_mutex_unlock(&s->op_lock);
+    sam_metrics_observe(SAM_H_PROMPT_SECONDS, sam_now() - t0);
+out:
+    free(mask);
+    json_decref(j.root);
+    return ret;
+}
+
+static bool has_object(sam_session *s, long long obj) {
+    int n = sam2d_video_num_objects(s->vs);
+    const int *ids = sam2d_video_obj_ids(s->vs);
+    for (int i = 0; i < n; i++)
+        if (ids[i] == obj) return true;
+    return false;
+}
+
+static enum MHD_Result h_clear(reqinfo *r, reqctx *c, sam_session *s) {
+    jreq j;
+    if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+    static const char *const keys[] = {"frame_idx", "obj_id", NULL};
+    long long frame, obj;
+    enum MHD_Result ret;
+    if (!jcheck_keys(&j, keys) || !jint(&j, "frame_idx", true, 0, 0, s->num_frames - 1, &frame) ||
+        !jint(&j, "obj_id", true, 0, 0, 2147483647LL, &obj)) {
+        ret = send_error(r, 400, "%s", j.err);
+        goto out;
+    }
+    if (pthread_mutex_trylock(&s->op_lock) != 0) {
+        ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
+        goto out;
+    }
+    if (!has_object(s, obj)) {
+        ret = send_error(r, 404, "object %lld does not exist in session %s", obj, s->id);
+    } else {
+        sam2d_video_frame_result res;
+        turn_take();
+        sam2d_status st = sam2d_video_clear_prompts(s->vs, (int)frame, (int)obj, &res);
+        turn_give();
+        ret = st == SAM2D_OK ? send_frame_result(r, s, &res)
+                             : send_error(r, http_status_of(st), "%s", client_message());
+    }
+    pthread_mutex_unlock(&s->op_lock);
+out:
+    json_decref(j.root);
+    return ret;
+}
+
+static enum MHD_Result h_remove_object(reqinfo *r, reqctx *c, sam_session *s) {
+    jreq j;
+    if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+    static const char *const keys[] = {"obj_id", NULL};
+    long long obj;
+    enum MHD_Result ret;
+    if (!jcheck_keys(&j, keys) || !jint(&j, "obj_id", true, 0, 0, 2147483647LL, &obj)) {
+        ret = send_error(r, 400, "%s", j.err);
+        goto out;
+    }
+    if (pthread_mutex_trylock(&s->op_lock) != 0) {
+        ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
+        goto out;
+    }
+    if (!has_object(s, obj)) {
+        ret = send_error(r, 404, "object %lld does not exist in session %s", obj, s->id);
+    } else {
+        sam2d_status st = sam2d_video_remove_object(s->vs, (int)obj);
+        if (st == SAM2D_OK) {
+            sam_session_clear_frames(s); /* cached masks listed the removed object */
+            json_t *ids = json_array();
+            int n = sam2d_video_num_objects(s->vs);
+            const int *p = sam2d_video_obj_ids(s->vs);
+            for (int i = 0; i < n; i++) json_array_append_new(ids, json_integer(p[i]));
+            ret = send_json(r, 200, json_pack("{s:o}", "obj_ids", ids));
+        } else {
+            ret = send_error(r, http_status_of(st), "%s", client_message());
+        }
+    }
+    pthread_mutex_unlock(&s->op_lock);
+out:
+    json_decref(j.root);
+    return ret;
+}
+
+static enum MHD_Result h_reset(reqinfo *r, reqctx *c, sam_session *s) {
+    jreq j;
+    if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+    static const char *const keys[] = {NULL};
+    enum MHD_Result ret;
+    if (!jcheck_keys(&j, keys)) {
+        ret = send_error(r, 400, "%s", j.err);
+    } else if (pthread_mutex_trylock(&s->op_lock) != 0) {
+        ret = send_error(r, 409, "session %s is busy with another operation; cancel it first", s->id);
+    } else {
+        sam2d_status st = sam2d_video_reset(s->vs);
+        if (st == SAM2D_OK) sam_session_clear_frames(s);
+        pthread_mutex_unlock(&s->op_lock);
+        ret = st == SAM2D_OK ? send_json(r, 200, json_pack("{s:b}", "reset", 1))
+                             : send_error(r, http_status_of(st), "%s", client_message());
+    }
+    json_decref(j.root);
+    return ret;
+}
+
+static enum MHD_Result h_cancel(reqinfo *r, sam_session *s) {
+    bool running = atomic_load(&s->propagating);
+    if (running) {
+        atomic_store(&s->cancel_requested, true);
+        sam2d_video_cancel(s->vs);
+    }
+    return send_json(r, 200, json_pack("{s:b}", "cancelled", running));
+}
+
+static enum MHD_Result h_masks(reqinfo *r, sam_session *s, long long frame) {
+    const char *fmt = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "format");
+    if (fmt && strcmp(fmt, "rle") != 0 && strcmp(fmt, "png") != 0)
+        return send_error(r, 400, "format must be 'rle' or 'png'");
+    char *objs = sam_session_frame_objects(s, (int)frame);
+    if (!objs)
+        return send_error(r, 404, "no masks for frame %lld yet: add a prompt on it or propagate first", frame);
+    if (!fmt || !strcmp(fmt, "rle")) {
+        size_t n = strlen(objs) + 64;
+        char *line = malloc(n);
+        if (line) snprintf(line, n, "{\"frame_idx\":%lld,\"objects\":%s}", frame, objs);
+        free(objs);
+        if (!line) return send_error(r, 500, "out of memory");
+        return send_bytes(r, 200, "application/json", line, strlen(line), true);
+    }
+    json_t *arr = json_loads(objs, 0, NULL);
+    free(objs);
+    size_t plane = (size_t)s->width * s->height, no = json_array_size(arr);
+    uint8_t *bin = malloc(plane * (no ? no : 1)), *ids = malloc(plane);
+    int *obj_ids = malloc(sizeof(int) * (no ? no : 1));
+    enum MHD_Result ret;
+    bool ok = arr && bin && ids && obj_ids;
+    for (size_t i = 0; ok && i < no; i++) {
+        json_t *o = json_array_get(arr, i);
+        obj_ids[i] = (int)json_integer_value(json_object_get(o, "obj_id"));
+        if (obj_ids[i] > 255) {
+            ok = false;
+            break;
+        }
+        ok = sam_rle_string_to_mask(json_string_value(json_object_get(json_object_get(o, "mask"), "counts")),
+                                    s->height, s->width, bin + plane * i) == SAM2D_OK;
+    }
+    if (!ok) {
+        ret = send_error(r, 400, "png output needs object ids <= 255 (use format=rle)");
+    } else {
+        uint8_t *png = NULL;
+        size_t len = 0;
+        sam_mask_ids_from_binary(bin, obj_ids, (int)no, s->height, s->width, ids);
+        if (sam_mask_png_encode_palette(ids, s->height, s->width, &png, &len) != SAM2D_OK)
+            ret = send_error(r, 500, "png encoding failed: %s", client_message());
+        else {
+            ret = send_bytes(r, 200, "image/png", png, len, false);
+            sam_free(png);
+        }
+    }
+    json_decref(arr);
+    free(bin);
+    free(ids);
+    free(obj_ids);
+    return ret;
+}
+
+static enum MHD_Result h_frame(reqinfo *r, sam_session *s, long long frame) {
+    size_t n = (size_t)s->width * s->height * 3;
+    uint8_t *rgb = malloc(n), *jpg = NULL;
+    size_t len = 0;
+    if (!rgb) return send_error(r, 500, "out of memory");
+    pthread_mutex_lock(&s->source_lock);
+    sam2d_status st = sam_frame_source_get(s->source, (int)frame, rgb);
+    pthread_mutex_unlock(&s->source_lock);
+    if (st == SAM2D_OK) st = sam_jpeg_encode(rgb, s->width, s->height, 90, &jpg, &len);
+    free(rgb);
+    if (st != SAM2D_OK) return send_error(r, 500, "could not produce frame %lld: %s", frame, client_message());
+    enum MHD_Result ret = send_bytes(r, 200, "image/jpeg", jpg, len, false);
+    sam_free(jpg);
+    return ret;
+}
+
+/* ---------- propagation stream ---------- */
+
+typedef struct line_node {
+    struct line_node *next;
+    size_t len;
+    char text[];
+} line_node;
+
+typedef struct {
+    sam_session *s;
+    sam_server *srv;
+    pthread_t th;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    line_node *head, *tail;
+    size_t queued_bytes;
+    bool done, client_gone;
+    line_node *cur;
+    size_t cur_off;
+    int start, max_frames;
+    bool reverse;
+    int frames;
+    int total;     /* frames expected, for progress */
+    double t0, last_log, t_frame;
+} stream;
+
+static void stream_push(stream *sp, char *text) {
+    size_t n = strlen(text);
+    line_node *ln = malloc(sizeof *ln + n + 2);
+    if (!ln) return;
+    memcpy(ln->text, text, n);
+    ln->text[n] = '\n';
+    ln->text[n + 1] = 0;
+    ln->len = n + 1;
+    ln->next = NULL;
+    pthread_mutex_lock(&sp->mu);
+    while (sp->queued_bytes > STREAM_QUEUE_BYTES && !sp->client_gone) pthread_cond_wait(&sp->cv, &sp->mu);
+    if (sp->client_gone) {
+        free(ln);
+    } else {
+        if (sp->tail) sp->tail->next = ln;
+        else sp->head = ln;
+        sp->tail = ln;
+        sp->queued_bytes += ln->len;
+    }
+    pthread_cond_broadcast(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+static int on_frame(void *user, const sam2d_video_frame_result *res) {
+    stream *sp = user;
+    double now = sam_now();
+    sam_metrics_observe(SAM_H_PROPAGATE_FRAME_SECONDS, now - sp->t_frame);
+    sam_metrics_inc(SAM_C_FRAMES_PROPAGATED, 1);
+    /* let a waiting click (or another session's frame) in between two frames */
+    turn_give();
+    char *line = frame_line(sp->s, res);
+    if (line) {
+        stream_push(sp, line);
+        free(line);
+    }
+    sp->frames++;
+    if (now - sp->last_log >= 2.0 || sp->frames == sp->total) {
+        double el = now - sp->t0, fps = sp->frames / (el > 0 ? el : 1e-9);
+        char k[48], f[32], eta[32];
+        snprintf(k, sizeof k, "%d/%d", sp->frames, sp->total);
+        snprintf(f, sizeof f, "%.2f", fps);
+        snprintf(eta, sizeof eta, "%.1f", (sp->total - sp->frames) / (fps > 0 ? fps : 1e-9));
+        sam_log(SAM_LOG_INFO, "propagating", "session", sp->s->id, "frame", k, "fps", f, "eta_s", eta, NULL);
+        sp->last_log = now;
+    }
+    pthread_mutex_lock(&sp->mu);
+    bool stop = sp->client_gone;
+    pthread_mutex_unlock(&sp->mu);
+    stop = stop || atomic_load(&sp->s->cancel_requested) || atomic_load(&sp->srv->stopping);
+    turn_take();
+    sp->t_frame = sam_now();
+    return stop ? 1 : 0;
+}
+
+static void *stream_main(void *arg) {
+    stream *sp = arg;
+    sam_session *s = sp->s;
+    sp->t0 = sp->last_log = sp->t_frame = sam_now();
+    turn_take();
+    sam2d_status st = sam2d_video_propagate(s->vs, sp->start, sp->reverse, sp->max_frames, on_frame, sp);
+    turn_give();
+    double el = sam_now() - sp->t0;
+    sam_metrics_observe(SAM_H_PROPAGATE_SECONDS, el);
+    json_t *fin;
+    if (st == SAM2D_OK) {
+        fin = json_pack("{s:b,s:i,s:f}", "done", 1, "frames", sp->frames, "elapsed_s", el);
+    } else if (st == SAM2D_ERR_CANCELLED) {
+        sam_metrics_inc(SAM_C_PROPAGATIONS_CANCELLED, 1);
+        fin = json_pack("{s:b,s:b,s:i,s:f}", "done", 1, "cancelled", 1, "frames", sp->frames, "elapsed_s", el);
+    } else {
+        fin = json_pack("{s:b,s:i,s:f,s:{s:s,s:s}}", "done", 1, "frames", sp->frames, "elapsed_s", el, "error",
+                        "code", code_for(http_status_of(st)), "message", client_message());
+    }
+    char *text = json_dumps(fin, JSON_COMPACT);
+    json_decref(fin);
+    if (text) {
+        stream_push(sp, text);
+        free(text);
+    }
+    char nf[16], secs[32];
+    snprintf(nf, sizeof nf, "%d", sp->frames);
+    snprintf(secs, sizeof secs, "%.3f", el);
+    sam_log(SAM_LOG_INFO, st == SAM2D_OK ? "propagation done" : "propagation ended", "session", s->id, "frames", nf,
+            "elapsed_s", secs, "status", sam2d_status_str(st), NULL);
+    atomic_store(&s->propagating, false);
+    atomic_store(&s->cancel_requested, false);
+    pthread_mutex_unlock(&s->op_lock);
+    pthread_mutex_lock(&sp->mu);
+    sp->done = true;
+    pthread_cond_broadcast(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+    return NULL;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    stream *sp = cls;
+    pthread_mutex_lock(&sp->mu);
+    while (!sp->cur && !sp->head && !sp->done) pthread_cond_wait(&sp->cv, &sp->mu);
+    if (!sp->cur && sp->head) {
+        sp->cur = sp->head;
+        sp->head = sp->head->next;
+        if (!sp->head) sp->tail = NULL;
+        sp->cur_off = 0;
+    }
+    if (!sp->cur) {
+        pthread_mutex_unlock(&sp->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = sp->cur->len - sp->cur_off;
+    if (n > max) n = max;
+    memcpy(buf, sp->cur->text + sp->cur_off, n);
+    sp->cur_off += n;
+    if (sp->cur_off == sp->cur->len) {
+        sp->queued_bytes -= sp->cur->len;
+        free(sp->cur);
+        sp->cur = NULL;
+        pthread_cond_broadcast(&sp->cv);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+    stream *sp = cls;
+    pthread_mutex_lock(&sp->mu);
+    bool finished = sp->done;
+    sp->client_gone = true;
+    pthread_cond_broadcast(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+    if (!finished) {
+        sam_log(SAM_LOG_INFO, "client left during propagation: cancelling", "session", sp->s->id, NULL);
+        sam2d_video_cancel(sp->s->vs);
+    }
+    if (sp->thread_started) pthread_join(sp->th, NULL);
+    line_node *n = sp->head;
+    while (n) {
+        line_node *x = n->next;
+        free(n);
+        n = x;
+    }
+    free(sp->cur);
+    sam_sessions_release(sp->s);
+    pthread_mutex_destroy(&sp->mu);
+    pthread_cond_destroy(&sp->cv);
+    free(sp);
+}
+
+static enum MHD_Result h_propagate(reqinfo *r, reqctx *c, sam_session *s, bool *keep_ref) {
+    jreq j;
+    if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+    static const char *const keys[] = {"start_frame_idx", "reverse", "max_frames", NULL};
+    long long start, maxf;
+    bool reverse;
+    enum MHD_Result ret;
+    if (!jcheck_keys(&j, keys) || !jint(&j, "start_frame_idx", false, -1, 0, s->num_frames - 1, &start) ||
+        !jbool(&j, "reverse", false, &reverse) || !jint(&j, "max_frames", false, -1, 1, 100000000, &maxf)) {
+        ret = send_error(r, 400, "%s", j.err);
+        goto out;
+    }
+    if (pthread_mutex_trylock(&s->op_lock) != 0) {
+        ret = send_error(r, 409, "session %s is busy with another operation (one propagation at a time)", s->id);
+        goto out;
+    }
+    if (sam2d_video_num_objects(s->vs) == 0) {
+        pthread_mutex_unlock(&s->op_lock);
+        ret = send_error(r, 400, "no objects to propagate: add a prompt first");
+        goto out;
+    }
+    stream *sp = calloc(1, sizeof *sp);
+    if (!sp) {
+        pthread_mutex_unlock(&s->op_lock);
+        ret = send_error(r, 500, "out of memory");
+        goto out;
+    }
+    sp->s = s;
+    sp->srv = r->srv;
+    sp->start = (int)start;
+    sp->reverse = reverse;
+    sp->max_frames = (int)maxf;
+    int first = start >= 0 ? (int)start : 0;
+    int span = reverse ? first + 1 : s->num_frames - first;
+    sp->total = maxf > 0 && maxf < span ? (int)maxf + 1 : span;
+    if (sp->total > s->num_frames) sp->total = s->num_frames;
+    pthread_mutex_init(&sp->mu, NULL);
+    pthread_cond_init(&sp->cv, NULL);
+    atomic_store(&s->cancel_requested, false);
+    atomic_store(&s->propagating, true);
+    /* the stream owns the session reference and the op lock from here */
+    *keep_ref = true;
+    if (pthread_create(&sp->th, NULL, stream_main, sp) != 0) {
+        atomic_store(&s->propagating, false);
+        pthread_mutex_unlock(&s->op_lock);
+        sp->done = true;
+    } else {
+        sp->thread_started = true;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, sp,
+                                                                  stream_free);
+    if (!resp) {
+        stream_free(sp);
+        ret = MHD_NO;
+        goto out;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    r->status = 200;
+out:
+    json_decref(j.root);
+    return ret;
+}
+
+/* ---------- dispatch ---------- */
+
+static bool parse_index(const char *s, long long *out) {
+    if (!*s || strlen(s) > 9) return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9') return false;
+    *out = atoll(s);
+    return true;
+}
+
+static enum MHD_Result dispatch(reqinfo *r, reqctx *c, const char *url) {
+    const char *m = r->method;
+    bool get = !strcmp(m, "GET"), post = !strcmp(m, "POST"), del = !strcmp(m, "DELETE");
+    if (!strcmp(url, "/health")) {
+        snprintf(r->route, sizeof r->route, "/health");
+        return get ? h_health(r) : send_error(r, 405, "use GET /health");
+    }
+    if (!strcmp(url, "/metrics")) {
+        snprintf(r->route, sizeof r->route, "/metrics");
+        return get ? h_metrics(r) : send_error(r, 405, "use GET /metrics");
+    }
+    if (!strcmp(url, "/cleanup")) {
+        snprintf(r->route, sizeof r->route, "/cleanup");
+        return post ? h_cleanup(r) : send_error(r, 405, "use POST /cleanup");
+    }
+    if (!strcmp(url, "/session/start")) {
+        snprintf(r->route, sizeof r->route, "/session/start");
+        return post ? h_session_start(r, c) : send_error(r, 405, "use POST /session/start");
+    }
+    if (!strcmp(url, "/session/close")) {
+        snprintf(r->route, sizeof r->route, "/session/close");
+        if (!post) return send_error(r, 405, "use POST /session/close");
+        jreq j;
+        if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
+        static const char *const keys[] = {"session_id", NULL};
+        json_t *id = json_object_get(j.root, "session_id");
+        enum MHD_Result ret;
+        if (!jcheck_keys(&j, keys)) ret = send_error(r, 400, "%s", j.err);
+        else if (!json_is_string(id)) ret = send_error(r, 400, "missing string field 'session_id'");
+        else if (!sam_sessions_close(json_string_value(id)))
+            ret = send_error(r, 404, "session %.64s not found (closed or expired)", json_string_value(id));
+        else ret = send_json(r, 200, json_pack("{s:b}", "closed", 1));
+        json_decref(j.root);
+        return ret;
+    }
+    if (strncmp(url, "/session/", 9) != 0) {
+        snprintf(r->route, sizeof r->route, "other");
+        return send_error(r, 404, "no such endpoint: %s %.200s", m, url);
+    }
+    /* /session/{id}[/action[/frame]] */
+    char id[40] = "", action[32] = "", arg[32] = "";
+    const char *p = url + 9, *slash = strchr(p, '/');
+    size_t idlen = slash ? (size_t)(slash - p) : strlen(p);
+    if (idlen == 0 || idlen >= sizeof id) {
+        snprintf(r->route, sizeof r->route, "other");
+        return send_error(r, 404, "no such endpoint: %s %.200s", m, url);
+    }
+    memcpy(id, p, idlen);
+    if (slash) {
+        const char *a = slash + 1, *s2 = strchr(a, '/');
+        size_t al = s2 ? (size_t)(s2 - a) : strlen(a);
+        if (al >= sizeof action || (s2 && strlen(s2 + 1) >= sizeof arg)) {
+            snprintf(r->route, sizeof r->route, "other");
+            return send_error(r, 404, "no such endpoint: %s %.200s", m, url);
+        }
+        memcpy(action, a, al);
+        if (s2) snprintf(arg, sizeof arg, "%s", s2 + 1);
+    }
+    if (action[0]) snprintf(r->route, sizeof r->route, "/session/{id}/%s", action);
+    else snprintf(r->route, sizeof r->route, "/session/{id}");
+    bool needs_frame = !strcmp(action, "masks") || !strcmp(action, "frame");
+    if (needs_frame != (arg[0] != 0)) return send_error(r, 404, "no such endpoint: %s %.200s", m, url);
+    if (!action[0] && del) {
+        if (!sam_sessions_close(id)) return send_error(r, 404, "session %s not found (closed or expired)", id);
+        return send_json(r, 200, json_pack("{s:b}", "closed", 1));
+    }
+    sam_session *s = sam_sessions_acquire(id);
+    if (!s) return send_error(r, 404, "session %s not found (closed or expired)", id);
+    enum MHD_Result ret;
+    bool keep = false;
+    long long frame = 0;
+    if (!action[0]) {
+        ret = get ? send_json(r, 200, session_info(s)) : send_error(r, 405, "use GET or DELETE /session/{id}");
+    } else if (needs_frame) {
+        if (!get) ret = send_error(r, 405, "use GET");
+        else if (!parse_index(arg, &frame) || frame >= s->num_frames)
+            ret = send_error(r, 400, "frame index '%s' is not in [0, %d]", arg, s->num_frames - 1);
+        else ret = !strcmp(action, "masks") ? h_masks(r, s, frame) : h_frame(r, s, frame);
+    } else if (!post) {
+        ret = send_error(r, 405, "use POST /session/{id}/%s", action);
+    } else if (!strcmp(action, "prompt")) ret = h_prompt(r, c, s);
+    else if (!strcmp(action, "mask")) ret = h_mask(r, c, s);
+    else if (!strcmp(action, "propagate")) ret = h_propagate(r, c, s, &keep);
+    else if (!strcmp(action, "cancel")) ret = h_cancel(r, s);
+    else if (!strcmp(action, "clear")) ret = h_clear(r, c, s);
+    else if (!strcmp(action, "remove_object")) ret = h_remove_object(r, c, s);
+    else if (!strcmp(action, "reset")) ret = h_reset(r, c, s);
+    else ret = send_error(r, 404, "no such endpoint: %s %.200s", m, url);
+    if (!keep) sam_sessions_release(s);
+    return ret;
+}
+
+static bool authorized(sam_server *srv, struct MHD_Connection *conn, const char *url) {
+    if (!srv->cfg.api_token[0] || !strcmp(url, "/health")) return true;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    const char *tok = h + 7;
+    size_t a = strlen(tok), b = strlen(srv->cfg.api_token);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < a && i < b; i++) diff |= (unsigned)(tok[i] ^ srv->cfg.api_token[i]);
+    return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    sam_server *srv = cls;
+    reqctx *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        c->fd = -1;
+        c->t0 = sam_now();
+        c->info.conn = conn;
+        c->info.srv = srv;
+        c->info.method = method;
+        snprintf(c->info.route, sizeof c->info.route, "other");
+        *con_cls = c;
+        atomic_fetch_add(&srv->in_flight, 1);
+        c->counted = true;
+        if (atomic_load(&srv->stopping)) return send_error(&c->info, 503, "the service is shutting down");
+        if (!authorized(srv, conn, url)) {
+            snprintf(c->info.route, sizeof c->info.route, "%s", url[0] == '/' && strlen(url) < 40 ? url : "other");
+            return send_error(&c->info, 401, "missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)");
+        }
+        if (!strcmp(url, "/session/start") && !strcmp(method, "POST")) {
+            snprintf(c->info.route, sizeof c->info.route, "/session/start");
+            /* refuse before reading the upload when no slot is free */
+            if (sam_sessions_count() >= srv->cfg.max_sessions) {
+                sam_metrics_inc(SAM_C_SESSIONS_REJECTED, 1);
+                return send_error(&c->info, 429,
+                                  "Maximum concurrent sessions reached (%d). Close a session or wait for one to "
+                                  "expire (raise MAX_CONCURRENT_SESSIONS to allow more)",
+                                  srv->cfg.max_sessions);
+            }
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+            if (cl && strtoull(cl, NULL, 10) > ((unsigned long long)srv->cfg.max_upload_mb << 20) + (1u << 20))
+                return send_error(&c->info, 413, "Upload too large: more than %d MiB (raise MAX_UPLOAD_MB)",
+                                  srv->cfg.max_upload_mb);
+            c->is_upload = true;
+            c->pp = MHD_create_post_processor(conn, 64 * 1024, post_iter, c);
+            if (!c->pp)
+                return send_error(&c->info, 415, "expected a multipart/form-data body with a field 'file'");
+        }
+        return MHD_YES;
+    }
+    if (c->info.status) { /* a response is queued already: swallow the rest */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (c->is_upload) {
+            if (MHD_post_process(c->pp, upload_data, *upload_data_size) != MHD_YES) c->upload_io_error = true;
+        } else if (c->len + *upload_data_size > MAX_JSON_BODY) {
+            c->body_too_large = true;
+        } else {
+            if (c->len + *upload_data_size + 1 > c->cap) {
+                size_t nc = (c->len + *upload_data_size + 1) * 2;
+                char *nb = realloc(c->body, nc);
+                if (!nb) return MHD_NO;
+                c->body = nb;
+                c->cap = nc;
+            }
+            memcpy(c->body + c->len, upload_data, *upload_data_size);
+            c->len += *upload_data_size;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (c->body_too_large) return send_error(&c->info, 413, "request body larger than %u MiB", MAX_JSON_BODY >> 20);
+    return dispatch(&c->info, c, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)conn, (void)toe;
+    sam_server *srv = cls;
+    reqctx *c = *con_cls;
+    if (!c) return;
+    double el = sam_now() - c->t0;
+    sam_metrics_observe(SAM_H_REQUEST_SECONDS, el);
+    sam_metrics_request(c->info.method, c->info.route, c->info.status ? c->info.status : 499);
+    if (strcmp(c->info.route, "/health") && strcmp(c->info.route, "/metrics")) {
+        char st[8], ms[32];
+        snprintf(st, sizeof st, "%d", c->info.status);
+        snprintf(ms, sizeof ms, "%.1f", el * 1000);
+        sam_log(SAM_LOG_INFO, "request", "method", c->info.method, "route", c->info.route, "status", st, "ms", ms,
+                NULL);
+    }
+    if (c->counted) atomic_fetch_sub(&srv->in_flight, 1);
+    reqctx_free(c);
+    *con_cls = NULL;
+}
+
+sam2d_status sam_server_start(const sam_settings *cfg, sam2d_model *model, const char *model_name, sam_server **out) {
+    sam_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return SAM_ERR(SAM2D_ERR_NOMEM, "out of memory");
+    srv->cfg = *cfg;
+    srv->model = model;
+    snprintf(srv->model_name, sizeof srv->model_name, "%s", model_name);
+    srv->started = sam_now();
+    sam_sessions_limits lim = {cfg->max_sessions, (size_t)cfg->max_memory_mb << 20, (double)cfg->session_timeout_s};
+    sam_sessions_init(&lim);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
+        free(srv);
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "HOST: '%s' is not an IPv4 address", cfg->host);
+    }
+    srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                       MHD_USE_ERROR_LOG,
+                                   (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_threads,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                   srv, MHD_OPTION_END);
+    if (!srv->daemon) {
+        free(srv);
+        return SAM_ERR(SAM2D_ERR_IO, "cannot listen on %s:%d (port in use? see PORT/HOST)", cfg->host, cfg->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->port;
+    sam_sessions_start_reaper((double)cfg->cleanup_interval_s);
+    *out = srv;
+    return SAM2D_OK;
+}
+
+int sam_server_port(const sam_server *srv) { return srv->port; }
+
+void sam_server_stop(sam_server *srv) {
+    if (!srv) return;
+    atomic_store(&srv->stopping, true);
+    MHD_quiesce_daemon(srv->daemon);
+    /* running propagations see `stopping` at their next frame and end their streams */
+    for (int i = 0; i < 600 && atomic_load(&srv->in_flight) > 0; i++) usleep(50 * 1000);
+    MHD_stop_daemon(srv->daemon);
+    sam_sessions_shutdown();
+    free(srv);
+}
