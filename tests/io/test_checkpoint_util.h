@@ -15,7 +15,7 @@ typedef struct {
     size_t n, cap;
 } bb;
 
-static void bb_raw(bb *b, const void *d, size_t n) {
+static inline void bb_raw(bb *b, const void *d, size_t n) {
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->p = realloc(b->p, b->cap);
@@ -24,37 +24,37 @@ static void bb_raw(bb *b, const void *d, size_t n) {
     if (n) memcpy(b->p + b->n, d, n);
     b->n += n;
 }
-static void bb_u8(bb *b, unsigned v) {
+static inline void bb_u8(bb *b, unsigned v) {
     uint8_t x = (uint8_t)v;
     bb_raw(b, &x, 1);
 }
-static void bb_u16(bb *b, unsigned v) {
+static inline void bb_u16(bb *b, unsigned v) {
     bb_u8(b, v & 0xff);
     bb_u8(b, (v >> 8) & 0xff);
 }
-static void bb_u32(bb *b, uint32_t v) {
+static inline void bb_u32(bb *b, uint32_t v) {
     bb_u16(b, v & 0xffff);
     bb_u16(b, v >> 16);
 }
-static void bb_u64(bb *b, uint64_t v) {
+static inline void bb_u64(bb *b, uint64_t v) {
     bb_u32(b, (uint32_t)v);
     bb_u32(b, (uint32_t)(v >> 32));
 }
-static void bb_str(bb *b, const char *s) { bb_raw(b, s, strlen(s)); }
-static void bb_free(bb *b) {
+static inline void bb_str(bb *b, const char *s) { bb_raw(b, s, strlen(s)); }
+static inline void bb_free(bb *b) {
     free(b->p);
     memset(b, 0, sizeof *b);
 }
 
 /* ---- pickle (protocol 2, as torch.save writes it) ---- */
 
-static void pk_op(bb *b, uint8_t op) { bb_u8(b, op); }
-static void pk_str(bb *b, const char *s) {
+static inline void pk_op(bb *b, uint8_t op) { bb_u8(b, op); }
+static inline void pk_str(bb *b, const char *s) {
     pk_op(b, 'X');
     bb_u32(b, (uint32_t)strlen(s));
     bb_str(b, s);
 }
-static void pk_int(bb *b, int64_t v) {
+static inline void pk_int(bb *b, int64_t v) {
     if (v >= 0 && v < 256) {
         pk_op(b, 'K');
         bb_u8(b, (unsigned)v);
@@ -70,20 +70,20 @@ static void pk_int(bb *b, int64_t v) {
         bb_u64(b, (uint64_t)v);
     }
 }
-static void pk_global(bb *b, const char *mod, const char *name) {
+static inline void pk_global(bb *b, const char *mod, const char *name) {
     pk_op(b, 'c');
     bb_str(b, mod);
     bb_u8(b, '\n');
     bb_str(b, name);
     bb_u8(b, '\n');
 }
-static void pk_int_tuple(bb *b, int n, const int64_t *v) {
+static inline void pk_int_tuple(bb *b, int n, const int64_t *v) {
     pk_op(b, '(');
     for (int i = 0; i < n; i++) pk_int(b, v[i]);
     pk_op(b, 't');
 }
 /* name -> _rebuild_tensor_v2(persid(('storage', torch.<cls>, key, 'cpu', numel)), offset, shape, stride, False, OrderedDict()) */
-static void pk_tensor(bb *b, const char *name, const char *cls, const char *key, int64_t storage_numel, int64_t offset,
+static inline void pk_tensor(bb *b, const char *name, const char *cls, const char *key, int64_t storage_numel, int64_t offset,
                       int ndim, const int64_t *shape, const int64_t *stride) {
     pk_str(b, name);
     pk_global(b, "torch._utils", "_rebuild_tensor_v2");
@@ -107,7 +107,7 @@ static void pk_tensor(bb *b, const char *name, const char *cls, const char *key,
     pk_op(b, 'R');
 }
 /* {"model": OrderedDict([ ... tensors ... ])}: begin, then tensors, then end. */
-static void pk_begin_model(bb *b) {
+static inline void pk_begin_model(bb *b) {
     pk_op(b, 0x80);
     bb_u8(b, 2);
     pk_op(b, '}');
@@ -117,7 +117,7 @@ static void pk_begin_model(bb *b) {
     pk_op(b, 'R');
     pk_op(b, '(');
 }
-static void pk_end_model(bb *b) {
+static inline void pk_end_model(bb *b) {
     pk_op(b, 'u');
     pk_op(b, 's');
     pk_op(b, '.');
@@ -134,7 +134,7 @@ typedef struct {
 } zent;
 
 /* An archive of the given entries; zip64_end adds zip64 end records (entry count 0xffff in the classic one). */
-static bb zip_build(const zent *e, int n, int zip64_end) {
+static inline bb zip_build(const zent *e, int n, int zip64_end) {
     bb z = {0}, cd = {0};
     for (int i = 0; i < n; i++) {
         uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)e[i].data, (uInt)e[i].len);
@@ -228,12 +228,12 @@ static bb zip_build(const zent *e, int n, int zip64_end) {
 }
 
 /* Little-endian float32 bytes of 0, 1, 2, ... n-1 (exact in every dtype we test). */
-static void f32_ramp(float *v, int n) {
+static inline void f32_ramp(float *v, int n) {
     for (int i = 0; i < n; i++) v[i] = (float)i;
 }
 
 /* Optional: write a crafted input as a fuzz seed when SAM2D_WRITE_CORPUS=<dir> is set. */
-static void save_seed(const char *name, const bb *b) {
+static inline void save_seed(const char *name, const bb *b) {
     const char *dir = getenv("SAM2D_WRITE_CORPUS");
     if (!dir || !*dir) return;
     char path[1024];
