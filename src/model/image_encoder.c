@@ -17,8 +17,10 @@
 
 #define LN_EPS 1e-6f
 /* Tokens per window group / MLP chunk: bounds scratch memory, keeps GEMMs large. */
-#define GROUP_TOKENS 8192
-#define MLP_ROWS 4096
+#define GROUP_TOKENS 4096
+#define MLP_ROWS 1024
+/* Rows per chunk of a neck level that is only projected (lateral conv then conv_s). */
+#define NECK_ROWS 4096
 #define MAX_TAPS 64
 #define MAX_BLOCKS 64
 
@@ -93,8 +95,10 @@ struct sam_image_encoder {
     float *N2;                   /* (MLP_ROWS, dim_out) */
     float *HID;                  /* (MLP_ROWS, hidden) */
     float *MO;                   /* (MLP_ROWS, dim_out) */
-    float *LAT[SAM2D_MAX_STAGES]; /* (h*w, d_model) neck level outputs */
-    float *UP;                   /* (max h*w, d_model) top-down upsample */
+    bool keep[SAM2D_MAX_STAGES];   /* level kept whole (part of the top-down pass), else streamed */
+    float *LAT[SAM2D_MAX_STAGES]; /* (h*w, d_model) neck level outputs of kept levels, else NULL */
+    float *LCH;                  /* (NECK_ROWS, d_model) chunk of a streamed level */
+    float *UP;                   /* (max h*w, d_model) top-down upsample of a kept level */
     enc_tap taps[MAX_TAPS];
     int ntaps;
 };
@@ -305,6 +309,13 @@ static sam2d_status check_config(const sam2d_model_config *cfg, const trunk_shap
         return SAM_ERR(SAM2D_ERR_UNSUPPORTED,
                        "image encoder: patch grid %dx%d is not a multiple of the first window %d (image_size %d)",
                        t->H0, t->W0, ws0, cfg->image_size);
+    for (int s = 0; s + 1 < cfg->num_stages; s++)
+        if (in_list(cfg->fpn_top_down_levels, cfg->n_fpn_top_down_levels, s) &&
+            (t->h[s] != 2 * t->h[s + 1] || t->w[s] != 2 * t->w[s + 1]))
+            return SAM_ERR(SAM2D_ERR_UNSUPPORTED,
+                           "image encoder: top-down level %d (%dx%d) is not twice level %d (%dx%d); use an image size "
+                           "divisible by %d",
+                           s, t->h[s], t->w[s], s + 1, t->h[s + 1], t->w[s + 1], 4 << cfg->num_stages);
     for (int s = 0; s < cfg->num_stages; s++) {
         int want = cfg->backbone_channel_list[cfg->num_stages - 1 - s];
         if (want != t->c[s])
@@ -443,7 +454,7 @@ static void load_weights(sam_image_encoder *e, sam_weight_loader *L) {
 
 /* Scratch sizes (floats) for the whole forward, carved once. */
 typedef struct {
-    size_t act, xn, t, win, qkv, qp, ao, n2, hid, up;
+    size_t act, xn, t, win, qkv, qp, ao, n2, hid, up, lch;
     size_t lat[SAM2D_MAX_STAGES];
 } enc_sizes;
 
@@ -467,13 +478,15 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
         z->hid = mx(z->hid, (size_t)MLP_ROWS * b->hidden);
     }
     for (int l = 0; l < e->nstages; l++) {
-        z->lat[l] = (size_t)e->stage_h[l] * e->stage_w[l] * e->d_model;
-        z->up = mx(z->up, z->lat[l]);
+        size_t n = (size_t)e->stage_h[l] * e->stage_w[l] * e->d_model;
+        if (e->keep[l]) z->lat[l] = n;
+        if (e->topdown[l]) z->up = mx(z->up, n);
     }
+    z->lch = (size_t)NECK_ROWS * e->d_model;
 }
 
 static size_t sizes_total(const enc_sizes *z, int nstages) {
-    size_t f[] = {z->act, z->act, z->xn, z->t, z->win, z->qkv, z->qp, z->ao, z->ao, z->n2, z->hid, z->n2, z->up};
+    size_t f[] = {z->act, z->act, z->xn, z->t, z->win, z->qkv, z->qp, z->ao, z->ao, z->n2, z->hid, z->n2, z->up, z->lch};
     size_t tot = 0;
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) tot += (f[i] * sizeof(float) + 63) & ~(size_t)63;
     for (int l = 0; l < nstages; l++) tot += (z->lat[l] * sizeof(float) + 63) & ~(size_t)63;
@@ -506,6 +519,10 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
         e->stage_c[s] = t.c[s];
         e->topdown[s] = in_list(cfg->fpn_top_down_levels, cfg->n_fpn_top_down_levels, s);
     }
+    /* A level is kept whole when the top-down pass writes into it or reads it;
+     * the others (levels 0 and 1 in SAM 2) are streamed straight into the output. */
+    for (int s = 0; s < t.nstages; s++)
+        e->keep[s] = e->topdown[s] || (s > 0 && e->topdown[s - 1]) || s >= out_levels(cfg);
     e->d_model = cfg->d_model;
     e->nout = out_levels(cfg);
     e->high_res = cfg->use_high_res_features_in_sam;
@@ -558,7 +575,8 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
     e->HID = sam_arena_f32(a, z.hid);
     e->MO = sam_arena_f32(a, z.n2);
     e->UP = sam_arena_f32(a, z.up);
-    for (int l = 0; l < e->nstages; l++) e->LAT[l] = sam_arena_f32(a, z.lat[l]);
+    e->LCH = sam_arena_f32(a, z.lch);
+    for (int l = 0; l < e->nstages; l++) e->LAT[l] = e->keep[l] ? sam_arena_f32(a, z.lat[l]) : NULL;
     *out = e;
     return SAM2D_OK;
 }
@@ -798,6 +816,35 @@ static float *run_block(sam_image_encoder *e, const hiera_block *b, float *x, fl
     return y;
 }
 
+/* Output of level l for rows [r0, r0+n) from its neck features lat (n, d_model):
+ * conv_s0/conv_s1 on levels 0/1 as forward_image does, other levels as they are. */
+static void project_level(sam_image_encoder *e, int l, const float *lat, int r0, int n, sam_image_features *out) {
+    sam_backend *be = e->be;
+    int dm = e->d_model;
+    if (e->high_res && l == 0)
+        be->linear(be, out->feat[0] + (size_t)r0 * (dm / 8), lat, e->conv_s0_w, e->conv_s0_b, n, dm / 8, dm);
+    else if (e->high_res && l == 1)
+        be->linear(be, out->feat[1] + (size_t)r0 * (dm / 4), lat, e->conv_s1_w, e->conv_s1_b, n, dm / 4, dm);
+    else
+        memcpy(out->feat[l] + (size_t)r0 * dm, lat, sizeof(float) * (size_t)n * dm);
+}
+
+/* A level outside the top-down pass: lateral conv and output projection in row
+ * chunks, so its full d_model map never exists (it is the largest one). */
+static void stream_level(sam_image_encoder *e, int l, const float *x, sam_image_features *out) {
+    sam_backend *be = e->be;
+    int ntok = e->stage_h[l] * e->stage_w[l], C = e->stage_c[l], dm = e->d_model;
+    float *tapdst = NULL;
+    for (int i = 0; i < e->ntaps; i++)
+        if (e->taps[i].kind == SAM_ENC_TAP_NECK_OUT && e->taps[i].index == l) tapdst = e->taps[i].dst;
+    for (int r0 = 0; r0 < ntok; r0 += NECK_ROWS) {
+        int n = ntok - r0 < NECK_ROWS ? ntok - r0 : NECK_ROWS;
+        be->linear(be, e->LCH, x + (size_t)r0 * C, e->lat_w[l], e->lat_b[l], n, dm, C);
+        if (tapdst) memcpy(tapdst + (size_t)r0 * dm, e->LCH, sizeof(float) * (size_t)n * dm);
+        if (l < e->nout) project_level(e, l, e->LCH, r0, n, out);
+    }
+}
+
 sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, sam_image_features *out) {
     if (!e || !img || !out) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: NULL argument");
     if (out->num_levels != e->nout)
@@ -829,7 +876,11 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
             tap(e, SAM_ENC_TAP_STAGE, stage, x);
             /* Lateral 1x1 conv of this level now, so the stage output need not be kept. */
             int ntok = e->stage_h[stage] * e->stage_w[stage];
-            be->linear(be, e->LAT[stage], x, e->lat_w[stage], e->lat_b[stage], ntok, e->d_model, e->stage_c[stage]);
+            if (e->keep[stage])
+                be->linear(be, e->LAT[stage], x, e->lat_w[stage], e->lat_b[stage], ntok, e->d_model,
+                           e->stage_c[stage]);
+            else
+                stream_level(e, stage, x, out);
             stage++;
         }
     }
@@ -840,27 +891,19 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
     for (int l = e->nstages - 2; l >= 0; l--) {
         if (!e->topdown[l]) continue;
         int h = e->stage_h[l + 1], w = e->stage_w[l + 1];
-        if (h * 2 != e->stage_h[l] || w * 2 != e->stage_w[l])
-            return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "image encoder: level %d is not twice level %d", l, l + 1);
         be->upsample_nearest(be, e->UP, e->LAT[l + 1], 1, h, w, dm, 2, 2);
         be->add(be, e->LAT[l], e->LAT[l], e->UP, (int64_t)e->stage_h[l] * e->stage_w[l] * dm);
     }
     for (int l = 0; l < e->nstages; l++) {
-        tap(e, SAM_ENC_TAP_NECK_OUT, l, e->LAT[l]);
+        if (e->keep[l]) tap(e, SAM_ENC_TAP_NECK_OUT, l, e->LAT[l]);
         for (int i = 0; i < e->ntaps; i++)
             if (e->taps[i].kind == SAM_ENC_TAP_NECK_POS && e->taps[i].index == l)
                 assemble_pos(e->taps[i].dst, e->pe_y[l], e->pe_x[l], e->stage_h[l], e->stage_w[l], dm);
     }
 
-    /* Outputs after scalp: conv_s0/conv_s1 on levels 0/1 (forward_image). */
+    /* Outputs after scalp (streamed levels are already written). */
     for (int l = 0; l < e->nout; l++) {
-        int ntok = e->stage_h[l] * e->stage_w[l];
-        if (e->high_res && l == 0)
-            be->linear(be, out->feat[0], e->LAT[0], e->conv_s0_w, e->conv_s0_b, ntok, dm / 8, dm);
-        else if (e->high_res && l == 1)
-            be->linear(be, out->feat[1], e->LAT[1], e->conv_s1_w, e->conv_s1_b, ntok, dm / 4, dm);
-        else
-            memcpy(out->feat[l], e->LAT[l], sizeof(float) * (size_t)ntok * dm);
+        if (e->keep[l]) project_level(e, l, e->LAT[l], 0, e->stage_h[l] * e->stage_w[l], out);
         assemble_pos(out->pos[l], e->pe_y[l], e->pe_x[l], e->stage_h[l], e->stage_w[l], dm);
     }
     return SAM2D_OK;
