@@ -1,20 +1,117 @@
 /* Multi-head attention without the full score matrix: each work item is one
  * (batch, head, tile of queries); it walks the keys in tiles, keeping a
  * running max and sum per query (online softmax) and rescaling its output
- * accumulator, so memory is O(threads * tile) whatever Lq and Lk are. */
+ * accumulator, so memory is O(threads * tile) whatever Lq and Lk are.
+ *
+ * Scores are computed transposed, S^T (keys x queries) = K . Q^T, so that
+ * K is read in place (Q^T is packed once per item) and the softmax
+ * statistics, which run per query, vectorise across queries. Both products
+ * go through one register-blocked micro-kernel (MR rows x NR columns in
+ * vector registers). No BLAS here: this runs inside pool workers. */
 #include <math.h>
 #include <string.h>
 
 #include "ops/cpu/cpu_internal.h"
 
-#define ATT_TQ 64  /* queries per work item */
-#define ATT_TK 256 /* keys per tile */
+#if defined(__AVX512F__)
+#define VL 16
+#else
+#define VL 8
+#endif
+/* GCC/clang vector extensions: lowered to AVX-512/AVX2/SSE as available.
+ * aligned(4) + may_alias make loads from any float address legal. */
+typedef float vf __attribute__((vector_size(VL * 4), aligned(4), may_alias));
+typedef int32_t vi __attribute__((vector_size(VL * 4), aligned(4), may_alias));
+
+#define NR (2 * VL) /* columns per micro-tile: two vectors */
+#define MR 6        /* rows per micro-tile: 12 accumulators */
+#define ATT_TK 256  /* keys per tile */
+#define ATT_TQ_MAX 256
+
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+static inline vf vsplat(float x) { return (vf){0} + x; }
+static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+static inline vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+
+/* exp(x) for x <= ~0: Cephes-style range reduction + degree-6 polynomial
+ * (about 1 ulp); exactly 0 below -87 (so exp(-inf) == 0). */
+static inline vf vexp(vf x) {
+    const vi tiny = x < vsplat(-87.0f);
+    x = vselect(tiny, vsplat(-87.0f), x);
+    x = vselect(x > vsplat(88.0f), vsplat(88.0f), x);
+    /* round to nearest via the 1.5 * 2^23 trick: no floorf call, vectorises */
+    const vf magic = vsplat(12582912.0f);
+    const vf n = (x * vsplat(1.44269504088896341f) + magic) - magic;
+    vf r = x - n * vsplat(0.693359375f);
+    r = r - n * vsplat(-2.12194440e-4f);
+    vf p = vsplat(1.9875691500e-4f);
+    p = p * r + vsplat(1.3981999507e-3f);
+    p = p * r + vsplat(8.3334519073e-3f);
+    p = p * r + vsplat(4.1665795894e-2f);
+    p = p * r + vsplat(1.6666665459e-1f);
+    p = p * r + vsplat(5.0000001201e-1f);
+    p = p * r * r + r + vsplat(1.0f);
+    const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+    return (vf)((vi)(p * (vf)bits) & ~tiny);
+}
+
+/* C(mr, NR) (+)= A(mr, K) . B(K, NR). A(r, k) is A[r*ars + k*acs]; B rows at
+ * stride ldb, C rows at stride ldc. zero: start from 0 instead of C. */
+static inline __attribute__((always_inline)) void micro(const int mr, int K, const float *A, int64_t ars,
+                                                        int64_t acs, const float *B, int64_t ldb, float *C,
+                                                        int64_t ldc, bool zero) {
+    vf c0[MR], c1[MR];
+    for (int r = 0; r < mr; r++) {
+        if (zero) {
+            c0[r] = (vf){0};
+            c1[r] = (vf){0};
+        } else {
+            c0[r] = *(const vf *)(C + r * ldc);
+            c1[r] = *(const vf *)(C + r * ldc + VL);
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        const vf b0 = *(const vf *)(B + k * ldb), b1 = *(const vf *)(B + k * ldb + VL);
+        const float *a = A + k * acs;
+        for (int r = 0; r < mr; r++) {
+            const float av = a[r * ars];
+            c0[r] += av * b0;
+            c1[r] += av * b1;
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        *(vf *)(C + r * ldc) = c0[r];
+        *(vf *)(C + r * ldc + VL) = c1[r];
+    }
+}
+
+/* C(M, N) (+)= A(M, K) . B(K, N), N a multiple of NR; A strided as in micro. */
+static void gemm_panel(int M, int N, int K, const float *A, int64_t ars, int64_t acs, const float *B, int64_t ldb,
+                       float *C, int64_t ldc, bool zero) {
+    for (int j = 0; j < N; j += NR) /* one B panel (K x NR) stays in L1 across the row groups */
+        for (int i = 0; i < M; i += MR) {
+            const float *a = A + i * ars;
+            const float *b = B + j;
+            float *c = C + i * ldc + j;
+            switch (M - i < MR ? M - i : MR) {
+            case 6: micro(6, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 5: micro(5, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 4: micro(4, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 3: micro(3, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 2: micro(2, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            default: micro(1, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            }
+        }
+}
 
 typedef struct {
     float *out;
     const float *q, *k, *v;
     const sam_attn_params *p;
-    int nqt;          /* query tiles per (batch, head) */
+    int TQ, TQp, nqt; /* queries per item (padded to NR), items per (batch, head) */
+    int dvp;          /* d_v padded to NR */
+    bool pack_v;      /* V rows cannot be read in place (d_v not a multiple of NR) */
     float *scratch;   /* per thread: per_thread floats */
     size_t per_thread;
 } att_ctx;
@@ -22,73 +119,99 @@ typedef struct {
 static void att_items(void *vctx, int64_t i0, int64_t i1, int tid) {
     const att_ctx *c = vctx;
     const sam_attn_params *p = c->p;
-    const int dq = p->d_qk, dv = p->d_v;
-    float *S = c->scratch + (size_t)tid * c->per_thread; /* (TQ, TK) scores, then probabilities */
-    float *kT = S + ATT_TQ * ATT_TK;                      /* (dq, TK) key tile, transposed */
-    float *acc = kT + (size_t)dq * ATT_TK;                /* (TQ, dv) unnormalised output */
-    float *mrow = acc + (size_t)ATT_TQ * dv;              /* (TQ) running max */
-    double *lrow = (double *)(mrow + ATT_TQ);             /* (TQ) running sum */
+    const int dq = p->d_qk, dv = p->d_v, dvp = c->dvp, TQ = c->TQ, TQp = c->TQp;
+    float *qT = c->scratch + (size_t)tid * c->per_thread; /* (dq, TQp) queries, transposed, zero-padded */
+    float *sT = qT + (size_t)dq * TQp;                     /* (TK, TQp) scores, then probabilities */
+    float *acc = sT + (size_t)ATT_TK * TQp;                /* (TQ, dvp) unnormalised output */
+    float *mrow = acc + (size_t)TQ * dvp;                  /* (TQp) running max per query */
+    float *lrow = mrow + TQp;                              /* (TQp) running sum */
+    float *mnew = lrow + TQp;                              /* (TQp) max after this tile */
+    float *vp = mnew + TQp;                                /* (TK, dvp) packed values when pack_v */
+    const vf vscale = vsplat(p->scale);
 
     for (int64_t it = i0; it < i1; it++) {
         const int qt = (int)(it % c->nqt);
         const int64_t bh = it / c->nqt;
         const int h = (int)(bh % p->heads);
         const int64_t b = bh / p->heads;
-        const int q0 = qt * ATT_TQ;
-        const int nq = p->Lq - q0 < ATT_TQ ? p->Lq - q0 : ATT_TQ;
+        const int q0 = qt * TQ;
+        const int nq = p->Lq - q0 < TQ ? p->Lq - q0 : TQ;
         const float *Q = c->q + b * p->q_batch + (int64_t)q0 * p->q_stride + (int64_t)h * dq;
         const float *K = c->k + b * p->k_batch + (int64_t)h * dq;
         const float *V = c->v + b * p->v_batch + (int64_t)h * dv;
         float *O = c->out + b * p->o_batch + (int64_t)q0 * p->o_stride + (int64_t)h * dv;
 
         for (int i = 0; i < nq; i++) {
-            mrow[i] = -INFINITY;
-            lrow[i] = 0.0;
+            const float *qr = Q + (int64_t)i * p->q_stride;
+            for (int d = 0; d < dq; d++) qT[(size_t)d * TQp + i] = qr[d];
         }
-        memset(acc, 0, (size_t)nq * dv * sizeof(float));
+        for (int d = 0; d < dq; d++)
+            for (int i = nq; i < TQp; i++) qT[(size_t)d * TQp + i] = 0.0f;
+        for (int i = 0; i < TQp; i++) {
+            mrow[i] = -INFINITY;
+            lrow[i] = 0.0f;
+        }
+        memset(acc, 0, (size_t)nq * dvp * sizeof(float));
 
         for (int k0 = 0; k0 < p->Lk; k0 += ATT_TK) {
             const int nk = p->Lk - k0 < ATT_TK ? p->Lk - k0 : ATT_TK;
-            for (int j = 0; j < nk; j++) {
-                const float *kr = K + (int64_t)(k0 + j) * p->k_stride;
-                for (int d = 0; d < dq; d++) kT[d * ATT_TK + j] = kr[d];
+            const float *Kt = K + (int64_t)k0 * p->k_stride;
+            /* S^T (nk, TQp) = K (nk, dq) . Q^T (dq, TQp) */
+            gemm_panel(nk, TQp, dq, Kt, p->k_stride, 1, qT, TQp, sT, TQp, true);
+
+            /* scale, and the new running max of every query (lanes = queries) */
+            for (int i = 0; i < TQp; i += VL) {
+                vf mx = *(vf *)(mrow + i);
+                for (int j = 0; j < nk; j++) {
+                    vf *s = (vf *)(sT + (size_t)j * TQp + i);
+                    const vf x = *s * vscale;
+                    *s = x;
+                    mx = vmax(mx, x);
+                }
+                *(vf *)(mnew + i) = mx;
             }
-            for (int i = 0; i < nq; i++) {
-                float *s = S + i * ATT_TK;
-                const float *qr = Q + (int64_t)i * p->q_stride;
-                memset(s, 0, (size_t)nk * sizeof(float));
-                for (int d = 0; d < dq; d++) {
-                    const float qv = qr[d];
-                    const float *kt = kT + d * ATT_TK;
-                    for (int j = 0; j < nk; j++) s[j] += qv * kt[j];
-                }
-                float mx = mrow[i];
+            /* probabilities and their sums; rescale what was accumulated */
+            for (int i = 0; i < TQp; i += VL) {
+                const vf mx = *(vf *)(mnew + i);
+                vf sum = (vf){0};
                 for (int j = 0; j < nk; j++) {
-                    s[j] *= p->scale;
-                    mx = s[j] > mx ? s[j] : mx;
-                }
-                const float corr = expf(mrow[i] - mx); /* 0 on the first tile (exp(-inf)) */
-                float sum = 0.0f;
-                for (int j = 0; j < nk; j++) {
-                    float e = expf(s[j] - mx);
-                    s[j] = e;
+                    vf *s = (vf *)(sT + (size_t)j * TQp + i);
+                    const vf e = vexp(*s - mx);
+                    *s = e;
                     sum += e;
                 }
-                lrow[i] = lrow[i] * corr + sum;
-                mrow[i] = mx;
-                float *a = acc + (int64_t)i * dv;
-                if (corr != 1.0f)
-                    for (int e = 0; e < dv; e++) a[e] *= corr;
-                for (int j = 0; j < nk; j++) {
-                    const float pj = s[j];
-                    const float *vr = V + (int64_t)(k0 + j) * p->v_stride;
-                    for (int e = 0; e < dv; e++) a[e] += pj * vr[e];
+                const vf corr = vexp(*(vf *)(mrow + i) - mx); /* 0 on the first tile */
+                *(vf *)(lrow + i) = *(vf *)(lrow + i) * corr + sum;
+                *(vf *)(mrow + i) = mx;
+                *(vf *)(mnew + i) = corr; /* reuse: per-query rescale factor */
+            }
+            for (int i = 0; i < nq; i++) {
+                const float corr = mnew[i];
+                if (corr != 1.0f) {
+                    float *a = acc + (size_t)i * dvp;
+                    for (int e = 0; e < dvp; e++) a[e] *= corr;
                 }
             }
+            /* acc (nq, dvp) += P (nq, nk) . V (nk, dvp); P(i, j) = sT[j*TQp + i] */
+            const float *Vb;
+            int64_t ldv;
+            if (c->pack_v) {
+                for (int j = 0; j < nk; j++) {
+                    float *vr = vp + (size_t)j * dvp;
+                    memcpy(vr, V + (int64_t)(k0 + j) * p->v_stride, (size_t)dv * sizeof(float));
+                    for (int e = dv; e < dvp; e++) vr[e] = 0.0f;
+                }
+                Vb = vp;
+                ldv = dvp;
+            } else {
+                Vb = V + (int64_t)k0 * p->v_stride;
+                ldv = p->v_stride;
+            }
+            gemm_panel(nq, dvp, nk, sT, 1, TQp, Vb, ldv, acc, dvp, false);
         }
         for (int i = 0; i < nq; i++) {
-            const float inv = (float)(1.0 / lrow[i]);
-            const float *a = acc + (int64_t)i * dv;
+            const float inv = 1.0f / lrow[i];
+            const float *a = acc + (size_t)i * dvp;
             float *o = O + (int64_t)i * p->o_stride;
             for (int e = 0; e < dv; e++) o[e] = a[e] * inv;
         }
@@ -106,16 +229,27 @@ void sam_cpu_attention(sam_backend *be, float *out, const float *q, const float 
         return;
     }
     const int nt = sam_cpu_threads(be);
-    /* S + kT + acc + max + sum (as 2 floats per double), rounded to 16 floats. */
-    size_t per = (size_t)ATT_TQ * ATT_TK + (size_t)p->d_qk * ATT_TK + (size_t)ATT_TQ * p->d_v + 3 * ATT_TQ;
+    /* Large query tiles amortise the passes over K and V (repeated per item);
+     * shrink them while there would be too few items to keep threads busy. */
+    int TQ = ATT_TQ_MAX;
+    const int64_t bh = (int64_t)p->batch * p->heads;
+    while (TQ > NR && (TQ >= 2 * p->Lq || bh * ((p->Lq + TQ - 1) / TQ) < 2 * nt)) TQ /= 2;
+    if (TQ > p->Lq) TQ = p->Lq;
+    const int TQp = round_up(TQ, NR);
+    const int dvp = round_up(p->d_v, NR);
+    const bool pack_v = dvp != p->d_v;
+    size_t per = (size_t)p->d_qk * TQp + (size_t)ATT_TK * TQp + (size_t)TQ * dvp + 3 * (size_t)TQp +
+                 (pack_v ? (size_t)ATT_TK * dvp : 0);
     per = (per + 15) & ~(size_t)15;
     size_t cap;
     float *s = sam_cpu_scratch_lock(be, per * (size_t)nt, &cap);
-    int usable = (int)(cap / per); /* threads whose slice fits */
-    if (usable < 1) { sam_cpu_scratch_unlock(be); return; }
-    att_ctx c = {out, q, k, v, p, (p->Lq + ATT_TQ - 1) / ATT_TQ, s, per};
-    const int64_t items = (int64_t)p->batch * p->heads * c.nqt;
-    if (usable >= nt)
+    if (cap < per) { /* cannot happen for SAM sizes: the initial reserve holds one slice */
+        sam_cpu_scratch_unlock(be);
+        return;
+    }
+    att_ctx c = {out, q, k, v, p, TQ, TQp, (p->Lq + TQ - 1) / TQ, dvp, pack_v, s, per};
+    const int64_t items = bh * c.nqt;
+    if (cap / per >= (size_t)nt)
         sam_parallel_for(be->pool, items, 1, att_items, &c);
     else
         att_items(&c, 0, items, 0); /* not enough scratch for every thread: run on this one */
