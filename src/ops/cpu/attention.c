@@ -13,15 +13,14 @@
 
 #include "ops/cpu/cpu_internal.h"
 
-#if defined(__AVX512F__)
-#define VL 16
-#else
-#define VL 8
-#endif
-/* GCC/clang vector extensions: lowered to AVX-512/AVX2/SSE as available.
- * aligned(4) + may_alias make loads from any float address legal. */
-typedef float vf __attribute__((vector_size(VL * 4), aligned(4), may_alias));
-typedef int32_t vi __attribute__((vector_size(VL * 4), aligned(4), may_alias));
+#include "ops/cpu/simd.h"
+
+#define VL SAM_VL
+typedef sam_vf vf;
+typedef sam_vi vi;
+#define vsplat sam_vsplat
+#define vmax sam_vmax
+#define vexp sam_vexp
 
 #define NR (2 * VL) /* columns per micro-tile: two vectors */
 #define MR 6        /* rows per micro-tile: 12 accumulators */
@@ -29,32 +28,6 @@ typedef int32_t vi __attribute__((vector_size(VL * 4), aligned(4), may_alias));
 #define ATT_TQ_MAX 256
 
 static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
-
-static inline vf vsplat(float x) { return (vf){0} + x; }
-static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
-static inline vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
-
-/* exp(x) for x <= ~0: Cephes-style range reduction + degree-6 polynomial
- * (about 1 ulp); exactly 0 below -87 (so exp(-inf) == 0). */
-static inline vf vexp(vf x) {
-    const vi tiny = x < vsplat(-87.0f);
-    x = vselect(tiny, vsplat(-87.0f), x);
-    x = vselect(x > vsplat(88.0f), vsplat(88.0f), x);
-    /* round to nearest via the 1.5 * 2^23 trick: no floorf call, vectorises */
-    const vf magic = vsplat(12582912.0f);
-    const vf n = (x * vsplat(1.44269504088896341f) + magic) - magic;
-    vf r = x - n * vsplat(0.693359375f);
-    r = r - n * vsplat(-2.12194440e-4f);
-    vf p = vsplat(1.9875691500e-4f);
-    p = p * r + vsplat(1.3981999507e-3f);
-    p = p * r + vsplat(8.3334519073e-3f);
-    p = p * r + vsplat(4.1665795894e-2f);
-    p = p * r + vsplat(1.6666665459e-1f);
-    p = p * r + vsplat(5.0000001201e-1f);
-    p = p * r * r + r + vsplat(1.0f);
-    const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-    return (vf)((vi)(p * (vf)bits) & ~tiny);
-}
 
 /* C(mr, NR) (+)= A(mr, K) . B(K, NR). A(r, k) is A[r*ars + k*acs]; B rows at
  * stride ldb, C rows at stride ldc. zero: start from 0 instead of C. */

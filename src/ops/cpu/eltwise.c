@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/simd.h"
 
 /* Items per chunk for cheap element-wise work: big enough to amortise the
  * pool's hand-off, small enough to spread a 1M-element map over threads. */
@@ -19,6 +20,28 @@ typedef struct {
     float alpha, beta;
 } ew_ctx;
 
+/* GELU (exact erf form, with PyTorch's vectorised erf) and sigmoid on one vector. */
+static inline sam_vf gelu_v(sam_vf x) {
+    return x * sam_vsplat(0.5f) * (sam_vsplat(1.0f) + sam_verf(x * sam_vsplat((float)M_SQRT1_2)));
+}
+static inline sam_vf sigmoid_v(sam_vf x) { return sam_vsplat(1.0f) / (sam_vsplat(1.0f) + sam_vexp(-x)); }
+
+/* Apply a vector function to [i0, i1): whole vectors, then the tail through
+ * a zero-padded buffer so tails get bit-identical results. */
+#define MAP_V(fn, y, a, i0, i1)                                            \
+    do {                                                                   \
+        int64_t i_ = (i0);                                                 \
+        for (; i_ + SAM_VL <= (i1); i_ += SAM_VL)                          \
+            *(sam_vf *)((y) + i_) = fn(*(const sam_vf *)((a) + i_));       \
+        if (i_ < (i1)) {                                                   \
+            float buf_[SAM_VL] = {0};                                      \
+            size_t n_ = (size_t)((i1) - i_) * sizeof(float);               \
+            memcpy(buf_, (a) + i_, n_);                                    \
+            sam_vf r_ = fn(*(const sam_vf *)buf_);                         \
+            memcpy((y) + i_, &r_, n_);                                     \
+        }                                                                  \
+    } while (0)
+
 static void ew_range(void *vctx, int64_t i0, int64_t i1, int tid) {
     (void)tid;
     const ew_ctx *c = vctx;
@@ -26,16 +49,13 @@ static void ew_range(void *vctx, int64_t i0, int64_t i1, int tid) {
     const float *a = c->a, *b = c->b;
     switch (c->op) {
     case EW_GELU:
-        for (int64_t i = i0; i < i1; i++) {
-            float v = a[i];
-            y[i] = v * 0.5f * (1.0f + erff(v * (float)M_SQRT1_2));
-        }
+        MAP_V(gelu_v, y, a, i0, i1);
         break;
     case EW_RELU:
         for (int64_t i = i0; i < i1; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f;
         break;
     case EW_SIGMOID:
-        for (int64_t i = i0; i < i1; i++) y[i] = 1.0f / (1.0f + expf(-a[i]));
+        MAP_V(sigmoid_v, y, a, i0, i1);
         break;
     case EW_ADD:
         for (int64_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
@@ -218,12 +238,12 @@ static void sm_range(void *vctx, int64_t r0, int64_t r1, int tid) {
         float *y = c->y + r * n;
         float mx = -INFINITY;
         for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+        const sam_vf vmx = sam_vsplat(mx);
+#define SM_EXP(v) sam_vexp((v) - vmx)
+        MAP_V(SM_EXP, y, x, 0, n);
+#undef SM_EXP
         double s = 0;
-        for (int j = 0; j < n; j++) {
-            float e = expf(x[j] - mx);
-            y[j] = e;
-            s += e;
-        }
+        for (int j = 0; j < n; j++) s += y[j];
         const float inv = (float)(1.0 / s);
         for (int j = 0; j < n; j++) y[j] *= inv;
     }
