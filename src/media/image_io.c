@@ -352,7 +352,7 @@ sam2d_status sam_image_decode_file(const char *path, int max_dimension, uint8_t 
     SAM_TRY(sam_read_file(path, 0, &d, &n));
     sam2d_status s = sam_image_decode(d, n, max_dimension, rgb, width, height);
     sam_free(d);
-    if (s != SAM2D_OK) return sam_error_wrap(s, "%s: ", path);
+    if (s != SAM2D_OK) return sam_error_wrap(s, "%s", path);
     return s;
 }
 
