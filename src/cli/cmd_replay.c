@@ -7,9 +7,23 @@
 #include "cli/cli.h"
 #include "predictor/replay.h"
 #include "sam2d/sam2d.h"
+#include "sam2d/video_predictor.h"
 
-/* One entry per scenario kind the manifest may hold. The video scenario's runner
- * (src/predictor/replay_video.c) is added here by wrapping it in this signature. */
+/* The video scenario (src/predictor/replay_video.c) on the same model. */
+static sam2d_status run_video(sam_replay_ctx *ctx, const char *out_dir) {
+    sam2d_status st = sam2d_video_model_attach(ctx->model, ctx->checkpoint);
+    if (st != SAM2D_OK) return st;
+    sam2d_replay_video_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    st = sam_replay_video(ctx->model, ctx->dir, out_dir, &stats);
+    sam2d_video_model_detach(ctx->model);
+    if (st == SAM2D_OK && ctx->verbose)
+        printf("video_scenario: %d steps, %d results, %d state arrays, %d mismatched\n", stats.steps, stats.results,
+               stats.states, stats.mismatched);
+    return st;
+}
+
+/* One entry per scenario kind the manifest may hold. */
 typedef struct {
     const char *manifest_key;
     const char *option; /* --only value */
@@ -18,11 +32,12 @@ typedef struct {
 
 static const replay_runner runners[] = {
     {"image_scenario", "image", sam_replay_image},
+    {"video_scenario", "video", run_video},
 };
 
 static void replay_usage(FILE *f) {
     fprintf(f,
-            "usage: sam2d replay GOLDEN_DIR --out DIR [--only image] [--threads N] [--quiet]\n"
+            "usage: sam2d replay GOLDEN_DIR --out DIR [--only image|video] [--threads N] [--quiet]\n"
             "Reads GOLDEN_DIR/manifest.json, loads model.pt (or model.safetensors) with config.yaml, runs\n"
             "each scenario of the manifest and writes its results as float32 .npy under DIR with the\n"
             "manifest's relative file names.\n");
@@ -66,18 +81,21 @@ static int cmd_replay(int argc, char **argv) {
         sam_replay_close(&ctx);
         return sam2d_cli_fail("replay", "creating the output folder");
     }
-    int ran = 0;
+    /* Every scenario runs even when an earlier one failed: each writes its own files. */
+    int ran = 0, failed = 0;
     for (size_t k = 0; k < sizeof runners / sizeof runners[0]; k++) {
         if (only && strcmp(only, runners[k].option) != 0) continue;
         if (!json_object_get(ctx.manifest, runners[k].manifest_key)) continue;
-        if (runners[k].run(&ctx, out) != SAM2D_OK) {
-            sam_replay_close(&ctx);
-            return sam2d_cli_fail("replay", runners[k].manifest_key);
-        }
         ran++;
+        if (runners[k].run(&ctx, out) != SAM2D_OK) {
+            sam2d_cli_fail("replay", runners[k].manifest_key);
+            failed++;
+            continue;
+        }
         if (!quiet) printf("%s: done\n", runners[k].manifest_key);
     }
     sam_replay_close(&ctx);
+    if (failed) return SAM2D_EXIT_FAIL;
     if (!ran) {
         fprintf(stderr, "sam2d replay: nothing to run in %s%s%s\n", dir, only ? " for --only " : "", only ? only : "");
         return SAM2D_EXIT_FAIL;

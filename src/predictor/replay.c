@@ -169,6 +169,7 @@ sam2d_status sam_replay_load_model(sam_replay_ctx *ctx, int num_threads) {
     p.checkpoint_path = ck;
     p.config_path = file_exists(cfg) ? cfg : NULL;
     p.num_threads = num_threads;
+    snprintf(ctx->checkpoint, sizeof ctx->checkpoint, "%s", ck);
     return sam2d_model_load(&p, &ctx->model);
 }
 

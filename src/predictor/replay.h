@@ -19,6 +19,7 @@ typedef struct {
     char dir[4096];         /* the golden folder */
     json_t *manifest;       /* parsed manifest.json (owned) */
     sam2d_model *model;     /* loaded from the folder (owned), NULL until sam_replay_load_model */
+    char checkpoint[4200];  /* the checkpoint file sam_replay_load_model used */
     char **frames;          /* sorted paths of video/ frames (owned) */
     int num_frames;
     int verbose;            /* print one line per step on stdout */
