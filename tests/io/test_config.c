@@ -492,6 +492,20 @@ static void test_check(const sam2d_model_config *micro) {
           strstr(sam2d_last_error(), "371 missing, 1 unexpected"));
 }
 
+/* The trained golden model (set S) has the same config and layout. */
+static void test_shapes_model(const sam2d_model_config *micro) {
+    sam2d_model_config s;
+    sam2d_status st = sam2d_config_load_yaml(SAM2D_TEST_DATA "/golden/shapes/config.yaml", &s);
+    CHECK_MSG(st == SAM2D_OK, "%s", sam2d_last_error());
+    char diff[256];
+    CHECK_MSG(sam2d_config_diff(&s, micro, diff, sizeof diff) == 0, "shapes vs micro config: %s", diff);
+    header_list h;
+    CHECK(read_safetensors_header(SAM2D_TEST_DATA "/golden/shapes/model.safetensors", &h) == 0);
+    if (!h.t) return;
+    CHECK_MSG(sam2d_config_check_tensors(&s, h.t, h.n) == SAM2D_OK, "%s", sam2d_last_error());
+    free_header(&h);
+}
+
 /* Inference round trip: each preset's own state dict gives back the preset. */
 static void test_infer_presets(void) {
     for (int i = 0; i < 8; i++) {
@@ -585,6 +599,7 @@ int main(void) {
     test_yaml_vs_presets();
     test_micro_yaml(&micro);
     test_check(&micro);
+    test_shapes_model(&micro);
     test_infer_presets();
     test_refusals();
     return test_finish();

@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "io/yaml.h"
+#include "sam2d/config.h"
 #include "sam2d/sam2d.h"
 #include "test_util.h"
 
@@ -202,7 +203,56 @@ static void test_micro_config(void) {
     sam_yaml_free(&doc);
 }
 
+/* Random byte edits of a real config: the parser (and the config loader on
+ * top) must either accept or refuse with a line number, never crash or leak
+ * (the sanitizer pass runs this too). */
+static void test_mutations(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/micro/config.yaml", SAM2D_TEST_DATA);
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    static char orig[65536], buf[65536];
+    size_t n = fread(orig, 1, sizeof orig, f);
+    fclose(f);
+    static const char alphabet[] = " \t\n:#-[],{}'\"&*!|>?%0123456789.eE+abcxyz~\\";
+    uint64_t rng = 12345;
+    size_t before = sam2d_memory_used();
+    int accepted = 0, refused = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(buf, orig, n);
+        size_t len = n;
+        int edits = 1 + (int)((test_randf(&rng) + 1.0f) * 2.0f);
+        for (int e = 0; e < edits; e++) {
+            size_t at = (size_t)((test_randf(&rng) + 1.0f) * 0.5f * (float)(len - 1));
+            int op = (int)((test_randf(&rng) + 1.0f) * 1.5f);
+            char ch = alphabet[(size_t)((test_randf(&rng) + 1.0f) * 0.5f * (float)(sizeof alphabet - 2))];
+            if (op == 0) buf[at] = ch;                                  /* replace */
+            else if (op == 1 && len > 1) memmove(buf + at, buf + at + 1, --len - at); /* delete */
+            else if (len + 1 < sizeof buf) {                             /* insert */
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = ch;
+                len++;
+            }
+        }
+        sam_yaml_doc doc;
+        sam2d_status st = sam_yaml_parse(buf, len, NULL, &doc);
+        if (st == SAM2D_OK) {
+            sam_yaml_free(&doc);
+            sam2d_model_config c;
+            st = sam2d_config_parse_yaml(buf, len, &c);
+        } else if (!strstr(sam2d_last_error(), "line ")) {
+            CHECK_MSG(0, "refusal without a line number: %s", sam2d_last_error());
+        }
+        if (st == SAM2D_OK) accepted++;
+        else refused++;
+    }
+    printf("mutations: %d accepted, %d refused\n", accepted, refused);
+    CHECK(refused > 0 && accepted > 0);
+    CHECK(sam2d_memory_used() == before);
+}
+
 int main(void) {
+    test_mutations();
     test_accepts();
     test_refuses();
     test_limits();
