@@ -274,7 +274,7 @@ static void byteswap(uint8_t *p, size_t n, size_t es) {
 }
 
 static sam2d_status resolve_storage(const sam_zip *z, const char *prefix, size_t plen, const sam_pk_storage *s,
-                                    storage_ref *r, const char *tensor) {
+                                    storage_ref *r, const char *tensor, uint64_t *inflated, uint64_t max_inflated) {
     if (r->state) return SAM2D_OK;
     char name[600];
     size_t klen = strlen(s->key);
@@ -291,6 +291,13 @@ static sam2d_status resolve_storage(const sam_zip *z, const char *prefix, size_t
     if (!mul_ok(s->numel, (int64_t)es, &need) || (uint64_t)need > e->size)
         return SAM_ERR(SAM2D_ERR_FORMAT, "pt: storage '%s' holds %llu bytes but the pickle declares %lld %s elements",
                        name, (unsigned long long)e->size, (long long)s->numel, sam_pk_dtype_name(s->dtype));
+    /* deflated storages are held until every tensor is copied: bound their total */
+    if (e->method != 0) {
+        if (e->size > max_inflated - *inflated)
+            return SAM_ERR(SAM2D_ERR_LIMIT, "pt: compressed storages would inflate to more than %llu bytes",
+                           (unsigned long long)max_inflated);
+        *inflated += e->size;
+    }
     SAM_TRY(sam_zip_get(z, e, &r->bytes, &r->owned));
     r->len = (size_t)e->size;
     r->state = 1;
@@ -349,6 +356,7 @@ sam2d_status sam_ckpt_load_pt(const uint8_t *buf, size_t len, const sam2d_checkp
         st = SAM_ERR(SAM2D_ERR_NOMEM, "pt: out of memory");
         goto done;
     }
+    uint64_t inflated = 0;
     for (size_t i = 0; i < sd.n_tensors; i++) {
         const sam_pk_tensor *t = &sd.tensors[i];
         const sam_pk_storage *s = &sd.storages[t->storage];
@@ -364,7 +372,8 @@ sam2d_status sam_ckpt_load_pt(const uint8_t *buf, size_t len, const sam2d_checkp
         ti->ndim = t->ndim;
         memcpy(ti->shape, t->shape, sizeof ti->shape);
         if ((st = check_view(t, s, &ti->numel))) goto done;
-        if (ti->numel > 0 && (st = resolve_storage(z, pe->name, plen, s, &refs[t->storage], t->name))) goto done;
+        if (ti->numel > 0 && (st = resolve_storage(z, pe->name, plen, s, &refs[t->storage], t->name, &inflated,
+                                                  p->max_file_bytes))) goto done;
     }
     if ((st = sam_ckpt_alloc_data(ck, p->max_file_bytes))) goto done;
     for (size_t i = 0; i < sd.n_tensors; i++) {
