@@ -73,6 +73,13 @@ int main(void) {
             test_gemm_case(be, ta, tb, 33, 7, 65, 0.5f, 1.0f, 20 + ta * 2 + tb);
             test_gemm_case(be, ta, tb, 3, 41, 9, -1.5f, 0.25f, 30 + ta * 2 + tb);
         }
+    /* big enough to be split over the pool: by rows, and by columns when M is small */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            test_gemm_case(be, ta, tb, 200, 50, 101, 1.0f, 0.5f, 50 + ta * 2 + tb);
+            test_gemm_case(be, ta, tb, 5, 700, 300, 0.5f, 0.0f, 60 + ta * 2 + tb);
+        }
+    test_linear_case(be, 3, 1500, 256, true, 70); /* linear split by columns */
     /* K == 0: y = beta * C (or 0) */
     test_gemm_case(be, false, false, 4, 5, 0, 1.0f, 0.5f, 40);
     sam_backend_cpu_free(be);

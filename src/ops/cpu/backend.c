@@ -1,4 +1,5 @@
 /* The CPU back end: the function table, its thread pool and its scratch. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -43,6 +44,9 @@ sam_backend *sam_backend_cpu_create(int nthreads) {
     }
     cb->scratch_cap = SAM_CPU_SCRATCH_INIT;
     pthread_mutex_init(&cb->scratch_mu, NULL);
+    /* Our pool parallelises BLAS calls itself (see gemm.c); OpenBLAS's own
+     * threads would compete with it. Process-wide, but sam2d is the only user. */
+    openblas_set_num_threads(1);
 
     be->linear = sam_cpu_linear;
     be->gemm = sam_cpu_gemm;

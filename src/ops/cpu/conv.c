@@ -3,8 +3,7 @@
  *  - depthwise: direct loop, vectorised over channels.
  *  - anything else: im2col of a block of output pixels into the scratch (so
  *    memory stays bounded whatever the image size) followed by one sgemm per
- *    group. */
-#include <cblas.h>
+ *    group (threaded by the pool, see gemm.c). */
 #include <string.h>
 
 #include "ops/cpu/cpu_internal.h"
@@ -142,8 +141,8 @@ void sam_cpu_conv2d(sam_backend *be, float *y, const float *x, const float *w, c
         for (int g = 0; g < G; g++) {
             col_ctx c = {col, x, p, Ho, Wo, Cg, g * Cg, p0};
             sam_parallel_for(be->pool, nb, 64, im2col_rows, &c);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, Cog, (int)K, 1.0f, col, (blasint)K,
-                        wr + (int64_t)g * Cog * K, (blasint)K, 1.0f, yb + (int64_t)g * Cog, p->C_out);
+            sam_cpu_gemm(be, false, true, (int)nb, Cog, (int)K, 1.0f, col, K, wr + (int64_t)g * Cog * K, K, 1.0f,
+                         yb + (int64_t)g * Cog, p->C_out);
         }
     }
     sam_cpu_scratch_unlock(be);
@@ -206,8 +205,7 @@ void sam_cpu_conv_transpose2x2(sam_backend *be, float *y, const float *x, const 
     for (int64_t p0 = 0; p0 < npix; p0 += blk) {
         int64_t nb = npix - p0 < blk ? npix - p0 : blk;
         if (C_in > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)Nc, C_in, 1.0f, x + p0 * C_in, C_in,
-                        wr, (blasint)Nc, 0.0f, t, (blasint)Nc);
+            sam_cpu_gemm(be, false, false, (int)nb, (int)Nc, C_in, 1.0f, x + p0 * C_in, C_in, wr, Nc, 0.0f, t, Nc);
         else
             memset(t, 0, (size_t)(nb * Nc) * sizeof(float));
         ct_ctx c = {y, t, b, H, W, C_out, p0};

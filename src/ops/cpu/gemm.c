@@ -1,24 +1,61 @@
-/* Matrix products through BLAS (OpenBLAS threads on its own; we call it only
- * from the calling thread, never from our pool's workers). */
+/* Matrix products through BLAS. OpenBLAS is switched to one thread when the
+ * back end is created and our pool splits the work instead (rows of C, or
+ * columns when there are few rows): one set of threads, no oversubscription,
+ * and no OpenBLAS threads spinning while our own kernels run. */
 #include <cblas.h>
 #include <string.h>
 
 #include "ops/cpu/cpu_internal.h"
 
-/* Fill each of `rows` rows (stride ld) with b (n), or zeros when b is NULL. */
-static void fill_rows(float *y, int64_t rows, int n, int64_t ld, const float *b) {
-    for (int64_t r = 0; r < rows; r++) {
-        float *yr = y + r * ld;
-        if (b)
-            memcpy(yr, b, (size_t)n * sizeof(float));
-        else
-            memset(yr, 0, (size_t)n * sizeof(float));
+/* Below this many multiply-adds a product runs on the calling thread. */
+#define GEMM_PAR_MIN ((int64_t)1 << 18)
+
+typedef struct {
+    bool ta, tb;
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t lda, ldb, ldc;
+    bool split_cols;
+} gemm_ctx;
+
+static void gemm_part(void *vctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    const gemm_ctx *c = vctx;
+    if (!c->split_cols) { /* rows [b, e) of C: rows of op(A) */
+        const float *A = c->ta ? c->A + b : c->A + b * c->lda;
+        cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, (int)(e - b),
+                    c->N, c->K, c->alpha, A, (blasint)c->lda, c->B, (blasint)c->ldb, c->beta, c->C + b * c->ldc,
+                    (blasint)c->ldc);
+    } else { /* columns [b, e) of C: columns of op(B) */
+        const float *B = c->tb ? c->B + b * c->ldb : c->B + b;
+        cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, c->M,
+                    (int)(e - b), c->K, c->alpha, c->A, (blasint)c->lda, B, (blasint)c->ldb, c->beta, c->C + b,
+                    (blasint)c->ldc);
+    }
+}
+
+static void sgemm_par(sam_backend *be, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int64_t lda,
+                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    gemm_ctx c = {ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, false};
+    const int nt = sam_cpu_threads(be);
+    if (nt <= 1 || (int64_t)M * N * K < GEMM_PAR_MIN) {
+        gemm_part(&c, 0, M, 0);
+        return;
+    }
+    /* Each part packs its own share of the other operand: keep parts at
+     * least 32 rows (or 64 columns) so that stays small next to the work. */
+    if (M >= 32 * nt || M >= N) {
+        sam_parallel_for(be->pool, M, 32, gemm_part, &c);
+    } else {
+        c.split_cols = true;
+        sam_parallel_for(be->pool, N, 64, gemm_part, &c);
     }
 }
 
 void sam_cpu_gemm(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    (void)be;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         /* BLAS leaves C untouched for K == 0 only when beta == 1; be explicit. */
@@ -26,15 +63,18 @@ void sam_cpu_gemm(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int
             for (int j = 0; j < N; j++) C[(int64_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(int64_t)i * ldc + j];
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    sgemm_par(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void sam_cpu_linear(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
-    (void)be;
     if (M <= 0 || N <= 0) return;
-    /* Start from the bias and accumulate: one pass over y instead of two. */
-    fill_rows(y, M, N, N, b);
+    /* Start from the bias and accumulate (beta = 1): the same sum as torch's addmm. */
+    for (int64_t r = 0; r < M; r++) {
+        if (b)
+            memcpy(y + r * N, b, (size_t)N * sizeof(float));
+        else
+            memset(y + r * N, 0, (size_t)N * sizeof(float));
+    }
     if (K <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 1.0f, y, N);
+    sgemm_par(be, false, true, M, N, K, 1.0f, x, K, w, K, 1.0f, y, N);
 }
