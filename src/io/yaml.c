@@ -508,7 +508,7 @@ sam2d_status sam_yaml_as_int_list(const sam_yaml_node *n, int64_t *out, int cap,
     int k = 0;
     for (const sam_yaml_node *c = n->first; c; c = c->next) {
         sam2d_status st = sam_yaml_as_int(c, &out[k]);
-        if (st != SAM2D_OK) return sam_error_wrap(st, "%s: ", name_of(n));
+        if (st != SAM2D_OK) return sam_error_wrap(st, "%s", name_of(n));
         k++;
     }
     *count = k;
