@@ -50,7 +50,7 @@ typedef struct {
  * outputs after its multimask slicing / dynamic-stability selection (num_masks = 3 if multimask else 1).
  * image_embed (h*w, C); high_res0 ((S/4)^2, C/8) and high_res1 ((S/8)^2, C/4), both NULL when the config
  * does not use high-res features; sparse (n_sparse, C); dense (h*w, C).
- * Caller buffers in out must hold 3 masks / 3 ious / 3 tokens (the multimask case). */
+ * Caller buffers in out must hold num_multimask_outputs (3) masks / ious / tokens (the multimask case). */
 sam2d_status sam_mask_decode(sam_heads *h, const float *image_embed, const float *high_res0,
                              const float *high_res1, const float *sparse, int n_sparse, const float *dense,
                              bool multimask, sam_decoder_out *out);

@@ -9,13 +9,12 @@
 #include "model/model.h"
 #include "model/preprocess.h"
 
-#define MAX_MASKS 3 /* the multimask case; the decoder never returns more */
-
 struct sam2d_image_predictor {
     sam2d_model *m;
     sam2d_image_predictor_params params;
     int S, C, L;              /* image size, d_model, low-res side (S/4) */
     int emb;                  /* S/16 */
+    int max_masks;            /* num_multimask_outputs (3): the most masks one predict returns */
     bool has_image;
     int H, W;                 /* current image */
     float *input;             /* (S, S, 3) normalised image */
@@ -29,10 +28,10 @@ struct sam2d_image_predictor {
     int cap_pts;
     float *dense;             /* (emb*emb, C) */
     /* results */
-    float *low;               /* (MAX_MASKS, L, L) raw decoder logits */
-    float *low_clamped;       /* (MAX_MASKS, L, L) */
-    float *iou;               /* (MAX_MASKS) */
-    float *masks;             /* (MAX_MASKS, H, W) */
+    float *low;               /* (max_masks, L, L) raw decoder logits */
+    float *low_clamped;       /* (max_masks, L, L) */
+    float *iou;               /* (max_masks) */
+    float *masks;             /* (max_masks, H, W) */
     size_t masks_cap;         /* floats */
 };
 
@@ -86,14 +85,15 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
     p->C = cfg->d_model;
     p->emb = p->S / cfg->backbone_stride;
     p->L = sam_heads_low_res_size(model->heads);
+    p->max_masks = cfg->num_multimask_outputs > 1 ? cfg->num_multimask_outputs : 1;
     size_t ee = (size_t)p->emb * p->emb, ll = (size_t)p->L * p->L;
     p->input = sam_malloc((size_t)p->S * p->S * 3 * sizeof(float));
     p->feat_buf = sam_malloc(sam_image_features_floats(cfg) * sizeof(float));
     p->image_embed = sam_malloc(ee * p->C * sizeof(float));
     p->dense = sam_malloc(ee * p->C * sizeof(float));
-    p->low = sam_malloc(MAX_MASKS * ll * sizeof(float));
-    p->low_clamped = sam_malloc(MAX_MASKS * ll * sizeof(float));
-    p->iou = sam_malloc(MAX_MASKS * sizeof(float));
+    p->low = sam_malloc((size_t)p->max_masks * ll * sizeof(float));
+    p->low_clamped = sam_malloc((size_t)p->max_masks * ll * sizeof(float));
+    p->iou = sam_malloc((size_t)p->max_masks * sizeof(float));
     if (!p->input || !p->feat_buf || !p->image_embed || !p->dense || !p->low || !p->low_clamped || !p->iou ||
         ensure_points(p, 16) != SAM2D_OK) {
         sam2d_image_predictor_free(p);
@@ -111,7 +111,7 @@ sam2d_status sam2d_image_predictor_set_image(sam2d_image_predictor *p, const uin
         return SAM_ERR(SAM2D_ERR_LIMIT, "Image dimensions exceed maximum (%dx%d > %d)", width, height,
                        p->params.max_dimension);
     p->has_image = false;
-    size_t need = (size_t)MAX_MASKS * width * height;
+    size_t need = (size_t)p->max_masks * width * height;
     if (need > p->masks_cap) {
         float *m = sam_realloc(p->masks, need * sizeof(float));
         if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory for %dx%d masks", width, height);

@@ -185,6 +185,41 @@ static void golden_set(const char *name) {
         sam_npy_free(&g);
     }
     json_decref(man);
+
+    /* Other prompt forms: a mask alone (no sparse tokens at all), box + clicks, negative click only. */
+    {
+        sam2d_image_prompt qm = {.mask_input = best_a, .multimask = false, .return_logits = true};
+        st = sam2d_image_predictor_predict(pred, &qm, &r);
+        CHECK_MSG(st == SAM2D_OK && r.num_masks == 1, "mask-only prompt: %s", sam2d_last_error());
+        float bx[4] = {10, 20, (float)W / 2, (float)H / 2}, pp2[4] = {30, 40, 5, 5};
+        int lb2[2] = {1, 0};
+        sam2d_image_prompt qb = {.points = pp2, .labels = lb2, .n_points = 2, .box = bx, .multimask = true};
+        st = sam2d_image_predictor_predict(pred, &qb, &r);
+        CHECK(st == SAM2D_OK && r.num_masks == 3);
+        bool binary = true;
+        for (size_t i = 0; st == SAM2D_OK && i < (size_t)3 * H * W; i++) binary &= r.masks[i] == 0.0f || r.masks[i] == 1.0f;
+        CHECK(binary);
+        int bad_label[1] = {5};
+        sam2d_image_prompt qx = {.points = pp2, .labels = bad_label, .n_points = 1};
+        CHECK(sam2d_image_predictor_predict(pred, &qx, &r) == SAM2D_ERR_INVALID_ARG);
+    }
+    /* A second image of another size: buffers follow, results have its size. */
+    {
+        int w2 = W + 37, h2 = H / 2 + 3;
+        uint8_t *img = sam_malloc((size_t)w2 * h2 * 3);
+        for (int i = 0; i < w2 * h2 * 3; i++) img[i] = (uint8_t)((i * 7) % 251);
+        st = sam2d_image_predictor_set_image(pred, img, w2, h2);
+        CHECK(st == SAM2D_OK);
+        sam_free(img);
+        float pt[2] = {(float)w2 / 3, (float)h2 / 3};
+        int lb[1] = {1};
+        sam2d_image_prompt q2 = {.points = pt, .labels = lb, .n_points = 1, .multimask = true, .return_logits = true};
+        st = sam2d_image_predictor_predict(pred, &q2, &r);
+        CHECK(st == SAM2D_OK && r.width == w2 && r.height == h2 && r.num_masks == 3);
+        bool finite = true;
+        for (size_t i = 0; st == SAM2D_OK && i < (size_t)3 * w2 * h2; i++) finite &= isfinite(r.masks[i]);
+        CHECK(finite);
+    }
     sam_free(best_a);
 out:
     sam2d_image_predictor_free(pred);
