@@ -241,9 +241,8 @@ static sam2d_status tar_open(const uint8_t *d, size_t n, const sam_media_limits 
         }
         pos = next;
     }
-    if (pos != n && pos + 512 > n && a->count == 0)
-        return SAM_ERR(SAM2D_ERR_FORMAT, "tar: truncated header at offset %zu", pos);
-    return SAM2D_OK; /* archives without the zero blocks are accepted */
+    /* every tar writer ends with zero blocks: running out of data first means truncation */
+    return SAM_ERR(SAM2D_ERR_FORMAT, "tar: truncated at offset %zu (no end-of-archive marker)", pos);
 }
 
 /* ---------------- zip ---------------- */
