@@ -121,7 +121,11 @@ static int run_info(int argc, char **argv) {
     if (config_arg) {
         struct stat sb;
         sam2d_status st;
-        if (stat(config_arg, &sb) == 0) {
+        size_t al = strlen(config_arg);
+        /* an existing file, or anything spelled like a path, is a YAML file */
+        bool is_path = strchr(config_arg, '/') || (al > 5 && !strcmp(config_arg + al - 5, ".yaml")) ||
+                       (al > 4 && !strcmp(config_arg + al - 4, ".yml"));
+        if (stat(config_arg, &sb) == 0 || is_path) {
             st = sam2d_config_load_yaml(config_arg, &cfg);
             snprintf(source, sizeof source, "%s", config_arg);
         } else {

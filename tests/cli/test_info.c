@@ -69,6 +69,8 @@ int main(void) {
     CHECK(rc == 1 && strstr(out, "/nonexistent/model.pt"));
     rc = run("info " MICRO "model.pt --config no_such_preset");
     CHECK(rc == 1 && strstr(out, "unknown config preset"));
+    rc = run("info " MICRO "model.pt --config /nonexistent/config.yaml");
+    CHECK(rc == 1 && strstr(out, "cannot open config /nonexistent/config.yaml"));
     CHECK(run("info --help") == 0 && strstr(out, "--tensors"));
     return test_finish();
 }
