@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/npy.h"
@@ -53,7 +54,7 @@ static const char *entry_name(const json_t *e) { /* the name our run writes it u
 }
 
 static void run_set(const char *name) {
-    char gold[1024], out[1024], cmd[3000];
+    char gold[1024], out[1024], cmd[8192];
     snprintf(gold, sizeof gold, "%s/golden/%s", SAM2D_TEST_DATA, name);
     snprintf(out, sizeof out, "/tmp/sam2d_test_replay_%d_%s", (int)getpid(), name);
     printf("== replay %s\n", name);
@@ -113,7 +114,64 @@ static void run_set(const char *name) {
     CHECK(system(cmd) == 0);
 }
 
+/* A folder of the same form the code has never seen: links to micro's model and
+ * frames, and a hand-written manifest with other prompts, frames and no result names. */
+static void unseen_folder(void) {
+    printf("== replay of a hand-made manifest\n");
+    char dir[512], out[600], cmd[4096], gold[1024];
+    snprintf(gold, sizeof gold, "%s/golden/micro", SAM2D_TEST_DATA);
+    snprintf(dir, sizeof dir, "/tmp/sam2d_test_unseen_%d", (int)getpid());
+    snprintf(out, sizeof out, "%s_out", dir);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' '%s' && mkdir -p '%s' && ln -s '%s/model.safetensors' '%s/model.safetensors' && "
+             "ln -s '%s/config.yaml' '%s/config.yaml' && ln -s '%s/video' '%s/video'",
+             dir, out, dir, gold, dir, gold, dir, gold, dir);
+    CHECK(system(cmd) == 0);
+    const char *manifest =
+        "{\"image_scenario\": ["
+        " {\"tag\": \"u1\", \"call\": \"predict\", \"point_coords\": [[95.0, 115.0]], \"point_labels\": [1],"
+        "  \"multimask_output\": true, \"return_logits\": true, \"image\": \"frames_decoded_u8[0]\"},"
+        " {\"tag\": \"u2\", \"call\": \"predict\", \"box\": [10, 10, 100, 90], \"point_coords\": [[50, 50]],"
+        "  \"point_labels\": [0], \"multimask_output\": false, \"image\": \"video/00003.jpg decoded\"},"
+        " {\"tag\": \"u3\", \"call\": \"predict\", \"mask_input_from\": \"u2\", \"multimask_output\": false,"
+        "  \"return_logits\": true, \"frame_idx\": 3}]}";
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+    FILE *f = fopen(mp, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(manifest, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' replay '%s' --out '%s' --quiet", SAM2D_BINARY, dir, out);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "%s -> %d", cmd, rc);
+    /* the first step is the golden i_a under a name of its own */
+    char a[1400], b[1400];
+    snprintf(a, sizeof a, "%s/image/i_a_masks.npy", gold);
+    snprintf(b, sizeof b, "%s/image/u1_masks.npy", out);
+    sam_npy g = {0}, o = {0};
+    CHECK(sam_npy_read(a, &g) == SAM2D_OK);
+    CHECK_MSG(sam_npy_read(b, &o) == SAM2D_OK, "%s missing", b);
+    if (g.data && o.data && g.count == o.count) CHECK_CLOSE_ARRAY("u1 masks (= golden i_a)", o.data, g.data, (size_t)g.count, TOL);
+    sam_npy_free(&g);
+    sam_npy_free(&o);
+    /* the others exist with the shapes the calls imply */
+    const char *names[] = {"u2_masks", "u2_iou_predictions", "u2_low_res_masks", "u3_masks", "u3_low_res_masks"};
+    int64_t want0[] = {1, 1, 1, 1, 1};
+    for (int k = 0; k < 5; k++) {
+        snprintf(b, sizeof b, "%s/image/%s.npy", out, names[k]);
+        bool ok = sam_npy_read(b, &o) == SAM2D_OK;
+        CHECK_MSG(ok && o.shape[0] == want0[k], "%s", b);
+        if (ok && strstr(names[k], "_masks") && !strstr(names[k], "low_res"))
+            CHECK(o.ndim == 3 && o.shape[1] == 240 && o.shape[2] == 320);
+        sam_npy_free(&o);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, out);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
+    unseen_folder();
     run_set("micro");
     run_set("shapes");
     /* usage errors exit 2 */
