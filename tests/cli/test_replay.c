@@ -118,7 +118,7 @@ static void run_set(const char *name) {
  * frames, and a hand-written manifest with other prompts, frames and no result names. */
 static void unseen_folder(void) {
     printf("== replay of a hand-made manifest\n");
-    char dir[512], out[600], cmd[4096], gold[1024];
+    char dir[512], out[600], cmd[8192], gold[1024];
     snprintf(gold, sizeof gold, "%s/golden/micro", SAM2D_TEST_DATA);
     snprintf(dir, sizeof dir, "/tmp/sam2d_test_unseen_%d", (int)getpid());
     snprintf(out, sizeof out, "%s_out", dir);
