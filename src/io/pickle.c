@@ -22,7 +22,15 @@ enum {
     K_TENSOR,  /* result of _rebuild_tensor_v2: index into vm->tensors */
 };
 
-enum { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_REBUILD_PARAMETER_STATE, G_STORAGE };
+enum {
+    G_ORDERED_DICT,
+    G_REBUILD_TENSOR_V2,
+    G_REBUILD_PARAMETER,
+    G_REBUILD_PARAMETER_STATE,
+    G_REBUILD_FROM_TYPE, /* torch._tensor._rebuild_from_type_v2(func, cls, args, state): func(*args) */
+    G_TENSOR_CLASS,      /* torch.Tensor / Parameter: only a marker argument, never called */
+    G_STORAGE,
+};
 
 static const char *const kind_names[] = {"None",   "bool", "int",    "float",   "str",   "tuple",
                                          "list",   "dict", "global", "storage", "tensor"};
@@ -50,6 +58,9 @@ static const struct {
     {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR_V2, -1},
     {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAMETER, -1},
     {"torch._utils", "_rebuild_parameter_with_state", G_REBUILD_PARAMETER_STATE, -1},
+    {"torch._tensor", "_rebuild_from_type_v2", G_REBUILD_FROM_TYPE, -1},
+    {"torch", "Tensor", G_TENSOR_CLASS, -1},
+    {"torch.nn.parameter", "Parameter", G_TENSOR_CLASS, -1},
     {"torch", "FloatStorage", G_STORAGE, SAM_PK_F32},
     {"torch", "HalfStorage", G_STORAGE, SAM_PK_F16},
     {"torch", "BFloat16Storage", G_STORAGE, SAM_PK_BF16},
@@ -376,7 +387,7 @@ static sam2d_status int_tuple(vm_t *vm, const pk_obj *t, int64_t *vals, int *n, 
 static sam2d_status call_global(vm_t *vm, const pk_obj *fn, uint32_t args_idx, size_t op_pos) {
     const pk_obj *args = &vm->objs[args_idx];
     if (args->kind != K_TUPLE) return SAM_ERR(SAM2D_ERR_FORMAT, "pickle: REDUCE arguments are not a tuple (offset %zu)", op_pos);
-    const uint32_t *a = vm->pool + args->u.first;
+    const uint32_t *a = args->n ? vm->pool + args->u.first : NULL; /* no arithmetic on a NULL pool */
     switch (fn->sub) {
     case G_ORDERED_DICT: {
         if (args->n != 0) return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "pickle: OrderedDict called with arguments (offset %zu)", op_pos);
@@ -415,6 +426,19 @@ static sam2d_status call_global(vm_t *vm, const pk_obj *fn, uint32_t args_idx, s
             return SAM_ERR(SAM2D_ERR_FORMAT, "pickle: malformed _rebuild_parameter call (offset %zu)", op_pos);
         return push(vm, a[0]);
     }
+    case G_REBUILD_FROM_TYPE: {
+        /* tensors with Python state: the class and state do not matter for weights */
+        if (args->n != 4 || vm->objs[a[0]].kind != K_GLOBAL || vm->objs[a[1]].kind != K_GLOBAL ||
+            vm->objs[a[1]].sub != G_TENSOR_CLASS)
+            return SAM_ERR(SAM2D_ERR_FORMAT, "pickle: malformed _rebuild_from_type_v2 call (offset %zu)", op_pos);
+        pk_obj inner = vm->objs[a[0]];
+        /* one level only: keeps the C stack bounded whatever the input */
+        if (inner.sub != G_REBUILD_TENSOR_V2 && inner.sub != G_REBUILD_PARAMETER && inner.sub != G_REBUILD_PARAMETER_STATE)
+            return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "pickle: _rebuild_from_type_v2 of an unsupported function (offset %zu)", op_pos);
+        return call_global(vm, &inner, a[2], op_pos);
+    }
+    case G_TENSOR_CLASS:
+        return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "pickle: tensor class called directly (offset %zu)", op_pos);
     default:
         return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "pickle: torch storage class called directly (offset %zu)", op_pos);
     }
@@ -537,7 +561,7 @@ static sam2d_status run(vm_t *vm, uint32_t *result) {
             if (op == 'd' && n % 2) return SAM_ERR(SAM2D_ERR_FORMAT, "pickle: DICT with an odd number of items at offset %zu", op_pos);
             uint32_t idx;
             SAM_TRY(new_obj(vm, op == 'l' ? K_LIST : K_DICT, &idx));
-            SAM_TRY(extend_items(vm, idx, vm->stack + base, n));
+            if (n) SAM_TRY(extend_items(vm, idx, vm->stack + base, n));
             vm->n_stack = base;
             SAM_TRY(push(vm, idx));
             break;
@@ -567,7 +591,7 @@ static sam2d_status run(vm_t *vm, uint32_t *result) {
                 return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "pickle: %s on a %s at offset %zu", op == 'e' ? "APPENDS" : "SETITEMS",
                                kind_names[vm->objs[target].kind], op_pos);
             if (op == 'u' && n % 2) return SAM_ERR(SAM2D_ERR_FORMAT, "pickle: SETITEMS with an odd number of items at offset %zu", op_pos);
-            SAM_TRY(extend_items(vm, target, vm->stack + base, n));
+            if (n) SAM_TRY(extend_items(vm, target, vm->stack + base, n));
             vm->n_stack = base;
             break;
         }

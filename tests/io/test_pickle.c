@@ -68,6 +68,30 @@ static void test_accepts(void) {
     pk_op(&b, 'R');
     pk_op(&b, 0x87);
     pk_op(&b, 'R');
+    /* a tensor with Python state: _rebuild_from_type_v2(_rebuild_tensor_v2, torch.Tensor, args, state) */
+    pk_str(&b, "q");
+    pk_global(&b, "torch._tensor", "_rebuild_from_type_v2");
+    pk_op(&b, '(');
+    pk_global(&b, "torch._utils", "_rebuild_tensor_v2");
+    pk_global(&b, "torch", "Tensor");
+    pk_op(&b, '(');
+    pk_op(&b, '(');
+    pk_str(&b, "storage");
+    pk_global(&b, "torch", "HalfStorage");
+    pk_str(&b, "k0");
+    pk_str(&b, "cuda:0");
+    pk_int(&b, 4);
+    pk_op(&b, 't');
+    pk_op(&b, 'Q');
+    pk_int(&b, 0);
+    pk_int_tuple(&b, 1, S2);
+    pk_int_tuple(&b, 1, T1);
+    pk_op(&b, 0x89);
+    pk_op(&b, 'N');
+    pk_op(&b, 't');
+    pk_op(&b, '}');
+    pk_op(&b, 't');
+    pk_op(&b, 'R');
     pk_str(&b, "not_a_tensor");
     pk_int(&b, -5);
     pk_op(&b, 'u');
@@ -83,7 +107,8 @@ static void test_accepts(void) {
     sam2d_status s = run(&b, NULL, &sd);
     CHECK_MSG(s == SAM2D_OK, "bare state dict: %s", sam2d_last_error());
     if (s == SAM2D_OK) {
-        CHECK(sd.n_tensors == 1 && sd.n_storages == 1);
+        CHECK(sd.n_tensors == 2 && sd.n_storages == 1);
+        CHECK(sd.n_tensors == 2 && strcmp(sd.tensors[1].name, "q") == 0 && sd.tensors[1].offset == 0 && sd.tensors[1].storage == 0);
         CHECK(strcmp(sd.tensors[0].name, "p") == 0 && sd.tensors[0].offset == 2 && sd.tensors[0].ndim == 1 &&
               sd.tensors[0].shape[0] == 2 && sd.tensors[0].stride[0] == 1);
         CHECK(strcmp(sd.storages[0].key, "k0") == 0 && sd.storages[0].dtype == SAM_PK_F16 && sd.storages[0].numel == 4);
@@ -221,6 +246,26 @@ static void test_refusals(void) {
     pk_op(&b, 'R');
     pk_op(&b, '.');
     expect("storage class called", &b, NULL, SAM2D_ERR_UNSUPPORTED, "storage class");
+    bb_free(&b);
+    proto2(&b);
+    pk_global(&b, "torch", "Tensor");
+    pk_op(&b, ')');
+    pk_op(&b, 'R');
+    pk_op(&b, '.');
+    expect("tensor class called", &b, NULL, SAM2D_ERR_UNSUPPORTED, "tensor class");
+    bb_free(&b);
+    /* nested _rebuild_from_type_v2 is refused (keeps recursion at one level) */
+    proto2(&b);
+    pk_global(&b, "torch._tensor", "_rebuild_from_type_v2");
+    pk_op(&b, '(');
+    pk_global(&b, "torch._tensor", "_rebuild_from_type_v2");
+    pk_global(&b, "torch", "Tensor");
+    pk_op(&b, ')');
+    pk_op(&b, 'N');
+    pk_op(&b, 't');
+    pk_op(&b, 'R');
+    pk_op(&b, '.');
+    expect("nested _rebuild_from_type_v2", &b, NULL, SAM2D_ERR_UNSUPPORTED, "unsupported function");
     bb_free(&b);
     RAW(&b, "\x80\x02" "ccollections\nOrderedDict\n)\x81.");
     expect("NEWOBJ", &b, NULL, SAM2D_ERR_UNSUPPORTED, "not allowed");
