@@ -99,6 +99,14 @@ int main(void) {
     int64_t s2[2] = {129, 67};
     int pt[2] = {1, 0};
     permute_case(be, 2, s2, pt, 17);
+    int64_t sb[3] = {4096, 1, 256}; /* tokens (HW, C) -> (C, HW): tiled transpose */
+    int pb[3] = {2, 1, 0};
+    permute_case(be, 3, sb, pb, 19);
+    int64_t sc[4] = {3, 37, 41, 5}; /* batched transposes with partial tiles */
+    int pc[4] = {0, 3, 1, 2};
+    permute_case(be, 4, sc, pc, 20);
+    int pd[4] = {2, 0, 3, 1};
+    permute_case(be, 4, sc, pd, 21);
     int64_t s1[3] = {1, 1, 1};
     int pi[3] = {2, 0, 1};
     permute_case(be, 3, s1, pi, 18);
