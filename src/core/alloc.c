@@ -41,6 +41,7 @@ void *sam_calloc(size_t count, size_t size) {
 }
 
 size_t sam_alloc_size(const void *p) {
+    if (!p) return 0;
     size_t n;
     memcpy(&n, (const unsigned char *)p - HDR, sizeof n);
     return n;

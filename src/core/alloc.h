@@ -11,7 +11,7 @@ void *sam_calloc(size_t count, size_t size);
 void *sam_realloc(void *p, size_t n);
 void sam_free(void *p);                 /* NULL is fine */
 char *sam_strdup(const char *s);
-size_t sam_alloc_size(const void *p);  /* usable bytes of a live block */
+size_t sam_alloc_size(const void *p);  /* usable bytes of a live block; 0 for NULL */
 
 /* Account memory that was obtained elsewhere (mmap, FFmpeg, ...). */
 void sam_mem_account(long long delta_bytes);

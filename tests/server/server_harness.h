@@ -94,10 +94,12 @@ static inline int http_request(int port, const char *method, const char *path, c
                       extra_headers ? extra_headers : "");
     if (body) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n", body_len);
     hn += snprintf(head + hn, sizeof head - (size_t)hn, "\r\n");
-    if (write_all(fd, head, (size_t)hn) || (body && body_len && write_all(fd, body, body_len))) {
+    if (write_all(fd, head, (size_t)hn)) {
         close(fd);
         return -1;
     }
+    /* a server may answer (e.g. 413) and stop reading before the body is sent: read the answer anyway */
+    if (body && body_len) write_all(fd, body, body_len);
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     for (;;) {

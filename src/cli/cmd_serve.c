@@ -80,7 +80,7 @@ static int cmd_serve(int argc, char **argv) {
     const char *base = strrchr(ckpt, '/');
     base = base ? base + 1 : ckpt;
     char name[128];
-    snprintf(name, sizeof name, "%s", base);
+    snprintf(name, sizeof name, "%.100s", base);
     char *dot = strrchr(name, '.');
     if (dot && dot != name) *dot = 0;
     if (!strcmp(cfg.device, "auto")) sam_logf(SAM_LOG_INFO, "SAM2_DEVICE=auto: no GPU back end in this build, using cpu");
