@@ -31,7 +31,9 @@ typedef struct {
 } sam2d_tensor_info;
 
 typedef struct {
-    size_t max_file_bytes;   /* refuse larger files; 0 = 16 GiB */
+    size_t max_file_bytes;   /* refuse larger files; 0 = 16 GiB. Also bounds the bytes of
+                                deflated zip entries once inflated and of all materialised
+                                tensors (a strided view may be larger than its storage). */
     size_t max_tensors;      /* 0 = 100000 */
 } sam2d_checkpoint_params;
 
@@ -39,7 +41,12 @@ sam2d_checkpoint_params sam2d_checkpoint_default_params(void);
 
 /* Load a .pt (zip) or .safetensors file, recognised by content, not by name.
  * For a .pt holding {"model": state_dict} (Meta's layout) the inner dict is
- * used; a bare state dict works too. */
+ * used; a bare state dict works too. Non-tensor entries are skipped.
+ * Errors: SAM2D_ERR_IO (open/map), SAM2D_ERR_FORMAT (malformed, truncated or
+ * lying file: bad zip, CRC mismatch, missing storage, out-of-range view, ...),
+ * SAM2D_ERR_UNSUPPORTED (a pickle global outside the allow-list such as
+ * os.system, other dtypes, legacy non-zip torch files), SAM2D_ERR_LIMIT
+ * (params exceeded); the message (sam2d_last_error) names the entry/tensor. */
 sam2d_status sam2d_checkpoint_load(const char *path, const sam2d_checkpoint_params *params,
                                    sam2d_checkpoint **out);
 /* Same from bytes in memory (copied as needed; buf may be freed afterwards). */
