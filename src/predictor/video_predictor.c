@@ -50,6 +50,8 @@ struct sam2d_video_session {
     float *mask_f;             /* (mask area) grows with the largest mask given */
     size_t mask_f_cap;
     float *prev_logits;        /* (L, L) */
+    int *up_y, *up_x;          /* (vh, 2), (vw, 2): source rows / columns of the video-res upsample */
+    float *up_wy, *up_wx;      /* (vh, 2), (vw, 2): their weights */
     void *cc_scratch;          /* fill holes on (L, L) */
     size_t state_bytes;        /* bytes of one stored frame state */
     int64_t n_states;
@@ -259,6 +261,46 @@ static sam2d_status run_single(sam2d_video_session *s, vobj *o, int f, bool init
 
 /* ---------------- outputs ---------------- */
 
+/* Bilinear (align_corners=False, no antialias) index/weight table of one axis,
+ * with torch's float32 steps: src = max(scale * (i + 0.5) - 0.5, 0). */
+static void linear_axis(int in, int out, int *idx, float *w) {
+    const float scale = (float)in / (float)out;
+    for (int i = 0; i < out; i++) {
+        float src = scale * ((float)i + 0.5f) - 0.5f;
+        if (src < 0.0f) src = 0.0f;
+        int i0 = (int)src;
+        if (i0 > in - 1) i0 = in - 1;
+        float l1 = src - (float)i0;
+        idx[2 * i] = i0;
+        idx[2 * i + 1] = i0 + (i0 < in - 1 ? 1 : 0);
+        w[2 * i] = 1.0f - l1;
+        w[2 * i + 1] = l1;
+    }
+}
+
+/* Low-res (L, L) logits -> (vh, vw), the same products and sums as torch's
+ * CPU kernel (rows outer), without fused multiply-adds, so results match bit for bit. */
+__attribute__((optimize("fp-contract=off"))) static void upsample_video(const sam2d_video_session *s,
+                                                                        const float *x, float *y) {
+    const int L = s->L;
+    for (int oy = 0; oy < s->vh; oy++) {
+        const float *r0 = x + (int64_t)s->up_y[2 * oy] * L, *r1 = x + (int64_t)s->up_y[2 * oy + 1] * L;
+        const float h0 = s->up_wy[2 * oy], h1 = s->up_wy[2 * oy + 1];
+        float *dst = y + (int64_t)oy * s->vw;
+        for (int ox = 0; ox < s->vw; ox++) {
+            const int a = s->up_x[2 * ox], b = s->up_x[2 * ox + 1];
+            const float w0 = s->up_wx[2 * ox], w1 = s->up_wx[2 * ox + 1];
+            float t0 = r0[a] * w0;
+            t0 += r0[b] * w1;
+            float t1 = r1[a] * w0;
+            t1 += r1[b] * w1;
+            float o = t0 * h0;
+            o += t1 * h1;
+            dst[ox] = o;
+        }
+    }
+}
+
 static void fill_result(sam2d_video_session *s, int f, sam2d_video_frame_result *r) {
     if (s->non_overlap) sam_non_overlap(s->res_logits, s->n_obj, (int64_t)s->vh * s->vw);
     if (!r) return;
@@ -277,7 +319,7 @@ static void put_object_output(sam2d_video_session *s, int i, const sam_frame_sta
         return;
     }
     /* straight from the low-res logits, bilinear without antialias (as the reference) */
-    sam_resize_bilinear_host(dst, st->pred_masks, 1, s->L, s->L, s->vh, s->vw, false);
+    upsample_video(s, st->pred_masks, dst);
     s->res_scores[i] = st->object_score_logit;
 }
 
@@ -330,13 +372,21 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
     s->mask_s = sam_malloc((size_t)s->S * s->S * sizeof(float));
     s->prev_logits = sam_malloc((size_t)s->L * s->L * sizeof(float));
     s->cc_scratch = sam_malloc(sam_cc_scratch_bytes(s->L, s->L));
-    if (!s->frames || !s->feat_buf || !s->mask_s || !s->prev_logits || !s->cc_scratch) {
+    s->up_y = sam_malloc((size_t)video_h * 2 * sizeof(int));
+    s->up_x = sam_malloc((size_t)video_w * 2 * sizeof(int));
+    s->up_wy = sam_malloc((size_t)video_h * 2 * sizeof(float));
+    s->up_wx = sam_malloc((size_t)video_w * 2 * sizeof(float));
+    if (!s->frames || !s->feat_buf || !s->mask_s || !s->prev_logits || !s->cc_scratch || !s->up_y || !s->up_x ||
+        !s->up_wy || !s->up_wx) {
         sam2d_video_session_free(s);
         return SAM_ERR(SAM2D_ERR_NOMEM, "video session of %d frames", num_frames);
     }
     memcpy(s->frames, frames, fbytes);
+    linear_axis(s->L, video_h, s->up_y, s->up_wy);
+    linear_axis(s->L, video_w, s->up_x, s->up_wx);
     s->fixed_bytes = sizeof(*s) + fbytes + eng->feat_floats * sizeof(float) + (size_t)s->S * s->S * sizeof(float) +
-                     (size_t)s->L * s->L * sizeof(float) + sam_cc_scratch_bytes(s->L, s->L);
+                     (size_t)s->L * s->L * sizeof(float) + sam_cc_scratch_bytes(s->L, s->L) +
+                     ((size_t)video_h + video_w) * 2 * (sizeof(int) + sizeof(float));
     atomic_init(&s->cancel, 0);
     *out = s;
     return SAM2D_OK;
@@ -390,6 +440,10 @@ void sam2d_video_session_free(sam2d_video_session *s) {
     sam_free(s->mask_f);
     sam_free(s->prev_logits);
     sam_free(s->cc_scratch);
+    sam_free(s->up_y);
+    sam_free(s->up_x);
+    sam_free(s->up_wy);
+    sam_free(s->up_wx);
     sam_free(s);
 }
 
