@@ -349,6 +349,19 @@ static void describe_problem(const problem *p, char *buf, size_t len) {
     }
 }
 
+/* Compact form for the error message: "name [a,b]" or "name [a,b] vs [c,d]". */
+static void describe_short(const problem *p, char *buf, size_t len) {
+    char a[96], b[96];
+    const named_shape *x = p->kind == PROB_UNEXPECTED ? p->got : p->want;
+    fmt_shape(a, sizeof a, x->ndim, x->shape);
+    if (p->kind == PROB_SHAPE) {
+        fmt_shape(b, sizeof b, p->got->ndim, p->got->shape);
+        snprintf(buf, len, "%s %s vs %s", x->name, a, b);
+    } else {
+        snprintf(buf, len, "%s %s", x->name, a);
+    }
+}
+
 /* Compare; fills *probs (allocated) in config order then checkpoint order. */
 static sam2d_status compare(const sam2d_model_config *cfg, const sam2d_tensor_info *tensors, size_t n,
                             sam2d_config_tensor **exp_out, named_shape **ns_out, problem **probs_out, size_t *nprob,
@@ -447,33 +460,59 @@ sam2d_status sam2d_config_check_tensors(const sam2d_model_config *cfg, const sam
         sam2d_config_tensors_free(exp);
         return SAM2D_OK;
     }
-    /* The error message is bounded (about 700 bytes), so every kind of problem
-     * gets a share of it and the counts come first; the full list is
-     * sam2d_config_compare_tensors' (and `sam2d info --check`'s). */
-    char msg[700];
-    sink s = {msg, sizeof msg, 0};
-    put(&s, "config and checkpoint differ: %zu missing, %zu unexpected, %zu wrong shape", counts[0], counts[1], counts[2]);
+    /* First a summary that survives the bounded error buffer (and a caller's
+     * sam_error_wrap, which keeps 500 bytes): the counts, then at least the
+     * first problem of each kind, more while a share of the budget lasts. */
+    enum { SUMMARY = 480, FULL = 1 << 16 };
+    char *msg = sam_malloc(FULL);
+    if (!msg) {
+        sam_free(probs);
+        sam_free(ns);
+        sam2d_config_tensors_free(exp);
+        return SAM_ERR(SAM2D_ERR_MISMATCH, "config and checkpoint differ: %zu missing, %zu unexpected, %zu wrong shape",
+                       counts[0], counts[1], counts[2]);
+    }
+    sink s = {msg, SUMMARY, 0};
+    put(&s, "config and checkpoint differ: %zu missing, %zu unexpected, %zu wrong shape (config vs checkpoint)",
+        counts[0], counts[1], counts[2]);
     static const char *const title[] = {"missing", "unexpected", "wrong shape"};
-    size_t share = (sizeof msg - s.used - 1) / ((counts[0] > 0) + (counts[1] > 0) + (counts[2] > 0));
+    size_t share = (SUMMARY - s.used - 1) / (size_t)((counts[0] > 0) + (counts[1] > 0) + (counts[2] > 0));
     char line[512];
+    size_t shown_all = 0;
     for (int k = 0; k < 3; k++) {
         if (!counts[k]) continue;
         size_t limit = s.used + share, shown = 0;
         put(&s, "; %s: ", title[k]);
         for (size_t i = 0; i < np; i++) {
             if (probs[i].kind != k) continue;
-            describe_problem(&probs[i], line, sizeof line);
-            size_t need = strlen(line) + 2 + 16; /* room for the "+N more" tail */
-            if (s.used + need > limit) break;
-            put(&s, "%s%s", shown ? ", " : "", line);
+            describe_short(&probs[i], line, sizeof line);
+            size_t need = strlen(line) + 2 + 12; /* room for the "(+N more)" tail */
+            if (shown > 0 && s.used + need > limit) break;
+            if (!put(&s, "%s%s", shown ? ", " : "", line)) break;
             shown++;
         }
         if (shown < counts[k]) put(&s, "%s(+%zu more)", shown ? " " : "", counts[k] - shown);
+        shown_all += shown;
+    }
+    size_t summary_len = s.used;
+    /* then every problem, for builds whose error buffer can hold it */
+    s.len = FULL;
+    if (shown_all < np) put(&s, ". All:");
+    for (size_t i = 0; i < np && shown_all < np; i++) {
+        describe_short(&probs[i], line, sizeof line);
+        if (!put(&s, " %s %s;", probs[i].kind == PROB_MISSING ? "missing" : probs[i].kind == PROB_UNEXPECTED ? "unexpected" : "shape", line)) break;
     }
     sam_free(probs);
     sam_free(ns);
     sam2d_config_tensors_free(exp);
-    return SAM_ERR(SAM2D_ERR_MISMATCH, "%s", msg);
+    sam2d_status st = SAM_ERR(SAM2D_ERR_MISMATCH, "%s", msg);
+    if (strncmp(sam2d_last_error(), msg, s.used)) {
+        /* the full list did not fit: keep the summary whole instead of a cut list */
+        msg[summary_len] = 0;
+        st = SAM_ERR(SAM2D_ERR_MISMATCH, "%s (full list: sam2d_config_compare_tensors or `sam2d info --check`)", msg);
+    }
+    sam_free(msg);
+    return st;
 }
 
 /* ---- Config from shapes ----------------------------------------------------- */
