@@ -1032,7 +1032,6 @@ void sam2d_config_describe(const sam2d_model_config *c, char *buf, size_t len) {
     size_t k = 0;
     for (int s = 0; s < c->num_stages && s < SAM2D_MAX_STAGES; s++)
         k += (size_t)snprintf(stages + k, sizeof stages - k, "%s%d", s ? "," : "", c->stages[s]);
-    snprintf(buf, len, "SAM %s Hiera %s%s (embed %d, %d blocks [%s], d_model %d, mem_dim %d, image %d)", v21 ? "2.1" : "2",
-             size ? size : "custom", size && !exact ? "-like" : "", c->embed_dim, depth, stages, c->d_model, c->mem_dim,
-             c->image_size);
+    snprintf(buf, len, "SAM %s Hiera %s%s (embed %d, %d blocks [%s], d_model %d, mem_dim %d)", v21 ? "2.1" : "2",
+             size ? size : "custom", size && !exact ? "-like" : "", c->embed_dim, depth, stages, c->d_model, c->mem_dim);
 }
