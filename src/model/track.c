@@ -59,7 +59,20 @@ struct sam_track {
     sam_ptr_pick *ptr_pick;         /* (pick_cap) */
     int pick_cap;
     size_t scratch_bytes;
+    /* one-shot test taps */
+    float *tap_mem, *tap_mem_pos, *tap_mask;
+    int64_t tap_cap;
+    int *tap_M;
 };
+
+void sam_track_tap_memory(sam_track *t, float *memory, float *memory_pos, int64_t cap, int *M) {
+    t->tap_mem = memory;
+    t->tap_mem_pos = memory_pos;
+    t->tap_cap = cap;
+    t->tap_M = M;
+}
+
+void sam_track_tap_mem_mask(sam_track *t, float *mask) { t->tap_mask = mask; }
 
 /* ---------------- selection (pure) ---------------- */
 
@@ -507,6 +520,12 @@ static sam2d_status prepare_memory_conditioned(sam_track *t, const sam_track_fea
         }
     }
     const int n_tok = n_ptr * split;
+    if (t->tap_mem && rows <= t->tap_cap) {
+        memcpy(t->tap_mem, t->memory, (size_t)rows * D * sizeof(float));
+        memcpy(t->tap_mem_pos, t->memory_pos, (size_t)rows * D * sizeof(float));
+        *t->tap_M = (int)rows;
+        t->tap_mem = NULL;
+    }
     SAM_TRY(sam_memory_attention_forward(t->mattn, f->vision_feat, f->vision_pos, t->memory, t->memory_pos,
                                          (int)rows, n_tok, t->h, t->w, t->pix));
     *feat_out = t->pix;
@@ -541,6 +560,10 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
     if (cfg->sigmoid_bias_for_mem_enc != 0.0f)
         for (int64_t i = 0; i < SS; i++) m[i] = m[i] + cfg->sigmoid_bias_for_mem_enc;
     if (mask_for_mem_tap) memcpy(mask_for_mem_tap, m, (size_t)SS * sizeof(float));
+    if (t->tap_mask) {
+        memcpy(t->tap_mask, m, (size_t)SS * sizeof(float));
+        t->tap_mask = NULL;
+    }
     SAM_TRY(sam_memory_encoder_forward(t->menc, f->vision_feat, m, t->mem_feat, t->mem_pos));
     if (!t->have_maskmem_pos) {
         /* the encoder's position encoding only depends on the size: keep the first */
@@ -707,6 +730,15 @@ static sam2d_status engine_for_model(struct sam2d_model *model, sam_video_engine
     eng->lock = eng_lock;
     eng->unlock = eng_unlock;
     return SAM2D_OK;
+}
+
+sam_track *sam_video_model_tracker(struct sam2d_model *model) {
+    sam_track *t = NULL;
+    pthread_mutex_lock(&attached_lock);
+    for (int i = 0; i < MAX_ATTACHED; i++)
+        if (attached[i].model == model) t = attached[i].track;
+    pthread_mutex_unlock(&attached_lock);
+    return t;
 }
 
 sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path) {

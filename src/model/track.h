@@ -134,6 +134,16 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
                                              float object_score_logit, bool is_mask_from_pts, uint16_t *maskmem,
                                              float *mask_for_mem_tap);
 
+/* Test taps: the next memory-attention call copies its memory (M, D) and
+ * memory_pos (M, D) (M <= cap rows) and sets *M; the next memory-encoder call
+ * copies its (S, S) input mask. Each tap fires once, then disarms. NULL disarms. */
+void sam_track_tap_memory(sam_track *t, float *memory, float *memory_pos, int64_t cap, int *M);
+void sam_track_tap_mem_mask(sam_track *t, float *mask);
+
+/* The tracker that sam2d_video_model_attach built for a model, or NULL. */
+struct sam2d_model;
+sam_track *sam_video_model_tracker(struct sam2d_model *model);
+
 /* ---------------- video predictor back end (internal) ----------------
  * The per-frame work a video session delegates, as a table so that the
  * session state machine can also run on a fake (tests of the bookkeeping
