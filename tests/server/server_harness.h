@@ -232,7 +232,7 @@ static inline tar_buf tar_of_jpegs(const char *dir, int max_files) {
     for (int i = 0; i < nn; i++) {
         if (i < max_files) {
             char p[1024];
-            snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+            snprintf(p, sizeof p, "%.700s/%.250s", dir, names[i]);
             size_t n;
             char *data = read_whole(p, &n);
             if (data) tar_add(&t, names[i], data, n);
