@@ -270,6 +270,38 @@ static void mismatch(sam_backend *be) {
     sam2d_checkpoint_free(ck);
 }
 
+/* The same weights at another input size (320: 80x80 patch grid, padded 14-windows on
+ * the 20x20 stage, pooled windows re-tiling a 10x10 map): runs, right shapes, finite. */
+static void other_size(sam_backend *be) {
+    sam2d_model_config cfg;
+    golden_config(&cfg);
+    cfg.image_size = 320;
+    sam2d_checkpoint *ck = load_ckpt("micro");
+    if (!ck) return;
+    sam_image_encoder *enc = NULL;
+    sam2d_status st = sam_image_encoder_create(&cfg, ck, be, &enc);
+    CHECK_MSG(st == SAM2D_OK, "create at 320: %s", sam2d_last_error());
+    if (st == SAM2D_OK) {
+        size_t nf = sam_image_features_floats(&cfg);
+        float *buf = sam_malloc(sizeof(float) * nf), *img = sam_malloc(sizeof(float) * 320 * 320 * 3);
+        sam_image_features f;
+        sam_image_features_bind(&cfg, buf, &f);
+        CHECK(f.h[0] == 80 && f.h[1] == 40 && f.h[2] == 20 && f.w[2] == 20);
+        test_fill_random(img, (size_t)320 * 320 * 3, 99);
+        CHECK(sam_image_encoder_forward(enc, img, &f) == SAM2D_OK);
+        size_t bad = 0;
+        for (size_t i = 0; i < nf; i++) bad += !isfinite(buf[i]);
+        CHECK(bad == 0);
+        sam_free(buf);
+        sam_free(img);
+        sam_image_encoder_free(enc);
+    }
+    /* 300 px: 75x75 grid is not a multiple of the 8x8 window embedding (the reference fails too). */
+    cfg.image_size = 300;
+    CHECK(sam_image_encoder_create(&cfg, ck, be, &enc) == SAM2D_ERR_UNSUPPORTED);
+    sam2d_checkpoint_free(ck);
+}
+
 int main(void) {
     sam_backend *be = sam_backend_cpu_create(0);
     CHECK(be != NULL);
@@ -277,6 +309,7 @@ int main(void) {
     golden_set(be, "micro", "");
     golden_set(be, "shapes", "_f000");
     mismatch(be);
+    other_size(be);
     sam_backend_cpu_free(be);
     return test_finish();
 }
