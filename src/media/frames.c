@@ -434,6 +434,11 @@ sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_s
             r = sam_frame_source_get(src, i, st->orig);
             if (r == SAM2D_OK) r = sam_resize_plan_run(st->plan, st->orig, st->frames + fb * (size_t)i, NULL);
         }
+        /* every frame is resized now: the decode buffer and weights are not needed any more */
+        sam_free(st->orig);
+        st->orig = NULL;
+        sam_resize_plan_free(st->plan);
+        st->plan = NULL;
     } else if (r == SAM2D_OK) {
         st->cache_n = cache_frames < 1 ? 1 : cache_frames;
         st->cache_idx = sam_malloc(sizeof(int) * (size_t)st->cache_n);
