@@ -69,6 +69,10 @@ int sam2d_image_predictor_low_res_size(const sam2d_image_predictor *p);
 sam2d_status sam2d_image_predictor_features(const sam2d_image_predictor *p, const float **image_embed,
                                             const float **high_res0, const float **high_res1);
 
+/* The current image as the encoder saw it: (S, S, 3) resized and normalised, channels-last.
+ * SAM2D_ERR_STATE when no image is set. */
+sam2d_status sam2d_image_predictor_input(const sam2d_image_predictor *p, const float **image);
+
 #ifdef __cplusplus
 }
 #endif

@@ -214,3 +214,9 @@ sam2d_status sam2d_image_predictor_features(const sam2d_image_predictor *p, cons
     if (high_res1) *high_res1 = p->feats.feat[1];
     return SAM2D_OK;
 }
+
+sam2d_status sam2d_image_predictor_input(const sam2d_image_predictor *p, const float **image) {
+    if (!p->has_image) return SAM_ERR(SAM2D_ERR_STATE, "input: no image set");
+    *image = p->input;
+    return SAM2D_OK;
+}

@@ -272,6 +272,19 @@ static bool manifest_lists(const json_t *man, const char *rel) {
 /* The cached features as the reference stores them: (1, C, h, w) channels-first. */
 static sam2d_status write_features(const sam_replay_ctx *ctx, const sam2d_image_predictor *pred, const char *out_dir) {
     const sam2d_model_config *cfg = sam2d_model_get_config(ctx->model);
+    const char *in_name = "image/preprocessed_input.npy";
+    const float *img = NULL;
+    if (manifest_lists(ctx->manifest, in_name) && sam2d_image_predictor_input(pred, &img) == SAM2D_OK) {
+        size_t ss = (size_t)cfg->image_size * cfg->image_size;
+        float *cf = sam_malloc(ss * 3 * sizeof(float));
+        if (!cf) return SAM_ERR(SAM2D_ERR_NOMEM, "replay: out of memory");
+        for (size_t i = 0; i < ss; i++)
+            for (int c = 0; c < 3; c++) cf[(size_t)c * ss + i] = img[i * 3 + c];
+        int64_t sh[4] = {1, 3, cfg->image_size, cfg->image_size};
+        sam2d_status st = sam_replay_write_npy(out_dir, in_name, cf, 4, sh);
+        sam_free(cf);
+        SAM_TRY(st);
+    }
     const float *f[3];
     SAM_TRY(sam2d_image_predictor_features(pred, &f[0], &f[1], &f[2]));
     const char *names[3] = {"image/features_image_embed.npy", "image/features_high_res0.npy",

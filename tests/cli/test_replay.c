@@ -101,8 +101,8 @@ static void run_set(const char *name) {
         }
     }
     const char *feats[] = {"image/features_image_embed.npy", "image/features_high_res0.npy",
-                           "image/features_high_res1.npy"};
-    for (int k = 0; k < 3; k++)
+                           "image/features_high_res1.npy", "image/preprocessed_input.npy"};
+    for (int k = 0; k < 4; k++)
         if (json_object_get(json_object_get(man, "files"), feats[k])) {
             compare(gold, out, feats[k], NULL);
             compared++;
