@@ -533,12 +533,13 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
     }
     /* Weights go into the encoder's own set whatever the caller's loader owner is. */
     sam_weight_set *saved_owner = L->owner;
+    int nerr0 = L->nerr; /* the loader may be shared with other modules */
     L->owner = &e->weights;
     load_weights(e, L);
     L->owner = saved_owner;
-    if (L->nerr) {
+    if (L->nerr > nerr0) {
         sam_image_encoder_free(e);
-        return SAM_ERR(SAM2D_ERR_MISMATCH, "image encoder: %d checkpoint problem(s): %s", L->nerr,
+        return SAM_ERR(SAM2D_ERR_MISMATCH, "image encoder: %d checkpoint problem(s): %s", L->nerr - nerr0,
                        L->msg ? L->msg : "");
     }
     /* Sine tables per neck level. */
