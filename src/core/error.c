@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Thread_local char last_error[1024];
+/* Large enough for a config check that lists every mismatched tensor. */
+static _Thread_local char last_error[32768];
 
 const char *sam2d_status_str(sam2d_status s) {
     switch (s) {
@@ -29,7 +30,7 @@ const char *sam2d_last_error(void) { return last_error; }
 void sam_error_clear(void) { last_error[0] = 0; }
 
 sam2d_status sam_error_set(sam2d_status s, const char *file, int line, const char *fmt, ...) {
-    char msg[768];
+    char msg[24576];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -40,13 +41,14 @@ sam2d_status sam_error_set(sam2d_status s, const char *file, int line, const cha
 }
 
 sam2d_status sam_error_wrap(sam2d_status s, const char *fmt, ...) {
-    char prefix[512], old[sizeof last_error];
+    char prefix[1024];
+    static _Thread_local char old[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%.500s: %.500s", prefix, old);
+    snprintf(last_error, sizeof last_error, "%.1000s: %.31000s", prefix, old);
     return s;
 }
 
