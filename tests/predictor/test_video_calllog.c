@@ -208,8 +208,79 @@ static void test_sine_pe(void) {
     CHECK(out[8 + 1] == out[8 + 0]);                      /* floor(j/2): pairs share a frequency */
 }
 
+static int cancel_calls;
+static int cancel_after_two(void *user, const sam2d_video_frame_result *r) {
+    (void)user, (void)r;
+    return ++cancel_calls >= 2;
+}
+
+/* Session memory grows by a fixed amount per tracked frame and object (the
+ * documented bf16 memory + low-res logits + pointer + bookkeeping), and
+ * re-tracking the same frames does not grow it. */
+static size_t mem_seen[64];
+static int mem_n;
+static int record_mem(void *user, const sam2d_video_frame_result *r) {
+    if (mem_n < 64) mem_seen[mem_n++] = sam2d_video_session_memory_bytes((const sam2d_video_session *)user);
+    (void)r;
+    return 0;
+}
+
+static void test_memory_growth(void) {
+    static fake k;
+    memset(&k, 0, sizeof(k));
+    sam2d_model_config *c = &k.cfg;
+    c->image_size = 256;
+    c->backbone_stride = 16;
+    c->d_model = 32;
+    c->mem_dim = 16;
+    c->num_maskmem = 7;
+    c->max_cond_frames_in_attn = -1;
+    c->memory_temporal_stride_for_eval = 1;
+    c->use_obj_ptrs_in_encoder = true;
+    c->max_obj_ptrs_in_encoder = 16;
+    const int T = 12, S = 256;
+    uint8_t *frames = calloc((size_t)T * S * S * 3, 1);
+    sam_video_engine eng = {.ctx = &k, .features = fake_features, .step = fake_step, .encode = fake_encode};
+    struct sam2d_video_session *s = NULL;
+    CHECK(sam_video_session_create_engine(c, &eng, frames, T, 64, 48, 0, 0, &s) == SAM2D_OK);
+    if (!s) return;
+    float pt[2] = {10, 10};
+    int lb = 1;
+    CHECK(sam2d_video_add_points(s, 0, 7, pt, &lb, 1, NULL, true, NULL) == SAM2D_OK);
+    mem_n = 0;
+    CHECK(sam2d_video_propagate(s, 0, false, -1, record_mem, s) == SAM2D_OK);
+    /* (S/16)^2 * mem_dim bf16 + (S/4)^2 float + d_model float, each 64-byte aligned, + the header */
+    const size_t per_frame = 256 * 16 * 2 + 64 * 64 * 4 + 32 * 4 + 64;
+    bool constant = mem_n == T;
+    for (int i = 2; i < mem_n; i++) constant = constant && mem_seen[i] - mem_seen[i - 1] == per_frame;
+    printf("session memory: %zu bytes after frame 0, +%zu per tracked frame per object (expected %zu)\n",
+           mem_seen[0], mem_n > 2 ? mem_seen[2] - mem_seen[1] : 0, per_frame);
+    CHECK(constant);
+    size_t after = sam2d_video_session_memory_bytes(s);
+    CHECK(sam2d_video_propagate(s, 0, false, -1, NULL, NULL) == SAM2D_OK);
+    CHECK(sam2d_video_session_memory_bytes(s) == after);
+    /* reset gives everything per-frame back */
+    CHECK(sam2d_video_reset(s) == SAM2D_OK);
+    CHECK(sam2d_video_session_memory_bytes(s) < mem_seen[0]);
+    /* cancel from the callback stops propagation with SAM2D_ERR_CANCELLED */
+    CHECK(sam2d_video_add_points(s, 3, 7, pt, &lb, 1, NULL, true, NULL) == SAM2D_OK);
+    CHECK(sam2d_video_propagate(s, -1, false, -1, cancel_after_two, NULL) == SAM2D_ERR_CANCELLED);
+    CHECK(cancel_calls == 2);
+    /* errors: unknown object, bad frame, box without clearing */
+    CHECK(sam2d_video_clear_prompts(s, 0, 99, NULL) == SAM2D_ERR_NOT_FOUND);
+    CHECK(sam2d_video_add_points(s, T, 7, pt, &lb, 1, NULL, true, NULL) == SAM2D_ERR_INVALID_ARG);
+    float box[4] = {1, 1, 5, 5};
+    CHECK(sam2d_video_add_points(s, 0, 7, NULL, NULL, 0, box, false, NULL) == SAM2D_ERR_INVALID_ARG);
+    CHECK(sam2d_video_remove_object(s, 12345) == SAM2D_OK);
+    CHECK(sam2d_video_remove_object(s, 7) == SAM2D_OK && sam2d_video_num_objects(s) == 0);
+    CHECK(sam2d_video_propagate(s, -1, false, -1, NULL, NULL) == SAM2D_ERR_STATE);
+    sam2d_video_session_free(s);
+    free(frames);
+}
+
 int main(void) {
     test_sine_pe();
+    test_memory_growth();
     check_folder("micro");
     check_folder("shapes");
     return test_finish();
