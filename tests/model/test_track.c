@@ -89,6 +89,14 @@ static double bf16_step(float ref) {
     return ldexp(1.0, e - 1 - 7);
 }
 
+static bool finite_ok;
+static int check_finite(void *user, const sam2d_video_frame_result *r) {
+    (void)user;
+    for (int64_t i = 0; i < (int64_t)r->num_objects * 240 * 320; i++)
+        if (!isfinite(r->logits[i])) finite_ok = false;
+    return 0;
+}
+
 static void test_golden_memory_inputs(void) {
     const char *dir = SAM2D_TEST_DATA "/golden/micro";
     sam2d_model_params mp = sam2d_model_default_params();
@@ -170,6 +178,13 @@ static void test_golden_memory_inputs(void) {
         }
         sam_npy_free(&ref);
     }
+    /* a bank larger than num_maskmem frames (five conditioning frames + tracked ones)
+     * and reverse tracking: the scratch grows once, outputs stay finite */
+    for (int f = 2; f <= 8; f += 2) CHECK(sam2d_video_add_points(s, f, 1, p1, &l1, 1, NULL, true, NULL) == SAM2D_OK);
+    finite_ok = true;
+    CHECK(sam2d_video_propagate(s, -1, false, -1, check_finite, NULL) == SAM2D_OK);
+    CHECK(sam2d_video_propagate(s, 9, true, -1, check_finite, NULL) == SAM2D_OK);
+    CHECK(finite_ok);
     free(mem);
     free(mpos);
     free(mask);
