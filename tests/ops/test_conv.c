@@ -1,5 +1,6 @@
 /* conv2d (stride, padding, groups, depthwise) and the 2x2 transposed conv
  * against naive double-precision loops on channels-last data, odd sizes. */
+#include "ops/cpu/cpu_internal.h" /* sam_cpu_set_scratch_max: exercise the fallbacks */
 #include "ops/ops.h"
 #include "sam2d/sam2d.h"
 #include "test_util.h"
@@ -93,6 +94,16 @@ int main(void) {
     convt_case(be, 2, 5, 3, 7, 6, true, 20);
     convt_case(be, 1, 4, 7, 16, 5, false, 21);
     convt_case(be, 1, 40, 40, 3, 512, true, 22); /* several GEMM blocks */
+    sam_backend_cpu_free(be);
+
+    /* Scratch that may not grow past its initial reserve: convs whose packed
+     * weights alone exceed it must still be right (direct-loop fallbacks). */
+    be = sam_backend_cpu_create(2);
+    CHECK(be != NULL);
+    if (!be) return test_finish();
+    sam_cpu_set_scratch_max(be, SAM_CPU_SCRATCH_INIT);
+    conv_case(be, 1, 4, 3, 512, 520, 3, 3, 1, 1, 1, 1, 1, true, 30); /* 520*512*9 floats > the reserve */
+    convt_case(be, 1, 2, 3, 768, 720, true, 31);                       /* 768*720*4 floats > the reserve */
     sam_backend_cpu_free(be);
     return test_finish();
 }

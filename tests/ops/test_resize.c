@@ -1,6 +1,7 @@
 /* Bilinear resize as torch.nn.functional.interpolate(mode='bilinear',
  * align_corners=False) with and without antialias, against references
  * written here in double precision, plus values worked out by hand. */
+#include "ops/cpu/cpu_internal.h" /* sam_cpu_set_scratch_max */
 #include "ops/ops.h"
 #include "test_util.h"
 
@@ -118,6 +119,9 @@ int main(void) {
     for (int i = 0; i < 12; i++) worst = fmax(worst, fabs(co[i] - 0.3));
     CHECK_MSG(worst < 1e-6, "constant drifted by %g", worst);
 
+    /* channels processed in groups when their intermediates exceed the scratch */
+    sam_cpu_set_scratch_max(be, SAM_CPU_SCRATCH_INIT);
+    resize_case(be, 8, 1000, 1200, 50, 600, true, 11); /* 8 x 1000 x 600 intermediate > the reserve */
     sam_backend_cpu_free(be);
     return test_finish();
 }

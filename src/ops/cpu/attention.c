@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "ops/cpu/cpu_internal.h"
 
 #include "ops/cpu/simd.h"
@@ -208,18 +209,30 @@ void sam_cpu_attention(sam_backend *be, float *out, const float *q, const float 
     const int64_t bh = (int64_t)p->batch * p->heads;
     while (TQ > NR && (TQ >= 2 * p->Lq || bh * ((p->Lq + TQ - 1) / TQ) < 2 * nt)) TQ /= 2;
     if (TQ > p->Lq) TQ = p->Lq;
-    const int TQp = round_up(TQ, NR);
     const int dvp = round_up(p->d_v, NR);
     const bool pack_v = dvp != p->d_v;
-    size_t per = (size_t)p->d_qk * TQp + (size_t)ATT_TK * TQp + (size_t)TQ * dvp + 3 * (size_t)TQp +
-                 (pack_v ? (size_t)ATT_TK * dvp : 0);
-    per = (per + 15) & ~(size_t)15;
-    size_t cap;
-    float *s = sam_cpu_scratch_lock(be, per * (size_t)nt, &cap);
-    if (cap < per) { /* cannot happen for SAM sizes: the initial reserve holds one slice */
+    size_t cap = 0, per = 0;
+    float *s = NULL;
+    for (;;) { /* shrink the query tile until every thread's slice fits (it always does for SAM's sizes) */
+        const int TQp = round_up(TQ, NR);
+        per = (size_t)p->d_qk * TQp + (size_t)ATT_TK * TQp + (size_t)TQ * dvp + 3 * (size_t)TQp +
+              (pack_v ? (size_t)ATT_TK * dvp : 0);
+        per = (per + 15) & ~(size_t)15;
+        s = sam_cpu_scratch_lock(be, per * (size_t)nt, &cap);
+        if (cap >= per * (size_t)nt || TQ == 1) break;
         sam_cpu_scratch_unlock(be);
+        TQ = TQ > NR ? TQ / 2 : 1;
+    }
+    if (cap < per) {
+        sam_cpu_scratch_unlock(be);
+        sam_logf(SAM_LOG_ERROR, "attention: head dims %d/%d need more scratch than allowed; output zeroed", p->d_qk,
+                 p->d_v);
+        for (int64_t b = 0; b < p->batch; b++)
+            for (int i = 0; i < p->Lq; i++)
+                memset(out + b * p->o_batch + (int64_t)i * p->o_stride, 0, (size_t)p->heads * p->d_v * sizeof(float));
         return;
     }
+    const int TQp = round_up(TQ, NR);
     att_ctx c = {out, q, k, v, p, TQ, TQp, (p->Lq + TQ - 1) / TQ, dvp, pack_v, s, per};
     const int64_t items = bh * c.nqt;
     if (cap / per >= (size_t)nt)

@@ -9,7 +9,7 @@
 float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got) {
     sam_cpu_backend *cb = (sam_cpu_backend *)be;
     pthread_mutex_lock(&cb->scratch_mu);
-    if (want > SAM_CPU_SCRATCH_MAX) want = SAM_CPU_SCRATCH_MAX;
+    if (want > cb->scratch_max) want = cb->scratch_max;
     if (want > cb->scratch_cap) {
         /* Grow-only: the old contents are scratch, so free before allocating
          * to keep the peak low; fall back to the old size on failure. */
@@ -22,6 +22,13 @@ float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got) {
     }
     *got = cb->scratch_cap;
     return cb->scratch;
+}
+
+void sam_cpu_set_scratch_max(sam_backend *be, size_t floats) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    pthread_mutex_lock(&cb->scratch_mu);
+    cb->scratch_max = floats;
+    pthread_mutex_unlock(&cb->scratch_mu);
 }
 
 void sam_cpu_scratch_unlock(sam_backend *be) {
@@ -43,6 +50,7 @@ sam_backend *sam_backend_cpu_create(int nthreads) {
         return NULL;
     }
     cb->scratch_cap = SAM_CPU_SCRATCH_INIT;
+    cb->scratch_max = SAM_CPU_SCRATCH_MAX;
     pthread_mutex_init(&cb->scratch_mu, NULL);
     /* Our pool parallelises BLAS calls itself (see gemm.c); OpenBLAS's own
      * threads would compete with it. Process-wide, but sam2d is the only user. */

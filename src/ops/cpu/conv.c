@@ -6,6 +6,7 @@
  *    group (threaded by the pool, see gemm.c). */
 #include <string.h>
 
+#include "core/log.h"
 #include "ops/cpu/cpu_internal.h"
 
 /* ---- depthwise ---------------------------------------------------------- */
@@ -84,6 +85,53 @@ static void im2col_rows(void *vctx, int64_t i0, int64_t i1, int tid) {
     }
 }
 
+/* ---- scratch-free fallbacks ---------------------------------------------
+ * Used only when the scratch cannot hold the packed weights plus one pixel
+ * (a conv far larger than SAM's, or the allocator refusing to grow): slow
+ * but always correct, so a kernel never returns without its output. */
+
+typedef struct {
+    float *y;
+    const float *x, *w, *b;
+    const sam_conv2d_params *p;
+    int Ho, Wo;
+} direct_ctx;
+
+static void conv_direct_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const direct_ctx *c = vctx;
+    const sam_conv2d_params *p = c->p;
+    const int G = p->groups > 0 ? p->groups : 1, Cg = p->C_in / G, Cog = p->C_out / G;
+    for (int64_t r = r0; r < r1; r++) { /* r = n*Ho + oy */
+        int n = (int)(r / c->Ho), oy = (int)(r % c->Ho);
+        for (int ox = 0; ox < c->Wo; ox++)
+            for (int co = 0; co < p->C_out; co++) {
+                const int g = co / Cog;
+                double acc = c->b ? c->b[co] : 0.0; /* long sequential sums: double keeps them accurate */
+                for (int ky = 0; ky < p->kh; ky++) {
+                    int iy = oy * p->stride_h - p->pad_h + ky;
+                    if (iy < 0 || iy >= p->H) continue;
+                    for (int kx = 0; kx < p->kw; kx++) {
+                        int ix = ox * p->stride_w - p->pad_w + kx;
+                        if (ix < 0 || ix >= p->W) continue;
+                        const float *xp = c->x + (((int64_t)n * p->H + iy) * p->W + ix) * p->C_in + (int64_t)g * Cg;
+                        const float *wp = c->w + ((int64_t)co * Cg * p->kh + ky) * p->kw + kx;
+                        for (int ci = 0; ci < Cg; ci++) acc += (double)xp[ci] * wp[(int64_t)ci * p->kh * p->kw];
+                    }
+                }
+                c->y[(r * c->Wo + ox) * p->C_out + co] = (float)acc;
+            }
+    }
+}
+
+static void conv_direct(sam_backend *be, float *y, const float *x, const float *w, const float *b,
+                        const sam_conv2d_params *p, int Ho, int Wo) {
+    sam_logf(SAM_LOG_WARN, "conv2d: scratch too small, using the direct loop (%dx%d kernel, %d->%d channels)", p->kh,
+             p->kw, p->C_in, p->C_out);
+    direct_ctx c = {y, x, w, b, p, Ho, Wo};
+    sam_parallel_for(be->pool, (int64_t)p->N * Ho, 1, conv_direct_rows, &c);
+}
+
 void sam_cpu_conv2d(sam_backend *be, float *y, const float *x, const float *w, const float *b,
                     const sam_conv2d_params *p) {
     const int Ho = sam_conv_out(p->H, p->kh, p->stride_h, p->pad_h);
@@ -121,8 +169,9 @@ void sam_cpu_conv2d(sam_backend *be, float *y, const float *x, const float *w, c
     float *col = s + wsize; /* (blk, K) */
     int64_t blk = ((int64_t)cap - wsize) / K;
     if (blk > npix) blk = npix;
-    if (blk < 1) { /* only if the scratch could not grow: cannot happen with the initial reserve for SAM sizes */
+    if (blk < 1) { /* the scratch could not grow: not for SAM's sizes */
         sam_cpu_scratch_unlock(be);
+        conv_direct(be, y, x, w, b, p, Ho, Wo);
         return;
     }
     for (int co = 0; co < p->C_out; co++)
@@ -195,8 +244,24 @@ void sam_cpu_conv_transpose2x2(sam_backend *be, float *y, const float *x, const 
     float *t = s + wsize; /* (blk, 4*C_out) */
     int64_t blk = ((int64_t)cap - wsize) / Nc;
     if (blk > npix) blk = npix;
-    if (blk < 1) {
+    if (blk < 1) { /* the scratch could not grow: direct loop, one output pixel at a time */
         sam_cpu_scratch_unlock(be);
+        sam_logf(SAM_LOG_WARN, "conv_transpose2x2: scratch too small, using the direct loop (%d->%d)", C_in, C_out);
+        for (int64_t pix = 0; pix < npix; pix++) {
+            int j = (int)(pix % W);
+            int64_t r = pix / W;
+            int i = (int)(r % H);
+            int64_t n = r / H;
+            for (int k = 0; k < 4; k++) {
+                float *yp = y + ((n * 2 * H + 2 * i + k / 2) * 2 * W + 2 * j + k % 2) * C_out;
+                for (int co = 0; co < C_out; co++) {
+                    double acc = b ? b[co] : 0.0;
+                    for (int ci = 0; ci < C_in; ci++)
+                        acc += (double)x[pix * C_in + ci] * w[((int64_t)ci * C_out + co) * 4 + k];
+                    yp[co] = (float)acc;
+                }
+            }
+        }
         return;
     }
     for (int ci = 0; ci < C_in; ci++)

@@ -18,6 +18,7 @@ typedef struct {
     pthread_mutex_t scratch_mu;
     float *scratch;     /* (scratch_cap,) */
     size_t scratch_cap; /* floats */
+    size_t scratch_max; /* floats it may grow to (SAM_CPU_SCRATCH_MAX unless a test lowers it) */
 } sam_cpu_backend;
 
 /* Initial scratch (floats) reserved at create, and the size it may grow to. */
@@ -25,11 +26,13 @@ typedef struct {
 #define SAM_CPU_SCRATCH_MAX ((size_t)16 << 20) /* 64 MiB */
 
 /* Lock the scratch and make it hold `want` floats if possible (growing up to
- * SAM_CPU_SCRATCH_MAX); never returns less than the current capacity. *got
- * receives the usable size. Kernels size their blocks from *got and need at
- * most a small minimum that the initial reserve covers. */
+ * scratch_max); never returns less than the current capacity. *got receives
+ * the usable size. Kernels size their blocks from *got; when even their
+ * minimum does not fit they fall back to slower scratch-free loops. */
 float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got);
 void sam_cpu_scratch_unlock(sam_backend *be);
+/* Limit the scratch growth (floats); for tests of the fallback paths. */
+void sam_cpu_set_scratch_max(sam_backend *be, size_t floats);
 
 static inline int sam_cpu_threads(sam_backend *be) { return sam_threadpool_size(be->pool); }
 

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "ops/cpu/cpu_internal.h"
 
 /* ---- plain bilinear ------------------------------------------------------ */
@@ -157,30 +158,39 @@ void sam_cpu_resize_bilinear(sam_backend *be, float *y, const float *x, int C, i
     const int kw = 2 * (int)ceilf(sw >= 1.0f ? sw : 1.0f) + 1;
     const int kh = 2 * (int)ceilf(sh >= 1.0f ? sh : 1.0f) + 1;
     const int do_w = Wi != Wo, do_h = Hi != Ho;
-    const size_t tmp_n = do_w && do_h ? (size_t)C * Hi * Wo : 0;
-    const size_t need = 2 * ((size_t)Wo + Ho) + (size_t)Wo * kw + (size_t)Ho * kh + tmp_n;
-    float *s = sam_cpu_scratch_lock(be, need, &cap);
-    if (need > cap) { /* only for absurd sizes (> 64 MiB of temporaries) */
+    if (!do_w && !do_h) {
+        memcpy(y, x, (size_t)C * Hi * Wi * sizeof(float));
+        return;
+    }
+    const size_t taps = 2 * ((size_t)Wo + Ho) + (size_t)Wo * kw + (size_t)Ho * kh;
+    const size_t plane = do_w && do_h ? (size_t)Hi * Wo : 0; /* intermediate of one channel */
+    float *s = sam_cpu_scratch_lock(be, taps + (size_t)C * plane, &cap);
+    if (cap < taps + plane) { /* a map far beyond SAM's sizes */
         sam_cpu_scratch_unlock(be);
+        sam_logf(SAM_LOG_ERROR, "resize_bilinear: %dx%d -> %dx%d needs more scratch than allowed; output zeroed", Hi, Wi,
+                 Ho, Wo);
+        memset(y, 0, (size_t)C * Ho * Wo * sizeof(float));
         return;
     }
     int32_t *wmin = (int32_t *)s, *wsz = wmin + Wo, *hmin = wsz + Wo, *hsz = hmin + Ho;
     float *ww = (float *)(hsz + Ho), *wh = ww + (size_t)Wo * kw, *tmp = wh + (size_t)Ho * kh;
-    if (!do_w && !do_h) {
-        memcpy(y, x, (size_t)C * Hi * Wi * sizeof(float));
-    } else {
-        const float *src = x;
+    if (do_w) aa_taps(Wi, Wo, kw, wmin, wsz, ww);
+    if (do_h) aa_taps(Hi, Ho, kh, hmin, hsz, wh);
+    /* channels in groups whose intermediate fits the scratch */
+    const int group = plane ? (int)((cap - taps) / plane < (size_t)C ? (cap - taps) / plane : (size_t)C) : C;
+    for (int c0 = 0; c0 < C; c0 += group) {
+        const int nc = C - c0 < group ? C - c0 : group;
+        const float *src = x + (size_t)c0 * Hi * Wi;
+        float *dst_y = y + (size_t)c0 * Ho * Wo;
         if (do_w) {
-            aa_taps(Wi, Wo, kw, wmin, wsz, ww);
-            float *dst = do_h ? tmp : y;
-            aa_ctx c = {dst, x, 0, Wi, Wo, 0, kw, wmin, wsz, ww};
-            sam_parallel_for(be->pool, (int64_t)C * Hi, 16, aa_rows, &c);
+            float *dst = do_h ? tmp : dst_y;
+            aa_ctx c = {dst, src, 0, Wi, Wo, 0, kw, wmin, wsz, ww};
+            sam_parallel_for(be->pool, (int64_t)nc * Hi, 16, aa_rows, &c);
             src = dst;
         }
         if (do_h) {
-            aa_taps(Hi, Ho, kh, hmin, hsz, wh);
-            aa_ctx c = {y, src, 1, Hi, Ho, Wo, kh, hmin, hsz, wh};
-            sam_parallel_for(be->pool, (int64_t)C * Ho, 4, aa_rows, &c);
+            aa_ctx c = {dst_y, src, 1, Hi, Ho, Wo, kh, hmin, hsz, wh};
+            sam_parallel_for(be->pool, (int64_t)nc * Ho, 4, aa_rows, &c);
         }
     }
     sam_cpu_scratch_unlock(be);
