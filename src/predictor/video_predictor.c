@@ -570,6 +570,16 @@ sam2d_status sam2d_video_add_mask(sam2d_video_session *s, int f, int obj_id, con
 
 /* ---------------- propagation ---------------- */
 
+/* clear_non_cond_mem_around_input: drop this object's tracked memories within
+ * stride * num_maskmem frames of an input frame (the reference calls a per-object
+ * helper it does not define; this is its evident meaning, on one object). */
+static void clear_nc_around(sam2d_video_session *s, vobj *o, int f) {
+    if (!s->cfg.clear_non_cond_mem_around_input) return;
+    const int r = s->cfg.memory_temporal_stride_for_eval > 0 ? s->cfg.memory_temporal_stride_for_eval : 1;
+    for (int t = f - r * s->cfg.num_maskmem; t <= f + r * s->cfg.num_maskmem; t++)
+        if (t >= 0 && t < s->T) slot_set(s, &o->out_nc[t], NULL);
+}
+
 static sam2d_status preflight(sam2d_video_session *s) {
     if (s->n_obj == 0) return SAM_ERR(SAM2D_ERR_STATE, "no points or masks were given for any object");
     for (int i = 0; i < s->n_obj; i++) {
@@ -593,6 +603,7 @@ static sam2d_status preflight(sam2d_video_session *s) {
                 tmp[f] = NULL;
                 if (is_cond) cond_put(s, o, f, st);
                 else slot_set(s, &o->out_nc[f], st);
+                clear_nc_around(s, o, f);
             }
         }
         if (o->n_cond == 0)
@@ -633,6 +644,7 @@ sam2d_status sam2d_video_propagate(sam2d_video_session *s, int start, bool rever
         for (int i = 0; i < s->n_obj; i++) {
             vobj *o = &s->objs[i];
             const sam_frame_state *st = o->out_cond[f];
+            if (st) clear_nc_around(s, o, f);
             if (!st) {
                 sam_frame_state *ns;
                 SAM_TRY(run_single(s, o, f, false, reverse, NULL, NULL, 0, false, NULL, true, NULL, &ns));
