@@ -375,7 +375,7 @@ sam2d_status sam_replay_image(sam_replay_ctx *ctx, const char *out_dir) {
                 st = SAM_ERR(SAM2D_ERR_FORMAT, "replay: step %s: malformed point_coords/point_labels", tag);
                 break;
             }
-            for (int i = 0; i < np; i++) labels[i] = (int)json_integer_value(json_array_get(pl, (size_t)i));
+            for (int i = 0; i < np; i++) labels[i] = (int)json_number_value(json_array_get(pl, (size_t)i)); /* 1 or 1.0 */
             q.points = coords;
             q.labels = labels;
             q.n_points = np;
