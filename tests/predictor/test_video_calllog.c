@@ -256,6 +256,22 @@ static void test_memory_growth(void) {
     printf("session memory: %zu bytes after frame 0, +%zu per tracked frame per object (expected %zu)\n",
            mem_seen[0], mem_n > 2 ? mem_seen[2] - mem_seen[1] : 0, per_frame);
     CHECK(constant);
+    /* clearing the prompts of a conditioning frame keeps its output as a plain
+     * memory and forgets that the frame was tracked: the next click is an
+     * initial conditioning frame again */
+    sam2d_video_frame_state fs;
+    CHECK(sam2d_video_get_state(s, 7, 0, &fs) == SAM2D_OK && fs.is_cond);
+    sam2d_video_frame_result cr;
+    CHECK(sam2d_video_clear_prompts(s, 0, 7, &cr) == SAM2D_OK && cr.num_objects == 1 && cr.frame_idx == 0);
+    CHECK(sam2d_video_get_state(s, 7, 0, &fs) == SAM2D_OK && !fs.is_cond);
+    k.n = 0;
+    CHECK(sam2d_video_add_points(s, 0, 7, pt, &lb, 1, NULL, true, NULL) == SAM2D_OK);
+    CHECK(k.n == 1 && k.log[0].init && k.log[0].prev); /* prev: the kept output feeds the click */
+    /* a click on a tracked frame is a correction: non-conditioning, with the tracking direction */
+    k.n = 0;
+    CHECK(sam2d_video_add_points(s, 5, 7, pt, &lb, 1, NULL, true, NULL) == SAM2D_OK);
+    CHECK(k.n == 1 && !k.log[0].init && !k.log[0].reverse && k.log[0].n_mem > 0);
+    CHECK(sam2d_video_propagate(s, 0, false, -1, NULL, NULL) == SAM2D_OK);
     size_t after = sam2d_video_session_memory_bytes(s);
     CHECK(sam2d_video_propagate(s, 0, false, -1, NULL, NULL) == SAM2D_OK);
     CHECK(sam2d_video_session_memory_bytes(s) == after);
