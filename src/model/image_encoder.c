@@ -452,6 +452,14 @@ static void load_weights(sam_image_encoder *e, sam_weight_loader *L) {
     }
 }
 
+/* Rows of the map per shortcut band in a pooling block: even, about GROUP_TOKENS tokens, at most the map. */
+static int pool_band(const hiera_block *b) {
+    int band = GROUP_TOKENS / b->W;
+    if (band > b->H) band = b->H;
+    if (band < 2) band = 2;
+    return band & ~1;
+}
+
 /* Scratch sizes (floats) for the whole forward, carved once. */
 typedef struct {
     size_t act, xn, t, win, qkv, qp, ao, n2, hid, up, lch;
@@ -468,7 +476,7 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
         size_t in = (size_t)b->H * b->W, out = (size_t)b->Ho * b->Wo;
         z->act = mx(z->act, mx(in * b->dim, out * b->dim_out));
         z->xn = mx(z->xn, in * b->dim);
-        if (b->pool) z->t = mx(z->t, (size_t)(GROUP_TOKENS / b->W + 2) * b->W * b->dim_out);
+        if (b->pool) z->t = mx(z->t, (size_t)pool_band(b) * b->W * b->dim_out);
         size_t lk = (size_t)b->group * b->wh * b->ww, lq = (size_t)b->group * b->qh * b->qw;
         z->win = mx(z->win, lk * b->dim);
         z->qkv = mx(z->qkv, lk * 3 * b->dim_out);
@@ -745,9 +753,7 @@ static float *run_block(sam_image_encoder *e, const hiera_block *b, float *x, fl
         y = spare;
         if (b->pool) {
             /* maxpool(proj(xn)) in bands of an even number of rows to bound scratch. */
-            int band = GROUP_TOKENS / W;
-            if (band < 2) band = 2;
-            band &= ~1;
+            int band = pool_band(b);
             for (int r0 = 0; r0 + 1 < H; r0 += band) {
                 int rows = H - r0 < band ? H - r0 : band;
                 rows &= ~1;
