@@ -102,7 +102,7 @@ int main(void) {
     CHECK(be != NULL);
     if (!be) return test_finish();
     sam_cpu_set_scratch_max(be, SAM_CPU_SCRATCH_INIT);
-    conv_case(be, 1, 4, 3, 512, 520, 3, 3, 1, 1, 1, 1, 1, true, 30); /* 520*512*9 floats > the reserve */
+    conv_case(be, 1, 2, 2, 512, 520, 3, 3, 1, 1, 1, 1, 1, true, 30); /* 520*512*9 floats > the reserve */
     convt_case(be, 1, 2, 3, 768, 720, true, 31);                       /* 768*720*4 floats > the reserve */
     sam_backend_cpu_free(be);
     return test_finish();
