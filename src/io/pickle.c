@@ -761,9 +761,10 @@ sam2d_status sam_pickle_state_dict(const uint8_t *pkl, size_t len, const sam_pk_
             const pk_obj *sd = top;
             for (uint32_t i = 0; i + 1 < top->n; i += 2) {
                 if (str_eq(&vm.objs[top->u.items[i]], "model")) {
-                    sd = &vm.objs[top->u.items[i + 1]];
-                    if (sd->kind != K_DICT)
-                        st = SAM_ERR(SAM2D_ERR_FORMAT, "pickle: checkpoint['model'] is a %s, expected a state dict", kind_names[sd->kind]);
+                    const pk_obj *m = &vm.objs[top->u.items[i + 1]];
+                    if (m->kind == K_DICT) sd = m;
+                    else if (m->kind != K_TENSOR) /* a tensor named "model": top is the state dict */
+                        st = SAM_ERR(SAM2D_ERR_FORMAT, "pickle: checkpoint['model'] is a %s, expected a state dict", kind_names[m->kind]);
                 }
             }
             if (st == SAM2D_OK) st = extract(&vm, sd, out);

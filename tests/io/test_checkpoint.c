@@ -111,6 +111,20 @@ int main(void) {
     CHECK(sam2d_checkpoint_load(MICRO "model.pt", &p, &small) == SAM2D_ERR_LIMIT && small == NULL);
     CHECK(sam2d_checkpoint_load(MICRO "missing.pt", NULL, &small) == SAM2D_ERR_IO && small == NULL);
 
+    /* The trained demo model shipped in models/ against the golden shapes safetensors. */
+    sam2d_checkpoint *spt = NULL, *sst = NULL;
+    s = sam2d_checkpoint_load(SAM2D_SOURCE_DIR "/models/sam2.1_hiera_micro_shapes.pt", NULL, &spt);
+    CHECK_MSG(s == SAM2D_OK, "load shapes .pt: %s", sam2d_last_error());
+    s = sam2d_checkpoint_load(SAM2D_TEST_DATA "/golden/shapes/model.safetensors", NULL, &sst);
+    CHECK_MSG(s == SAM2D_OK, "load shapes .safetensors: %s", sam2d_last_error());
+    if (spt && sst) {
+        bad = compare(spt, sst, 0) + compare(sst, spt, 0);
+        printf("shapes .pt vs .safetensors: %zu tensors, %zu differ (want 0, bit-exact)\n", sam2d_checkpoint_count(spt), bad);
+        CHECK(bad == 0 && sam2d_checkpoint_count(spt) == 371);
+    }
+    sam2d_checkpoint_free(spt);
+    sam2d_checkpoint_free(sst);
+
     sam2d_checkpoint_free(pt);
     sam2d_checkpoint_free(st);
     sam2d_checkpoint_free(mem);
