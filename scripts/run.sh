@@ -22,10 +22,13 @@ if [ -z "${SAM2_CHECKPOINT:-}" ]; then
       rm -f "$ckpt.part"
       cat >&2 <<MSG
 sam2d: could not download $url (offline?).
-  Place Meta's sam2.1_hiera_${SIZE}.pt in $MODEL_DIR (or set MODEL_DIR / SAM2_MODEL_SIZE),
-  or start the offline demo model that ships with this repository:  make demo
+  To serve SAM 2.1 ${SIZE}, place Meta's sam2.1_hiera_${SIZE}.pt in $MODEL_DIR (or set MODEL_DIR /
+  SAM2_MODEL_SIZE, or SAM2_CHECKPOINT + SAM2_CONFIG for another model).
+  Starting now with the small offline demo model that ships with this repository
+  (models/sam2.1_hiera_micro_shapes.pt: a toy trained on synthetic shapes, not for real videos).
 MSG
-      exit 1
+      export SAM2_CHECKPOINT=models/sam2.1_hiera_micro_shapes.pt
+      export SAM2_CONFIG=models/sam2.1_hiera_micro_shapes.yaml
     fi
   fi
 fi
