@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -81,13 +82,26 @@ sam2d_status sam2d_model_load(const sam2d_model_params *params, sam2d_model **ou
     if (st != SAM2D_OK) return sam_error_wrap(st, "loading %s", p.checkpoint_path);
 
     sam2d_model_config cfg;
-    if (p.config_path)
-        st = sam2d_config_load_yaml(p.config_path, &cfg);
+    /* Without a config or preset, a YAML beside the checkpoint (same stem) wins over guessing from shapes. */
+    char sibling[1024];
+    const char *config_path = p.config_path;
+    if (!config_path && !p.preset) {
+        snprintf(sibling, sizeof sibling, "%s", p.checkpoint_path);
+        char *dot = strrchr(sibling, '.'), *slash = strrchr(sibling, '/');
+        if (dot && (!slash || dot > slash) && (size_t)(dot - sibling) + 6 < sizeof sibling) {
+            strcpy(dot, ".yaml");
+            if (access(sibling, R_OK) == 0) config_path = sibling;
+        }
+    }
+    if (config_path)
+        st = sam2d_config_load_yaml(config_path, &cfg);
     else if (p.preset)
         st = sam2d_config_preset(p.preset, &cfg);
     else
         st = sam2d_config_from_checkpoint(ck, &cfg);
     if (st == SAM2D_OK) st = sam2d_config_validate(&cfg);
+    /* One message listing every missing, unexpected or mis-shaped tensor. */
+    if (st == SAM2D_OK) st = sam2d_config_check_checkpoint(&cfg, ck);
     if (st != SAM2D_OK) {
         sam2d_checkpoint_free(ck);
         return st;
