@@ -135,29 +135,52 @@ typedef struct {
     float eps;
 } ln_ctx;
 
+/* Row statistics in double, 8 lanes at a time (vectorised, and as exact as
+ * a scalar double loop for all practical purposes). */
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+typedef double v8d __attribute__((vector_size(64)));
+
+static inline double hsum8(v8d a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+static void row_moments(const float *x, int C, double *mean_out, double *var_out) {
+    v8d s8 = {0};
+    int j = 0;
+    for (; j + 8 <= C; j += 8) s8 += __builtin_convertvector(*(const v8f *)(x + j), v8d);
+    double s = hsum8(s8);
+    for (; j < C; j++) s += x[j];
+    const double mean = s / C;
+    v8d q8 = {0};
+    const v8d m8 = (v8d){0} + mean;
+    for (j = 0; j + 8 <= C; j += 8) {
+        const v8d d = __builtin_convertvector(*(const v8f *)(x + j), v8d) - m8;
+        q8 += d * d;
+    }
+    double q = hsum8(q8);
+    for (; j < C; j++) q += (x[j] - mean) * (x[j] - mean);
+    *mean_out = mean;
+    *var_out = q / C; /* biased, as torch */
+}
+
 static void ln_range(void *vctx, int64_t r0, int64_t r1, int tid) {
     (void)tid;
     const ln_ctx *c = vctx;
     const int C = c->C;
+    const float *g = c->gamma, *b = c->beta;
     for (int64_t r = r0; r < r1; r++) {
         const float *x = c->x + r * C;
         float *y = c->y + r * C;
-        double s = 0;
-        for (int j = 0; j < C; j++) s += x[j];
-        const double mean = s / C;
-        double v = 0;
-        for (int j = 0; j < C; j++) {
-            double d = x[j] - mean;
-            v += d * d;
-        }
-        const float rstd = (float)(1.0 / sqrt(v / C + (double)c->eps));
+        double mean, var;
+        row_moments(x, C, &mean, &var);
+        const float rstd = (float)(1.0 / sqrt(var + (double)c->eps));
         const float m = (float)mean;
-        for (int j = 0; j < C; j++) {
-            float t = (x[j] - m) * rstd;
-            if (c->gamma) t *= c->gamma[j];
-            if (c->beta) t += c->beta[j];
-            y[j] = t;
-        }
+        if (g && b)
+            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd * g[j] + b[j];
+        else if (g)
+            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd * g[j];
+        else if (b)
+            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd + b[j];
+        else
+            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd;
     }
 }
 
@@ -236,16 +259,24 @@ static void sm_range(void *vctx, int64_t r0, int64_t r1, int tid) {
     for (int64_t r = r0; r < r1; r++) {
         const float *x = c->x + r * n;
         float *y = c->y + r * n;
+        sam_vf vm = sam_vsplat(-INFINITY);
+        int j = 0;
+        for (; j + SAM_VL <= n; j += SAM_VL) vm = sam_vmax(vm, *(const sam_vf *)(x + j));
         float mx = -INFINITY;
-        for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+        for (int l = 0; l < SAM_VL; l++) mx = vm[l] > mx ? vm[l] : mx;
+        for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
         const sam_vf vmx = sam_vsplat(mx);
 #define SM_EXP(v) sam_vexp((v) - vmx)
         MAP_V(SM_EXP, y, x, 0, n);
 #undef SM_EXP
+        /* lane sums in float (as torch's vectorised reduction), combined in double */
+        sam_vf vs = sam_vsplat(0.0f);
+        for (j = 0; j + SAM_VL <= n; j += SAM_VL) vs += *(const sam_vf *)(y + j);
         double s = 0;
-        for (int j = 0; j < n; j++) s += y[j];
+        for (int l = 0; l < SAM_VL; l++) s += vs[l];
+        for (; j < n; j++) s += y[j];
         const float inv = (float)(1.0 / s);
-        for (int j = 0; j < n; j++) y[j] *= inv;
+        for (j = 0; j < n; j++) y[j] *= inv;
     }
 }
 
