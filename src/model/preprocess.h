@@ -23,11 +23,17 @@ extern const float sam_img_std[3];
 
 /* rgb: (H, W, 3) uint8 -> out: (S, S, 3) float normalised (host memory).
  * Resizes on the host with torch's exact arithmetic (float32, same operation
- * order); be only lends its thread pool (may be NULL). Allocates temporaries
- * per call (about 3*H*W + 3*S*W floats): an image-predictor call, not a
- * per-frame hot path. */
+ * order) straight from the bytes; be is unused (may be NULL). Allocates its
+ * scratch per call (see sam_preprocess_scratch_bytes: about 12*H*S bytes with
+ * antialias, a few KiB without); the _scratch form below allocates nothing. */
 sam2d_status sam_preprocess_image(sam_backend *be, const uint8_t *rgb, int H, int W, int S, bool antialias,
                                   float *out);
+
+/* Allocation-free form: scratch of at least sam_preprocess_scratch_bytes(H, W, S, antialias)
+ * bytes (antialias: about 12*H*S; plain: a few KiB). Same results as sam_preprocess_image. */
+size_t sam_preprocess_scratch_bytes(int H, int W, int S, bool antialias);
+sam2d_status sam_preprocess_image_scratch(const uint8_t *rgb, int H, int W, int S, bool antialias, float *out,
+                                          void *scratch, size_t scratch_bytes);
 
 /* rgb: (S, S, 3) uint8 -> out: (S, S, 3) as the video loader: x = float32(u8 / 255.0 in double),
  * then (x - mean) / std in float32. */

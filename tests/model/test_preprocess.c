@@ -128,7 +128,47 @@ static void antialias_properties(void) {
     CHECK(sam_preprocess_image(NULL, px, 0, 1, 4, true, o) == SAM2D_ERR_INVALID_ARG);
 }
 
+/* The byte path (sam_preprocess_image) equals the float reference (u8/255 planar ->
+ * sam_resize_bilinear_host -> normalise) for shrinking, enlarging and one-axis-unchanged
+ * shapes, with and without antialias, to 1e-6 (same operation order; the compiler may fuse
+ * multiply-adds differently in the two loops); the scratch form checks its size. */
+static void byte_path_equals_float_path(void) {
+    const int shapes[][3] = {{37, 53, 32}, {32, 20, 32}, {20, 32, 32}, {100, 80, 48}, {9, 200, 16}};
+    uint64_t seed = 11;
+    for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        int H = shapes[k][0], W = shapes[k][1], S = shapes[k][2];
+        uint8_t *u8 = sam_malloc((size_t)H * W * 3);
+        float *planar = sam_malloc(sizeof(float) * 3 * H * W), *rs = sam_malloc(sizeof(float) * 3 * S * S);
+        float *want = sam_malloc(sizeof(float) * 3 * S * S), *got = sam_malloc(sizeof(float) * 3 * S * S);
+        for (size_t i = 0; i < (size_t)H * W * 3; i++) u8[i] = (uint8_t)((test_randf(&seed) + 1.0f) * 127.9f);
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < (size_t)H * W; i++) planar[(size_t)c * H * W + i] = (float)u8[i * 3 + c] / 255.0f;
+        for (int aa = 0; aa < 2; aa++) {
+            sam_resize_bilinear_host(rs, planar, 3, H, W, S, S, aa);
+            for (int c = 0; c < 3; c++)
+                for (size_t i = 0; i < (size_t)S * S; i++)
+                    want[i * 3 + c] = (rs[(size_t)c * S * S + i] - sam_img_mean[c]) / sam_img_std[c];
+            CHECK(sam_preprocess_image(NULL, u8, H, W, S, aa, got) == SAM2D_OK);
+            char name[96];
+            snprintf(name, sizeof(name), "bytes %dx%d -> %d %s", H, W, S, aa ? "antialias" : "plain");
+            CHECK_CLOSE_ARRAY(name, got, want, (size_t)3 * S * S, 1e-6);
+            size_t need = sam_preprocess_scratch_bytes(H, W, S, aa);
+            void *scr = sam_malloc(need);
+            CHECK(sam_preprocess_image_scratch(u8, H, W, S, aa, got, scr, need - 1) == SAM2D_ERR_INVALID_ARG);
+            CHECK(sam_preprocess_image_scratch(u8, H, W, S, aa, got, scr, need) == SAM2D_OK);
+            CHECK(test_max_abs_diff(got, want, (size_t)3 * S * S, NULL) <= 1e-6);
+            sam_free(scr);
+        }
+        sam_free(u8);
+        sam_free(planar);
+        sam_free(rs);
+        sam_free(want);
+        sam_free(got);
+    }
+}
+
 int main(void) {
+    byte_path_equals_float_path();
     antialias_properties();
     /* micro: 320x240 -> 256 shrinks horizontally, so antialias matters; shapes: 144x108 -> 256
      * only enlarges (the difference is rounding). shapes keeps frame 0 only and omits the
