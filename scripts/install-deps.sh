@@ -12,6 +12,8 @@ PKGS=(
   libjpeg62-turbo-dev libpng-dev zlib1g-dev                      # images, zip
   ffmpeg                     # tests make videos with the ffmpeg CLI
   clang libclang-rt-14-dev   # fuzz targets (libFuzzer)
+  docker-compose             # tests validate docker-compose.yaml (no engine needed)
+  curl ca-certificates       # scripts/run.sh downloads Meta's checkpoint when online
 )
 missing=()
 for p in "${PKGS[@]}"; do
