@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "model/bf16.h"
+#include "model/weights.h"
 
 struct sam_track {
     const sam2d_model_config *cfg;
@@ -179,10 +180,28 @@ void sam_get_1d_sine_pe(const float *pos, int n, int dim, float *out) {
 
 /* ---------------- create / free ---------------- */
 
-static sam2d_status load_f32(const sam2d_checkpoint *ck, const char *name, int64_t numel, bool optional,
+/* Where the tracker's tensors come from: an open checkpoint or a weight loader. */
+typedef struct {
+    const sam2d_checkpoint *ck;
+    sam_weight_loader *L;
+} weight_src;
+
+static sam2d_status load_f32(weight_src *src, const char *name, bool optional, int ndim, const int64_t *shape,
                              float **dst, size_t *bytes) {
     *dst = NULL;
-    const sam2d_tensor_info *ti = sam2d_checkpoint_find(ck, name);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= shape[i];
+    if (src->L) {
+        /* the tracker frees its own tensors: take them out of the loader's owner set */
+        sam_weight_set *owner = src->L->owner;
+        src->L->owner = NULL;
+        *dst = optional ? sam_weight_optional(src->L, ndim, shape, "%s", name) : sam_weight(src->L, ndim, shape, "%s", name);
+        src->L->owner = owner;
+        if (!*dst) return optional ? SAM2D_OK : SAM2D_ERR_MISMATCH; /* the loader holds the message */
+        *bytes += (size_t)numel * sizeof(float);
+        return SAM2D_OK;
+    }
+    const sam2d_tensor_info *ti = sam2d_checkpoint_find(src->ck, name);
     if (!ti) {
         if (optional) return SAM2D_OK;
         return SAM_ERR(SAM2D_ERR_MISMATCH, "checkpoint lacks %s", name);
@@ -267,9 +286,8 @@ void sam_track_free(sam_track *t) {
     sam_free(t);
 }
 
-sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
-                              sam_heads *heads, sam_memory_encoder *menc, sam_memory_attention *mattn,
-                              sam_track **out) {
+static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src, sam_backend *be, sam_heads *heads,
+                                 sam_memory_encoder *menc, sam_memory_attention *mattn, sam_track **out) {
     *out = NULL;
     if (cfg->image_size <= 0 || cfg->backbone_stride <= 0 || cfg->image_size % cfg->backbone_stride ||
         cfg->image_size % 4 || cfg->d_model <= 0 || cfg->mem_dim <= 0 || cfg->d_model % cfg->mem_dim)
@@ -294,30 +312,38 @@ sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpo
     const int C = t->C, D = t->D;
     size_t *wb = &t->weight_bytes;
     sam2d_status st = SAM2D_OK;
-#define LOAD(dst, name, n, opt) \
-    if (st == SAM2D_OK) st = load_f32(ck, name, n, opt, &(dst), wb)
-    if (cfg->num_maskmem > 0) LOAD(t->maskmem_tpos_enc, "maskmem_tpos_enc", (int64_t)cfg->num_maskmem * D, false);
-    LOAD(t->no_mem_embed, "no_mem_embed", C, false);
-    LOAD(t->no_mem_pos_enc, "no_mem_pos_enc", C, true);
-    if (cfg->pred_obj_scores && cfg->use_obj_ptrs_in_encoder) LOAD(t->no_obj_ptr, "no_obj_ptr", C, false);
+    /* with a loader every problem is collected (the caller finishes it); with a checkpoint stop at the first */
+    sam2d_status st_any = SAM2D_OK;
+#define LOAD(dst, name, opt, ...)                                                      \
+    do {                                                                               \
+        if (st == SAM2D_OK || src->L) {                                                \
+            sam2d_status s_ = load_f32(src, name, opt, __VA_ARGS__, &(dst), wb);       \
+            if (s_ != SAM2D_OK && st_any == SAM2D_OK) st_any = s_;                     \
+            if (!src->L) st = s_;                                                      \
+        }                                                                              \
+    } while (0)
+    if (cfg->num_maskmem > 0) LOAD(t->maskmem_tpos_enc, "maskmem_tpos_enc", false, SAM_W4(cfg->num_maskmem, 1, 1, D));
+    LOAD(t->no_mem_embed, "no_mem_embed", false, SAM_W3(1, 1, C));
+    LOAD(t->no_mem_pos_enc, "no_mem_pos_enc", true, SAM_W3(1, 1, C));
+    if (cfg->pred_obj_scores && cfg->use_obj_ptrs_in_encoder) LOAD(t->no_obj_ptr, "no_obj_ptr", false, SAM_W2(1, C));
     if (cfg->use_obj_ptrs_in_encoder) {
         if (cfg->use_mlp_for_obj_ptr_proj) {
             t->ptr_proj_layers = 3;
             char name[64];
             for (int i = 0; i < 3; i++) {
                 snprintf(name, sizeof(name), "obj_ptr_proj.layers.%d.weight", i);
-                LOAD(t->ptr_proj_w[i], name, (int64_t)C * C, false);
+                LOAD(t->ptr_proj_w[i], name, false, SAM_W2(C, C));
                 snprintf(name, sizeof(name), "obj_ptr_proj.layers.%d.bias", i);
-                LOAD(t->ptr_proj_b[i], name, C, false);
+                LOAD(t->ptr_proj_b[i], name, false, SAM_W1(C));
             }
         } else {
             t->ptr_proj_layers = 1;
-            LOAD(t->ptr_proj_w[0], "obj_ptr_proj.weight", (int64_t)C * C, false);
-            LOAD(t->ptr_proj_b[0], "obj_ptr_proj.bias", C, false);
+            LOAD(t->ptr_proj_w[0], "obj_ptr_proj.weight", false, SAM_W2(C, C));
+            LOAD(t->ptr_proj_b[0], "obj_ptr_proj.bias", false, SAM_W1(C));
         }
         float *mw = NULL, *mb = NULL;
-        LOAD(mw, "mask_downsample.weight", 16, false);
-        LOAD(mb, "mask_downsample.bias", 1, false);
+        LOAD(mw, "mask_downsample.weight", false, SAM_W4(1, 1, 4, 4));
+        LOAD(mb, "mask_downsample.bias", false, SAM_W1(1));
         t->mask_ds_w = mw;
         if (mb) {
             t->mask_ds_b = mb[0];
@@ -325,11 +351,12 @@ sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpo
         }
     }
     if (cfg->proj_tpos_enc_in_obj_ptrs) {
-        LOAD(t->tpos_proj_w, "obj_ptr_tpos_proj.weight", (int64_t)D * C, false);
-        LOAD(t->tpos_proj_b, "obj_ptr_tpos_proj.bias", D, false);
+        LOAD(t->tpos_proj_w, "obj_ptr_tpos_proj.weight", false, SAM_W2(D, C));
+        LOAD(t->tpos_proj_b, "obj_ptr_tpos_proj.bias", false, SAM_W1(D));
     }
-    if (cfg->no_obj_embed_spatial) LOAD(t->no_obj_embed_spatial, "no_obj_embed_spatial", D, false);
+    if (cfg->no_obj_embed_spatial) LOAD(t->no_obj_embed_spatial, "no_obj_embed_spatial", false, SAM_W2(1, D));
 #undef LOAD
+    if (st_any != SAM2D_OK) st = st_any;
     if (st != SAM2D_OK) {
         sam_track_free(t);
         return st;
@@ -363,6 +390,20 @@ sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpo
     }
     *out = t;
     return SAM2D_OK;
+}
+
+sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
+                              sam_heads *heads, sam_memory_encoder *menc, sam_memory_attention *mattn,
+                              sam_track **out) {
+    weight_src src = {.ck = ck};
+    return track_create(cfg, &src, be, heads, menc, mattn, out);
+}
+
+sam2d_status sam_track_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L, sam_backend *be,
+                                          sam_heads *heads, sam_memory_encoder *menc, sam_memory_attention *mattn,
+                                          sam_track **out) {
+    weight_src src = {.L = L};
+    return track_create(cfg, &src, be, heads, menc, mattn, out);
 }
 
 size_t sam_track_weight_bytes(const sam_track *t) { return t->weight_bytes; }

@@ -19,6 +19,7 @@
 
 #include "model/memory.h"
 #include "model/sam_heads.h"
+#include "model/weights.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
@@ -114,6 +115,11 @@ typedef struct sam_track sam_track;
 sam2d_status sam_track_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
                               sam_heads *heads, sam_memory_encoder *menc, sam_memory_attention *mattn,
                               sam_track **out);
+/* Same from a weight loader (e.g. while the model is built, or random mode);
+ * problems are recorded in L, which the caller finishes. */
+sam2d_status sam_track_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L, sam_backend *be,
+                                          sam_heads *heads, sam_memory_encoder *menc, sam_memory_attention *mattn,
+                                          sam_track **out);
 void sam_track_free(sam_track *t);
 size_t sam_track_weight_bytes(const sam_track *t);
 size_t sam_track_scratch_bytes(const sam_track *t);

@@ -9,6 +9,8 @@
 #include "core/alloc.h"
 #include "core/npy.h"
 #include "model/track.h"
+#include "model/weights.h"
+#include "sam2d/config.h"
 #include "sam2d/model.h"
 #include "sam2d/video_predictor.h"
 #include "test_util.h"
@@ -198,7 +200,35 @@ out:
     (void)dir;
 }
 
+/* The tracker's own tensors for SAM 2.1 and SAM 2.0 presets from a random loader:
+ * the flags decide which exist (no_obj_embed_spatial, obj_ptr_tpos_proj, MLP). */
+static void test_create_from_loader(void) {
+    const char *presets[2] = {"sam2.1_tiny", "sam2_tiny"};
+    for (int i = 0; i < 2; i++) {
+        sam2d_model_config cfg;
+        if (sam2d_config_preset(presets[i], &cfg) != SAM2D_OK) {
+            CHECK_MSG(0, "preset %s: %s", presets[i], sam2d_last_error());
+            continue;
+        }
+        sam_weight_loader L;
+        sam_weight_loader_init_random(&L, 7, 0.1f, NULL);
+        sam_track *t = NULL;
+        sam2d_status st = sam_track_create_from_loader(&cfg, &L, NULL, NULL, NULL, NULL, &t);
+        sam2d_status fin = sam_weight_loader_finish(&L);
+        CHECK_MSG(st == SAM2D_OK && fin == SAM2D_OK, "%s: %s", presets[i], sam2d_last_error());
+        const int C = cfg.d_model, D = cfg.mem_dim;
+        size_t want = (size_t)(cfg.num_maskmem * D + 2 * C + C + 3 * (C * C + C) + 16 + 1) * sizeof(float);
+        if (cfg.proj_tpos_enc_in_obj_ptrs) want += (size_t)(D * C + D) * sizeof(float);
+        if (cfg.no_obj_embed_spatial) want += (size_t)D * sizeof(float);
+        printf("%s: tracker weights %zu bytes (expected %zu), scratch %zu bytes\n", presets[i],
+               t ? sam_track_weight_bytes(t) : 0, want, t ? sam_track_scratch_bytes(t) : 0);
+        CHECK(t && sam_track_weight_bytes(t) == want);
+        sam_track_free(t);
+    }
+}
+
 int main(void) {
+    test_create_from_loader();
     test_select_limited_cond();
     test_select_stride();
     test_golden_memory_inputs();
