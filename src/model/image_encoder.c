@@ -84,10 +84,10 @@ struct sam_image_encoder {
     float *pe_x[SAM2D_MAX_STAGES]; /* (w, d_model/2) x half */
     /* activations (carved once from the arena at create) */
     sam_arena arena;
-    float *X, *Y;                /* (max tokens*C) ping-pong trunk activations */
-    float *XN;                   /* (max H*W*dim) norm1 output */
+    float *X;                    /* (max tokens*C) trunk activations, updated in place block by block */
+    float *Y;                    /* (max Ho*Wo*dim_out of projecting blocks) their output before it moves to X */
     float *T;                    /* (band tokens, dim_out) shortcut projection before pooling */
-    float *WIN;                  /* (group*wh*ww, dim) gathered windows */
+    float *WIN;                  /* (group*wh*ww or band tokens, dim) norm1 of gathered windows / of a band */
     float *QKV;                  /* (group*wh*ww, 3*dim_out) */
     float *QP;                   /* (group*qh*qw, dim_out) pooled queries */
     float *AO;                   /* (group*qh*qw, dim_out) attention output */
@@ -462,7 +462,7 @@ static int pool_band(const hiera_block *b) {
 
 /* Scratch sizes (floats) for the whole forward, carved once. */
 typedef struct {
-    size_t act, xn, t, win, qkv, qp, ao, n2, hid, up, lch;
+    size_t act, y, t, win, qkv, qp, ao, n2, hid, up, lch;
     size_t lat[SAM2D_MAX_STAGES];
 } enc_sizes;
 
@@ -475,8 +475,10 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
         const hiera_block *b = &e->blk[i];
         size_t in = (size_t)b->H * b->W, out = (size_t)b->Ho * b->Wo;
         z->act = mx(z->act, mx(in * b->dim, out * b->dim_out));
-        z->xn = mx(z->xn, in * b->dim);
+        if (b->dim != b->dim_out) z->y = mx(z->y, out * b->dim_out);
         if (b->pool) z->t = mx(z->t, (size_t)pool_band(b) * b->W * b->dim_out);
+        if (b->pool) z->win = mx(z->win, (size_t)pool_band(b) * b->W * b->dim);
+        else if (b->dim != b->dim_out) z->win = mx(z->win, (size_t)GROUP_TOKENS * b->dim);
         size_t lk = (size_t)b->group * b->wh * b->ww, lq = (size_t)b->group * b->qh * b->qw;
         z->win = mx(z->win, lk * b->dim);
         z->qkv = mx(z->qkv, lk * 3 * b->dim_out);
@@ -494,7 +496,7 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
 }
 
 static size_t sizes_total(const enc_sizes *z, int nstages) {
-    size_t f[] = {z->act, z->act, z->xn, z->t, z->win, z->qkv, z->qp, z->ao, z->ao, z->n2, z->hid, z->n2, z->up, z->lch};
+    size_t f[] = {z->act, z->y, z->t, z->win, z->qkv, z->qp, z->ao, z->ao, z->n2, z->hid, z->n2, z->up, z->lch};
     size_t tot = 0;
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) tot += (f[i] * sizeof(float) + 63) & ~(size_t)63;
     for (int l = 0; l < nstages; l++) tot += (z->lat[l] * sizeof(float) + 63) & ~(size_t)63;
@@ -572,8 +574,7 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
     }
     sam_arena *a = &e->arena;
     e->X = sam_arena_f32(a, z.act);
-    e->Y = sam_arena_f32(a, z.act);
-    e->XN = sam_arena_f32(a, z.xn);
+    e->Y = sam_arena_f32(a, z.y);
     e->T = sam_arena_f32(a, z.t);
     e->WIN = sam_arena_f32(a, z.win);
     e->QKV = sam_arena_f32(a, z.qkv);
@@ -699,6 +700,24 @@ static void gather_windows(float *win, const float *x, const hiera_block *b, int
     }
 }
 
+/* Zero the rows of win (g, wh, ww, C) that lie outside the map: the reference pads
+ * after norm1, so padded tokens are zeros (a LayerNorm of a zero row would be beta). */
+static void zero_pad_rows(float *win, const hiera_block *b, int C, int w0, int g) {
+    size_t row = sizeof(float) * (size_t)C;
+    for (int k = 0; k < g; k++) {
+        int wi = w0 + k, wy = wi / b->nww, wx = wi % b->nww;
+        int x0 = wx * b->ww, valid = b->W - x0 < b->ww ? b->W - x0 : b->ww;
+        if (valid < 0) valid = 0;
+        for (int i = 0; i < b->wh; i++) {
+            float *dst = win + ((size_t)k * b->wh + i) * b->ww * C;
+            if (wy * b->wh + i >= b->H)
+                memset(dst, 0, row * b->ww);
+            else if (valid < b->ww)
+                memset(dst + (size_t)valid * C, 0, row * (b->ww - valid));
+        }
+    }
+}
+
 /* qp (g, qh, qw, C) = max over 2x2 of the q part of qkv (g, wh, ww, 3C). */
 static void pool_queries(float *qp, const float *qkv, const hiera_block *b, int g) {
     int C = b->dim_out;
@@ -740,32 +759,40 @@ static void scatter_add(float *y, const float *po, const hiera_block *b, int w0,
     }
 }
 
-/* One MultiScaleBlock: x (H, W, dim) -> returns the buffer holding (Ho, Wo, dim_out). */
-static float *run_block(sam_image_encoder *e, const hiera_block *b, float *x, float *spare) {
+/* One MultiScaleBlock, in place: x (H, W, dim) -> x (Ho, Wo, dim_out). norm1 is
+ * computed per window group / row band, so no full normalised copy exists. */
+static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
     sam_backend *be = e->be;
     int H = b->H, W = b->W, C = b->dim, O = b->dim_out;
     size_t ntok = (size_t)H * W, nout = (size_t)b->Ho * b->Wo;
-    be->layer_norm(be, e->XN, x, b->norm1_w, b->norm1_b, (int64_t)ntok, C, LN_EPS);
 
     /* Residual path. */
     float *y;
     if (b->sc_w) {
-        y = spare;
+        y = e->Y;
         if (b->pool) {
-            /* maxpool(proj(xn)) in bands of an even number of rows to bound scratch. */
+            /* maxpool(proj(norm1(x))) in bands of an even number of rows to bound scratch. */
             int band = pool_band(b);
             for (int r0 = 0; r0 + 1 < H; r0 += band) {
                 int rows = H - r0 < band ? H - r0 : band;
                 rows &= ~1;
                 if (rows <= 0) break;
-                be->linear(be, e->T, e->XN + (size_t)r0 * W * C, b->sc_w, b->sc_b, rows * W, O, C);
+                be->layer_norm(be, e->WIN, x + (size_t)r0 * W * C, b->norm1_w, b->norm1_b, (int64_t)rows * W, C,
+                               LN_EPS);
+                be->linear(be, e->T, e->WIN, b->sc_w, b->sc_b, rows * W, O, C);
                 be->maxpool2x2(be, y + (size_t)(r0 / 2) * b->Wo * O, e->T, 1, rows, W, O);
             }
         } else {
-            be->linear(be, y, e->XN, b->sc_w, b->sc_b, (int)ntok, O, C);
+            for (size_t r0 = 0; r0 < ntok; r0 += GROUP_TOKENS) {
+                int rows = (int)(ntok - r0 < GROUP_TOKENS ? ntok - r0 : GROUP_TOKENS);
+                be->layer_norm(be, e->WIN, x + r0 * C, b->norm1_w, b->norm1_b, rows, C, LN_EPS);
+                be->linear(be, y + r0 * O, e->WIN, b->sc_w, b->sc_b, rows, O, C);
+            }
         }
     } else {
-        y = x; /* identity shortcut: accumulate in place */
+        /* Identity shortcut: accumulate into x. Safe because windows do not overlap:
+         * a group's tokens are read (gathered) before the same tokens are written. */
+        y = x;
     }
 
     /* Attention over groups of windows. */
@@ -773,12 +800,14 @@ static float *run_block(sam_image_encoder *e, const hiera_block *b, float *x, fl
     bool whole = b->nwh == 1 && b->nww == 1 && b->wh == H && b->ww == W;
     for (int w0 = 0; w0 < nw; w0 += b->group) {
         int g = nw - w0 < b->group ? nw - w0 : b->group;
-        const float *win = e->XN;
-        if (!whole) {
-            gather_windows(e->WIN, e->XN, b, C, w0, g);
-            win = e->WIN;
+        if (whole) {
+            be->layer_norm(be, e->WIN, x, b->norm1_w, b->norm1_b, (int64_t)ntok, C, LN_EPS);
+        } else {
+            gather_windows(e->WIN, x, b, C, w0, g);
+            be->layer_norm(be, e->WIN, e->WIN, b->norm1_w, b->norm1_b, (int64_t)g * lk, C, LN_EPS);
+            zero_pad_rows(e->WIN, b, C, w0, g);
         }
-        be->linear(be, e->QKV, win, b->qkv_w, b->qkv_b, g * lk, 3 * O, C);
+        be->linear(be, e->QKV, e->WIN, b->qkv_w, b->qkv_b, g * lk, 3 * O, C);
         sam_attn_params p;
         memset(&p, 0, sizeof(p));
         p.batch = g;
@@ -820,7 +849,7 @@ static float *run_block(sam_image_encoder *e, const hiera_block *b, float *x, fl
         be->linear(be, e->MO, e->HID, b->mlp2_w, b->mlp2_b, rows, O, b->hidden);
         be->add(be, yr, yr, e->MO, (int64_t)rows * O);
     }
-    return y;
+    if (y != x) memcpy(x, y, sizeof(float) * nout * O);
 }
 
 /* Output of level l for rows [r0, r0+n) from its neck features lat (n, d_model):
@@ -865,7 +894,7 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
     /* Patch embed (7x7 stride 4 pad 3) + position embedding. */
     sam_conv2d_params cp = {.N = 1, .H = e->S, .W = e->S, .C_in = 3, .C_out = e->C0, .kh = 7, .kw = 7,
                             .stride_h = 4, .stride_w = 4, .pad_h = 3, .pad_w = 3, .groups = 1};
-    float *x = e->X, *spare = e->Y;
+    float *x = e->X;
     be->conv2d(be, x, img, e->patch_w, e->patch_b, &cp);
     tap(e, SAM_ENC_TAP_PATCH_EMBED, 0, x);
     tap(e, SAM_ENC_TAP_POS_EMBED, 0, e->pos_embed);
@@ -873,11 +902,7 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
 
     int stage = 0;
     for (int i = 0; i < e->nblocks; i++) {
-        float *y = run_block(e, &e->blk[i], x, spare);
-        if (y != x) {
-            spare = x;
-            x = y;
-        }
+        run_block(e, &e->blk[i], x);
         tap(e, SAM_ENC_TAP_BLOCK, i, x);
         if (stage < e->nstages && i == e->stage_end[stage]) {
             tap(e, SAM_ENC_TAP_STAGE, stage, x);
