@@ -6,8 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "io/checkpoint_internal.h"
 #include "io/pickle.h"
 #include "io/zip.h"
@@ -172,11 +175,34 @@ void sam2d_tensor_to_f32(const sam2d_tensor_info *t, float *dst) {
 /* ---- .pt ------------------------------------------------------------------- */
 
 typedef struct {
-    const uint8_t *bytes; // storage contents (in the zip buffer or `owned`)
+    const uint8_t *bytes;          // storage contents (in the zip buffer or `owned`)
     size_t len;
-    void *owned;          // inflated copy, when the entry was deflated
-    int state;            // 0 unresolved, 1 resolved
+    void *owned;                   // inflated copy, when the entry was deflated
+    const sam_zip_entry *entry;
+    int state;                     // 0 unresolved, 1 resolved
+    int crc_pending;               // stored entry: CRC checked by the parallel pass
 } storage_ref;
+
+/* Work of the parallel pass: CRC of a stored storage's byte range, or the copy
+ * of (a byte range of) one tensor. Big storages/tensors are split in chunks. */
+enum { JOB_CRC, JOB_COPY };
+typedef struct {
+    uint8_t kind;
+    size_t idx;            /* storage (JOB_CRC) or tensor (JOB_COPY) */
+    uint64_t begin, end;   /* byte range; for a strided tensor the whole tensor */
+    uint32_t crc;          /* JOB_CRC result */
+} load_job;
+
+typedef struct {
+    const sam_pk_state_dict *sd;
+    const sam2d_checkpoint *ck;
+    const storage_ref *refs;
+    load_job *jobs;
+    int big;
+} load_ctx;
+
+#define JOB_CHUNK ((uint64_t)4 << 20)
+#define PARALLEL_MIN_BYTES ((uint64_t)8 << 20)
 
 static sam2d_dtype pk_to_dtype(sam_pk_dtype t, int *ok) {
     *ok = 1;
@@ -231,23 +257,23 @@ static sam2d_status read_byteorder(const sam_zip *z, const char *prefix, size_t 
 static int mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
 static int add_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
 
-/* Copy a strided view of `src` into contiguous C order (elements of `es` bytes). */
+/* C-order contiguous view (dims of size 1 may carry any stride). */
+static int is_contiguous(const sam_pk_tensor *t) {
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != expect) return 0;
+        expect *= t->shape[d];
+    }
+    return 1;
+}
+
+/* Copy a strided view of `src` into contiguous C order (elements of `es` bytes);
+ * numel > 0 and the view lies inside the storage (checked before). */
 static void gather(uint8_t *dst, const uint8_t *src, const sam_pk_tensor *t, size_t es) {
     int nd = t->ndim;
-    /* contiguous (dims of size 1 may carry any stride) -> one memcpy */
-    int64_t expect = 1, numel = 1;
-    int contiguous = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->stride[d] != expect) contiguous = 0;
-        expect *= t->shape[d];
-        numel *= t->shape[d];
-    }
-    if (numel == 0) return;
+    int64_t numel = 1;
+    for (int d = 0; d < nd; d++) numel *= t->shape[d];
     src += (size_t)t->offset * es;
-    if (contiguous || nd == 0) {
-        memcpy(dst, src, (size_t)numel * es);
-        return;
-    }
     int64_t idx[SAM2D_MAX_DIMS] = {0};
     int64_t inner = t->shape[nd - 1], istride = t->stride[nd - 1];
     for (int64_t done = 0; done < numel; done += inner) {
@@ -298,10 +324,101 @@ static sam2d_status resolve_storage(const sam_zip *z, const char *prefix, size_t
                            (unsigned long long)max_inflated);
         *inflated += e->size;
     }
-    SAM_TRY(sam_zip_get(z, e, &r->bytes, &r->owned));
+    if (e->method == 0) {
+        SAM_TRY(sam_zip_locate(z, e, &r->bytes)); /* CRC: in the parallel pass */
+        r->crc_pending = 1;
+    } else {
+        SAM_TRY(sam_zip_get(z, e, &r->bytes, &r->owned));
+    }
+    r->entry = e;
     r->len = (size_t)e->size;
     r->state = 1;
     return SAM2D_OK;
+}
+
+static void run_jobs(void *vctx, int64_t begin, int64_t end, int tid) {
+    load_ctx *c = vctx;
+    for (int64_t j = begin; j < end; j++) {
+        load_job *jb = &c->jobs[j];
+        if (jb->kind == JOB_CRC) {
+            const uint8_t *b = c->refs[jb->idx].bytes + jb->begin;
+            jb->crc = (uint32_t)crc32_z(crc32_z(0L, Z_NULL, 0), b, (size_t)(jb->end - jb->begin));
+            continue;
+        }
+        const sam_pk_tensor *t = &c->sd->tensors[jb->idx];
+        size_t es = sam_pk_dtype_size(c->sd->storages[t->storage].dtype);
+        uint8_t *dst = (uint8_t *)c->ck->tensors[jb->idx].data;
+        const uint8_t *src = c->refs[t->storage].bytes;
+        if (is_contiguous(t)) {
+            memcpy(dst + jb->begin, src + (size_t)t->offset * es + jb->begin, (size_t)(jb->end - jb->begin));
+        } else {
+            gather(dst, src, t, es);
+        }
+        if (c->big) byteswap(dst + jb->begin, (size_t)(jb->end - jb->begin) / es, es);
+    }
+}
+
+static sam2d_status add_job(load_job **jobs, size_t *n, size_t *cap, uint8_t kind, size_t idx, uint64_t b, uint64_t e) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        load_job *nj = sam_realloc(*jobs, nc * sizeof *nj);
+        if (!nj) return SAM_ERR(SAM2D_ERR_NOMEM, "pt: out of memory");
+        *jobs = nj;
+        *cap = nc;
+    }
+    load_job jb = {kind, idx, b, e, 0};
+    (*jobs)[(*n)++] = jb;
+    return SAM2D_OK;
+}
+
+/* CRC every stored storage and copy every tensor, in parallel for big files;
+ * then report the first CRC mismatch, if any. */
+static sam2d_status copy_tensors(const sam_pk_state_dict *sd, const sam2d_checkpoint *ck, storage_ref *refs, int big) {
+    load_job *jobs = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    sam2d_status st = SAM2D_OK;
+    for (size_t s = 0; s < sd->n_storages && !st; s++) {
+        if (!refs[s].crc_pending) continue;
+        for (uint64_t b = 0; b < refs[s].len && !st; b += JOB_CHUNK)
+            st = add_job(&jobs, &n, &cap, JOB_CRC, s, b, b + JOB_CHUNK < refs[s].len ? b + JOB_CHUNK : refs[s].len);
+        total += refs[s].len;
+    }
+    for (size_t i = 0; i < sd->n_tensors && !st; i++) {
+        const sam2d_tensor_info *ti = &ck->tensors[i];
+        uint64_t nb = (uint64_t)ti->numel * sam2d_dtype_size(ti->dtype);
+        if (nb == 0) continue;
+        total += nb;
+        if (!is_contiguous(&sd->tensors[i])) {
+            st = add_job(&jobs, &n, &cap, JOB_COPY, i, 0, nb);
+            continue;
+        }
+        for (uint64_t b = 0; b < nb && !st; b += JOB_CHUNK) /* chunks are multiples of any element size */
+            st = add_job(&jobs, &n, &cap, JOB_COPY, i, b, b + JOB_CHUNK < nb ? b + JOB_CHUNK : nb);
+    }
+    if (st) {
+        sam_free(jobs);
+        return st;
+    }
+    load_ctx c = {sd, ck, refs, jobs, big};
+    /* a short-lived pool only when there is enough work to pay for it */
+    sam_threadpool *pool = total >= PARALLEL_MIN_BYTES && sam_default_threads() > 1 ? sam_threadpool_create(0) : NULL;
+    sam_parallel_for(pool, (int64_t)n, 1, run_jobs, &c);
+    sam_threadpool_free(pool);
+    /* chunk CRCs of one storage are consecutive jobs: combine them in order */
+    for (size_t j = 0; j < n && jobs[j].kind == JOB_CRC;) {
+        size_t s = jobs[j].idx;
+        uLong crc = jobs[j].crc;
+        for (j++; j < n && jobs[j].kind == JOB_CRC && jobs[j].idx == s; j++)
+            crc = crc32_combine(crc, jobs[j].crc, (z_off_t)(jobs[j].end - jobs[j].begin)); /* chunks <= 4 MiB */
+        if ((uint32_t)crc != refs[s].entry->crc32) {
+            st = SAM_ERR(SAM2D_ERR_FORMAT, "zip: CRC mismatch in '%s' (stored %08x, computed %08x): file corrupt",
+                         refs[s].entry->name, (unsigned)refs[s].entry->crc32, (unsigned)crc);
+            break;
+        }
+    }
+    sam_free(jobs);
+    return st;
 }
 
 /* Check one tensor's view against its storage; returns its numel. */
@@ -376,13 +493,7 @@ sam2d_status sam_ckpt_load_pt(const uint8_t *buf, size_t len, const sam2d_checkp
                                                   p->max_file_bytes))) goto done;
     }
     if ((st = sam_ckpt_alloc_data(ck, p->max_file_bytes))) goto done;
-    for (size_t i = 0; i < sd.n_tensors; i++) {
-        const sam_pk_tensor *t = &sd.tensors[i];
-        size_t es = sam_pk_dtype_size(sd.storages[t->storage].dtype);
-        if (ck->tensors[i].numel == 0) continue;
-        gather((uint8_t *)ck->tensors[i].data, refs[t->storage].bytes, t, es);
-        if (big) byteswap((uint8_t *)ck->tensors[i].data, (size_t)ck->tensors[i].numel, es);
-    }
+    if ((st = copy_tensors(&sd, ck, refs, big))) goto done;
     st = sam_ckpt_finish(ck);
 done:
     if (refs)

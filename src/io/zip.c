@@ -201,9 +201,8 @@ fail:
     return st;
 }
 
-sam2d_status sam_zip_get(const sam_zip *z, const sam_zip_entry *e, const uint8_t **data, void **owned) {
-    *data = NULL;
-    *owned = NULL;
+sam2d_status sam_zip_locate(const sam_zip *z, const sam_zip_entry *e, const uint8_t **raw) {
+    *raw = NULL;
     if (e->flags & 1) return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "zip: entry '%s' is encrypted", e->name);
     if (e->method != 0 && e->method != 8)
         return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "zip: entry '%s' uses compression method %u (only stored and deflate)",
@@ -222,14 +221,27 @@ sam2d_status sam_zip_get(const sam_zip *z, const sam_zip_entry *e, const uint8_t
                        "zip: data of '%s' (%llu bytes at offset %llu) runs past the end of the %zu-byte file "
                        "(truncated?)",
                        e->name, (unsigned long long)e->comp_size, (unsigned long long)data_off, z->len);
-    const uint8_t *src = z->buf + data_off;
+    if (e->method == 0 && e->comp_size != e->size)
+        return SAM_ERR(SAM2D_ERR_FORMAT, "zip: stored entry '%s' has size %llu but %llu bytes in the archive",
+                       e->name, (unsigned long long)e->size, (unsigned long long)e->comp_size);
+    *raw = z->buf + data_off;
+    return SAM2D_OK;
+}
+
+int sam_zip_crc_matches(const sam_zip_entry *e, const uint8_t *bytes) {
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+    if (e->size) crc = crc32_z(crc, bytes, (size_t)e->size);
+    return (uint32_t)crc == e->crc32;
+}
+
+sam2d_status sam_zip_get(const sam_zip *z, const sam_zip_entry *e, const uint8_t **data, void **owned) {
+    *data = NULL;
+    *owned = NULL;
+    const uint8_t *src;
+    SAM_TRY(sam_zip_locate(z, e, &src));
     const uint8_t *bytes = src;
     uint8_t *buf = NULL;
-    if (e->method == 0) {
-        if (e->comp_size != e->size)
-            return SAM_ERR(SAM2D_ERR_FORMAT, "zip: stored entry '%s' has size %llu but %llu bytes in the archive",
-                           e->name, (unsigned long long)e->size, (unsigned long long)e->comp_size);
-    } else {
+    if (e->method == 8) {
         if (e->size > SIZE_MAX - 1) return SAM_ERR(SAM2D_ERR_LIMIT, "zip: entry '%s' too large", e->name);
         buf = sam_malloc((size_t)e->size + 1);
         if (!buf) return SAM_ERR(SAM2D_ERR_NOMEM, "zip: no memory to inflate '%s' (%llu bytes)", e->name,
@@ -271,12 +283,10 @@ sam2d_status sam_zip_get(const sam_zip *z, const sam_zip_entry *e, const uint8_t
         }
         bytes = buf;
     }
-    uLong crc = crc32_z(0L, Z_NULL, 0);
-    crc = crc32_z(crc, bytes, (size_t)e->size);
-    if ((uint32_t)crc != e->crc32) {
+    if (!sam_zip_crc_matches(e, bytes)) {
         sam_free(buf);
-        return SAM_ERR(SAM2D_ERR_FORMAT, "zip: CRC mismatch in '%s' (stored %08x, computed %08x): file corrupt",
-                       e->name, (unsigned)e->crc32, (unsigned)crc);
+        return SAM_ERR(SAM2D_ERR_FORMAT, "zip: CRC mismatch in '%s' (stored %08x): file corrupt", e->name,
+                       (unsigned)e->crc32);
     }
     *data = bytes;
     *owned = buf;

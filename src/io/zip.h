@@ -34,6 +34,13 @@ const sam_zip_entry *sam_zip_entry_at(const sam_zip *z, size_t i);
 /* Exact name match; NULL when absent. */
 const sam_zip_entry *sam_zip_find(const sam_zip *z, const char *name);
 
+/* Where an entry's stored bytes lie in the archive: local header verified and
+ * the range checked against the buffer, but no CRC check and no inflation
+ * (for a stored entry, *raw holds the e->size bytes of content). */
+sam2d_status sam_zip_locate(const sam_zip *z, const sam_zip_entry *e, const uint8_t **raw);
+/* Whether bytes (e->size of them) have the entry's CRC-32. */
+int sam_zip_crc_matches(const sam_zip_entry *e, const uint8_t *bytes);
+
 /* Bytes of an entry, CRC-checked. A stored entry is returned in place
  * (*owned = NULL); a deflated one is inflated into a new sam_malloc block
  * returned in *owned (the caller sam_frees it). */
