@@ -13,7 +13,7 @@
 typedef struct {
     sam_backend *be;
     const float *x, *w, *b, *q, *k, *v;
-    float *conv_out, *lin_out, *att_out, *rs_out;
+    float *conv_out, *lin_out, *att_out, *rs_out, *att2_out;
 } job;
 
 static sam_conv2d_params conv_p = {1, 33, 29, 24, 16, 3, 3, 1, 1, 1, 1, 1};
@@ -25,6 +25,8 @@ static void run_job(job *j) {
     sam_attn_params p = sam_attn_dense(2, 300, 700, 24, 24);
     be->attention(be, j->att_out, j->q, j->k, j->v, &p);
     be->resize_bilinear(be, j->rs_out, j->x, 3, 33, 29, 71, 13, true);
+    sam_attn_params p2 = sam_attn_dense(1, 100, 150, 128, 128); /* BLAS inside pool workers */
+    be->attention(be, j->att2_out, j->k, j->v, j->k, &p2); /* q, k, v all within the 700x48 buffers */
 }
 
 static void *thread_main(void *arg) {
@@ -45,10 +47,12 @@ int main(void) {
     test_fill_random(q, nq, 4);
     test_fill_random(k, nk, 5);
     test_fill_random(v, nk, 6);
-    size_t nconv = 33 * 29 * 16, nlin = 33 * 29 * 16, natt = 300 * 48, nrs = 3 * 71 * 13;
+    size_t nconv = 33 * 29 * 16, nlin = 33 * 29 * 16, natt = 300 * 48, nrs = 3 * 71 * 13, natt2 = 100 * 128;
     job jobs[NTH + 1];
     for (int t = 0; t <= NTH; t++) {
-        jobs[t] = (job){be, x, w, b, q, k, v, malloc(nconv * 4), malloc(nlin * 4), malloc(natt * 4), malloc(nrs * 4)};
+        jobs[t] = (job){be,          x,           w,           b,           q,           k,
+                        v,           malloc(nconv * 4), malloc(nlin * 4), malloc(natt * 4), malloc(nrs * 4),
+                        malloc(natt2 * 4)};
     }
     run_job(&jobs[NTH]); /* alone: the expected results */
     pthread_t th[NTH];
@@ -59,10 +63,11 @@ int main(void) {
         CHECK(memcmp(jobs[t].lin_out, jobs[NTH].lin_out, nlin * 4) == 0);
         CHECK(memcmp(jobs[t].att_out, jobs[NTH].att_out, natt * 4) == 0);
         CHECK(memcmp(jobs[t].rs_out, jobs[NTH].rs_out, nrs * 4) == 0);
+        CHECK(memcmp(jobs[t].att2_out, jobs[NTH].att2_out, natt2 * 4) == 0);
     }
     printf("%d threads x %d rounds of conv/linear/attention/resize on one back end: results identical to a lone run\n",
            NTH, ROUNDS);
-    for (int t = 0; t <= NTH; t++) free(jobs[t].conv_out), free(jobs[t].lin_out), free(jobs[t].att_out), free(jobs[t].rs_out);
+    for (int t = 0; t <= NTH; t++) free(jobs[t].conv_out), free(jobs[t].lin_out), free(jobs[t].att_out), free(jobs[t].rs_out), free(jobs[t].att2_out);
     free(x), free(w), free(b), free(q), free(k), free(v);
     sam_backend_cpu_free(be);
     return test_finish();
