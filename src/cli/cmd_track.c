@@ -23,9 +23,11 @@ static void track_usage(FILE *f) {
             "  --prompt FRAME:OBJ:x,y[,l]  a click on frame FRAME for object OBJ, in video pixels;\n"
             "                              label l: 1 foreground (default), 0 background\n"
             "  --box FRAME:OBJ:x0,y0,x1,y1 a box; every --prompt/--box of one frame and object is ONE prompt\n"
-            "  --mask FRAME:OBJ:file.png   a mask prompt (pixel > 0 = object, the video's size)\n"
+            "  --mask FRAME:OBJ:file.png   a mask prompt: pixel > 0 = object (normally the video's size; others\n"
+            "                              are resized to the model's input as SAM 2 does)\n"
             "  --reverse | --both          propagate backwards, or forwards then backwards (default forwards),\n"
-            "                              starting at the first prompted frame\n"
+            "                              starting at the first prompted frame (frames it does not reach get\n"
+            "                              no output)\n"
             "  --out DIR                   output folder (created when missing)\n"
             "  --format F                  png: DIR/00000.png ... palette PNG, pixel = object id (default);\n"
             "                              rle: DIR/masks.jsonl, one line per frame {frame_idx, objects};\n"
@@ -151,8 +153,8 @@ static void progress_cb(void *user, const char *phase, int done, int total) {
         int s = (int)(el + 0.5);
         snprintf(eta, sizeof eta, "%d:%02d", s / 60, s % 60);
     }
-    int len = fprintf(stderr, "\r%-6s [%s] %5d/%-5d %7.1f frames/s  %s %s", phase, bar, done, total, rate,
-                      done >= total ? "took" : "ETA", eta);
+    int len = fprintf(stderr, "\r%-6s [%s] %5d/%-5d %7.1f %s/s  %s %s", phase, bar, done, total, rate,
+                      strcmp(phase, "prompt") ? "frames" : "prompts", done >= total ? "took" : "ETA", eta);
     if (len < ps->last_len) fprintf(stderr, "%*s", ps->last_len - len, "");
     ps->last_len = len;
     fflush(stderr);

@@ -438,7 +438,9 @@ static sam2d_status decode_frames(sam_track_job *j, int S, const sam_track_optio
     return SAM2D_OK;
 }
 
-static sam2d_status add_group(sam2d_video_session *vs, const track_group *g, sam_track_job *j) {
+/* One add_new_points_or_box / add_new_mask call. A mask of any size is taken
+ * (the session resizes it to S x S as the reference does). */
+static sam2d_status add_group(sam2d_video_session *vs, const track_group *g) {
     sam2d_video_frame_result r;
     if (!g->mask_path)
         return sam2d_video_add_points(vs, g->frame, g->obj_id, g->n ? g->points : NULL, g->n ? g->labels : NULL, g->n,
@@ -449,9 +451,6 @@ static sam2d_status add_group(sam2d_video_session *vs, const track_group *g, sam
     sam2d_status st = sam_read_file(g->mask_path, (size_t)256 << 20, &png, &n);
     if (st == SAM2D_OK) st = sam_mask_png_decode_binary(png, n, 16384, &mask, &mh, &mw);
     if (st != SAM2D_OK) sam_error_wrap(st, "mask prompt %s: ", g->mask_path);
-    if (st == SAM2D_OK && (mh != j->height || mw != j->width))
-        st = SAM_ERR(SAM2D_ERR_INVALID_ARG, "mask prompt %s is %dx%d, the video is %dx%d", g->mask_path, mw, mh,
-                     j->width, j->height);
     if (st == SAM2D_OK) st = sam2d_video_add_mask(vs, g->frame, g->obj_id, mask, mh, mw, &r);
     sam_free(png);
     sam_free(mask);
@@ -515,7 +514,7 @@ sam2d_status sam_track_job_run(sam_track_job *j, sam2d_model *model, const sam_t
     }
     qsort(order, (size_t)p->n, sizeof(*order), group_cmp);
     for (int i = 0; st == SAM2D_OK && i < p->n; i++) {
-        st = add_group(vs, order[i], j);
+        st = add_group(vs, order[i]);
         if (st != SAM2D_OK)
             sam_error_wrap(st, "prompt on frame %d for object %d: ", order[i]->frame, order[i]->obj_id);
         if (o->progress) o->progress(o->progress_user, "prompt", i + 1, p->n);

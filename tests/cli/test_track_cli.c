@@ -234,6 +234,18 @@ static void test_coco_reverse_progress(void) {
     CHECK(file_has("stdout.txt", "over 6/10 frame(s)"));
     CHECK(file_has("stderr.txt", "frames/s"));
     CHECK(file_has("stderr.txt", "track "));
+    /* one object prompted on two frames, another on one, both directions from frame 3: every frame once */
+    set_out("both");
+    snprintf(args, sizeof args,
+             "'%s/video' --prompt 6:1:125,127 --prompt 3:1:95,115 --box 3:2:182,42,268,108 --both --format rle "
+             "--out '%s'",
+             gold_, out_);
+    CHECK(run_track(args) == 0);
+    int ids2[2] = {1, 2};
+    lines = read_jsonl(out_, 10, 240, 320, 2, ids2, NULL, frames);
+    CHECK_MSG(lines == 10, "--both from 3: %d lines", lines);
+    for (int i = 0; i < lines && i < 10; i++) CHECK(frames[i] == i);
+    CHECK(file_has("stdout.txt", "tracked 2 object(s) over 10/10 frame(s)"));
 }
 
 static void test_errors(void) {
