@@ -782,7 +782,7 @@ sam_track *sam_video_model_tracker(struct sam2d_model *model) {
     return t;
 }
 
-sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path) {
+sam2d_status sam_video_model_attach_from_loader(struct sam2d_model *model, sam_weight_loader *L) {
     pthread_mutex_lock(&attached_lock);
     int slot = -1;
     for (int i = 0; i < MAX_ATTACHED; i++) {
@@ -794,15 +794,14 @@ sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint
     }
     pthread_mutex_unlock(&attached_lock);
     if (slot < 0) return SAM_ERR(SAM2D_ERR_LIMIT, "video: more than %d models attached", MAX_ATTACHED);
-    sam2d_checkpoint *ck = NULL;
-    sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
-    SAM_TRY(sam2d_checkpoint_load(checkpoint_path, &cp, &ck));
     video_attach a = {.model = model};
     const sam2d_model_config *cfg = &model->cfg;
-    sam2d_status st = sam_memory_encoder_create(cfg, ck, model->be, &a.menc);
-    if (st == SAM2D_OK) st = sam_memory_attention_create(cfg, ck, model->be, &a.mattn);
-    if (st == SAM2D_OK) st = sam_track_create(cfg, ck, model->be, model->heads, a.menc, a.mattn, &a.track);
-    sam2d_checkpoint_free(ck);
+    /* every module is built so that one message lists every missing tensor */
+    sam2d_status s1 = sam_memory_encoder_create_from_loader(cfg, L, model->be, &a.menc);
+    sam2d_status s2 = sam_memory_attention_create_from_loader(cfg, L, model->be, &a.mattn);
+    sam2d_status s3 =
+        sam_track_create_from_loader(cfg, L, model->be, model->heads, a.menc, a.mattn, &a.track);
+    sam2d_status st = s1 != SAM2D_OK ? s1 : s2 != SAM2D_OK ? s2 : s3;
     if (st != SAM2D_OK) {
         sam_track_free(a.track);
         if (a.mattn) sam_memory_attention_free(a.mattn);
@@ -814,6 +813,24 @@ sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint
     sam_video_engine_hook = engine_for_model;
     pthread_mutex_unlock(&attached_lock);
     return SAM2D_OK;
+}
+
+sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path) {
+    if (sam_video_model_tracker(model)) return SAM2D_OK;
+    sam2d_checkpoint *ck = NULL;
+    sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
+    SAM_TRY(sam2d_checkpoint_load(checkpoint_path, &cp, &ck));
+    sam_weight_loader L;
+    sam_weight_loader_init(&L, ck, NULL);
+    sam2d_status st = sam_video_model_attach_from_loader(model, &L);
+    sam2d_status fin = sam_weight_loader_finish(&L);
+    if (fin != SAM2D_OK) {
+        /* the loader's message names every missing tensor */
+        sam2d_video_model_detach(model);
+        st = sam_error_wrap(fin, "video modules of %s: ", checkpoint_path);
+    }
+    sam2d_checkpoint_free(ck);
+    return st;
 }
 
 void sam2d_video_model_detach(sam2d_model *model) {

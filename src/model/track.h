@@ -146,6 +146,10 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
 void sam_track_tap_memory(sam_track *t, float *memory, float *memory_pos, int64_t cap, int *M);
 void sam_track_tap_mem_mask(sam_track *t, float *mask);
 
+/* sam2d_video_model_attach from any loader (random mode in tests); L is not finished here. */
+struct sam2d_model;
+sam2d_status sam_video_model_attach_from_loader(struct sam2d_model *model, sam_weight_loader *L);
+
 /* The tracker that sam2d_video_model_attach built for a model, or NULL. */
 struct sam2d_model;
 sam_track *sam_video_model_tracker(struct sam2d_model *model);
