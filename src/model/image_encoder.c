@@ -150,16 +150,27 @@ static int level_channels(const sam2d_model_config *cfg, int l) {
     return cfg->d_model;
 }
 
-size_t sam_image_features_floats(const sam2d_model_config *cfg) {
+/* SAM_FEATURES_POS_TOP names "the last level" whatever the level count. */
+static bool want_pos(unsigned mask, int l, int nlevels) {
+    if (mask == SAM_FEATURES_POS_TOP) return l == nlevels - 1;
+    return (mask >> l) & 1u;
+}
+
+size_t sam_image_features_floats_ex(const sam2d_model_config *cfg, unsigned pos_levels) {
     trunk_shape t;
     trunk_geometry(cfg, &t);
     size_t n = 0;
-    for (int l = 0; l < out_levels(cfg); l++)
-        n += (size_t)t.h[l] * t.w[l] * (size_t)(level_channels(cfg, l) + cfg->d_model);
+    int nl = out_levels(cfg);
+    for (int l = 0; l < nl; l++)
+        n += (size_t)t.h[l] * t.w[l] * (size_t)(level_channels(cfg, l) + (want_pos(pos_levels, l, nl) ? cfg->d_model : 0));
     return n;
 }
 
-void sam_image_features_bind(const sam2d_model_config *cfg, float *buf, sam_image_features *f) {
+size_t sam_image_features_floats(const sam2d_model_config *cfg) {
+    return sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_ALL);
+}
+
+void sam_image_features_bind_ex(const sam2d_model_config *cfg, float *buf, unsigned pos_levels, sam_image_features *f) {
     trunk_shape t;
     trunk_geometry(cfg, &t);
     memset(f, 0, sizeof(*f));
@@ -170,9 +181,15 @@ void sam_image_features_bind(const sam2d_model_config *cfg, float *buf, sam_imag
         f->c[l] = level_channels(cfg, l);
         f->feat[l] = buf;
         buf += (size_t)t.h[l] * t.w[l] * f->c[l];
-        f->pos[l] = buf;
-        buf += (size_t)t.h[l] * t.w[l] * cfg->d_model;
+        if (want_pos(pos_levels, l, f->num_levels)) {
+            f->pos[l] = buf;
+            buf += (size_t)t.h[l] * t.w[l] * cfg->d_model;
+        }
     }
+}
+
+void sam_image_features_bind(const sam2d_model_config *cfg, float *buf, sam_image_features *f) {
+    sam_image_features_bind_ex(cfg, buf, SAM_FEATURES_POS_ALL, f);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -666,6 +683,13 @@ static void tap(sam_image_encoder *e, sam_encoder_tap_kind kind, int index, cons
             memcpy(e->taps[i].dst, src, sizeof(float) * sam_image_encoder_tap_size(e, kind, index));
 }
 
+sam2d_status sam_image_encoder_pos(const sam_image_encoder *e, int level, float *dst) {
+    if (!e || !dst || level < 0 || level >= e->nstages)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: no position encoding for level %d", level);
+    assemble_pos(dst, e->pe_y[level], e->pe_x[level], e->stage_h[level], e->stage_w[level], e->d_model);
+    return SAM2D_OK;
+}
+
 int sam_image_encoder_num_blocks(const sam_image_encoder *e) { return e->nblocks; }
 size_t sam_image_encoder_weight_bytes(const sam_image_encoder *e) {
     return e->weights.bytes + (e->pos_embed ? sizeof(float) * (size_t)e->H0 * e->W0 * e->C0 : 0);
@@ -887,7 +911,7 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: features bound for %d levels, encoder gives %d",
                        out->num_levels, e->nout);
     for (int l = 0; l < e->nout; l++)
-        if (out->h[l] != e->stage_h[l] || out->w[l] != e->stage_w[l] || !out->feat[l] || !out->pos[l])
+        if (out->h[l] != e->stage_h[l] || out->w[l] != e->stage_w[l] || !out->feat[l])
             return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: features not bound for this model (level %d)", l);
     sam_backend *be = e->be;
 
@@ -936,7 +960,7 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
     /* Outputs after scalp (streamed levels are already written). */
     for (int l = 0; l < e->nout; l++) {
         if (e->keep[l]) project_level(e, l, e->LAT[l], 0, e->stage_h[l] * e->stage_w[l], out);
-        assemble_pos(out->pos[l], e->pe_y[l], e->pe_x[l], e->stage_h[l], e->stage_w[l], dm);
+        if (out->pos[l]) assemble_pos(out->pos[l], e->pe_y[l], e->pe_x[l], e->stage_h[l], e->stage_w[l], dm);
     }
     return SAM2D_OK;
 }

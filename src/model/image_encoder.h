@@ -34,13 +34,24 @@ typedef struct {               /* all channels-last, caller-owned buffers sized 
     int num_levels;            /* 3 (after scalp) */
     int h[3], w[3], c[3];      /* level 0 = S/4 (after conv_s0: d_model/8 ch), 1 = S/8 (conv_s1: d_model/4), 2 = S/16 (d_model) */
     float *feat[3];            /* (h*w, c) per level: backbone_fpn after conv_s0/s1 (levels 0/1), level 2 raw */
-    float *pos[3];             /* (h*w, d_model) position encodings per level */
+    float *pos[3];             /* (h*w, d_model) position encodings per level; NULL: not written */
 } sam_image_features;
 
 /* Floats needed for one frame's features (feat + pos of every level). */
 size_t sam_image_features_floats(const sam2d_model_config *cfg);
 /* Fill f's sizes and carve buf (sam_image_features_floats floats) into its arrays. */
 void sam_image_features_bind(const sam2d_model_config *cfg, float *buf, sam_image_features *f);
+
+/* Same with position encodings only for the levels whose bit is set in pos_levels
+ * (others get pos = NULL, and forward skips them). The encodings are identical for
+ * every frame and SAM 2 reads only the lowest-resolution one (memory attention), so
+ * SAM_FEATURES_POS_TOP saves most of the per-frame size (e.g. 84 of 105 MiB at tiny@1024). */
+#define SAM_FEATURES_POS_ALL 0x7u
+#define SAM_FEATURES_POS_TOP 0x4u  /* level 2 (S/16) when there are 3 levels */
+size_t sam_image_features_floats_ex(const sam2d_model_config *cfg, unsigned pos_levels);
+void sam_image_features_bind_ex(const sam2d_model_config *cfg, float *buf, unsigned pos_levels, sam_image_features *f);
+/* Write level `level`'s position encoding (h*w, d_model) into dst (host memory) without a forward. */
+sam2d_status sam_image_encoder_pos(const sam_image_encoder *enc, int level, float *dst);
 
 /* img: (S, S, 3) normalised float, channels-last, S = cfg->image_size.
  * One forward at a time per encoder. */

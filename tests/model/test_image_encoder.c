@@ -234,6 +234,26 @@ static void golden_set(sam_backend *be, const char *set, const char *frame_suffi
     CHECK(sam_image_encoder_forward(enc, img, &f2) == SAM2D_OK);
     CHECK(memcmp(again, fbuf, sizeof(float) * nf) == 0);
 
+    /* Features bound with only the top level's position encoding: same features, less memory. */
+    size_t nf_top = sam_image_features_floats_ex(&cfg, SAM_FEATURES_POS_TOP);
+    CHECK(nf_top == nf - (size_t)(f.h[0] * f.w[0] + f.h[1] * f.w[1]) * cfg.d_model);
+    float *topbuf = sam_malloc(sizeof(float) * nf_top);
+    sam_image_features ft;
+    sam_image_features_bind_ex(&cfg, topbuf, SAM_FEATURES_POS_TOP, &ft);
+    CHECK(ft.pos[0] == NULL && ft.pos[1] == NULL && ft.pos[2] != NULL);
+    CHECK(sam_image_encoder_forward(enc, img, &ft) == SAM2D_OK);
+    bool same = true;
+    for (int l = 0; l < 3; l++)
+        same = same && memcmp(ft.feat[l], f.feat[l], sizeof(float) * f.h[l] * f.w[l] * f.c[l]) == 0;
+    same = same && memcmp(ft.pos[2], f.pos[2], sizeof(float) * f.h[2] * f.w[2] * cfg.d_model) == 0;
+    CHECK(same);
+    float *pos0 = sam_malloc(sizeof(float) * f.h[0] * f.w[0] * cfg.d_model);
+    CHECK(sam_image_encoder_pos(enc, 0, pos0) == SAM2D_OK);
+    CHECK(memcmp(pos0, f.pos[0], sizeof(float) * f.h[0] * f.w[0] * cfg.d_model) == 0);
+    CHECK(sam_image_encoder_pos(enc, 4, pos0) == SAM2D_ERR_INVALID_ARG);
+    sam_free(pos0);
+    sam_free(topbuf);
+
     /* Image predictor path: decoded frame -> torchvision bilinear (no antialias, as the golden
      * run) -> encoder; image_embed additionally has no_mem_embed added by the predictor. */
     sam_npy dec = {0};
