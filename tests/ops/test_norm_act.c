@@ -132,6 +132,11 @@ int main(void) {
     float big[4] = {-100.0f, 100.0f, -1000.0f, 0.0f}, bo[4];
     be->sigmoid(be, bo, big, 4);
     CHECK(bo[0] >= 0 && bo[0] < 1e-30f && bo[1] == 1.0f && bo[2] == 0.0f && bo[3] == 0.5f);
+    float sp[3] = {NAN, INFINITY, 30.0f}, so[3];
+    be->gelu(be, so, sp, 3);
+    CHECK(isnan(so[0]) && isinf(so[1]) && so[1] > 0 && so[2] == 30.0f);
+    be->sigmoid(be, so, sp, 3);
+    CHECK(isnan(so[0]) && so[1] == 1.0f && so[2] == 1.0f);
     memcpy(y, x, n * 4);
     be->gelu(be, y, y, n); /* in place */
     for (int64_t i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));

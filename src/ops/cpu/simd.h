@@ -13,6 +13,7 @@
 /* aligned(4) + may_alias: a vf may be loaded from / stored to any float address. */
 typedef float sam_vf __attribute__((vector_size(SAM_VL * 4), aligned(4), may_alias));
 typedef int32_t sam_vi __attribute__((vector_size(SAM_VL * 4), aligned(4), may_alias));
+typedef uint32_t sam_vu __attribute__((vector_size(SAM_VL * 4), aligned(4), may_alias));
 
 static inline sam_vf sam_vsplat(float x) { return (sam_vf){0} + x; }
 static inline sam_vf sam_vselect(sam_vi mask, sam_vf a, sam_vf b) {
@@ -41,7 +42,9 @@ static inline sam_vf sam_vexp(sam_vf x) {
     p = p * r + sam_vsplat(1.6666665459e-1f);
     p = p * r + sam_vsplat(5.0000001201e-1f);
     p = p * r * r + r + sam_vsplat(1.0f);
-    const sam_vi bits = (__builtin_convertvector(n, sam_vi) + 127) << 23;
+    /* 2^n from the exponent bits; shifted as unsigned so a NaN input (n out of
+     * range) is not a signed-overflow UB, just a NaN result via p */
+    const sam_vu bits = ((sam_vu)__builtin_convertvector(n, sam_vi) + 127u) << 23;
     const sam_vf y = (sam_vf)((sam_vi)(p * (sam_vf)bits) & ~tiny);
     return sam_vselect(huge, sam_vsplat(__builtin_inff()), y);
 }
