@@ -2,6 +2,7 @@
  * out, with a progress bar on stderr. The work itself is sam_track_job_run. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,13 @@ static void progress_cb(void *user, const char *phase, int done, int total) {
     if (len < ps->last_len) fprintf(stderr, "%*s", ps->last_len - len, "");
     ps->last_len = len;
     fflush(stderr);
+}
+
+/* Ctrl-C: finish the current frame, write what is done, exit 1; a second one kills. */
+static volatile int interrupted_;
+static void on_sigint(int sig) {
+    interrupted_ = 1;
+    signal(sig, SIG_DFL);
 }
 
 static bool env_int(const char *name, int lo, int hi, int *out, int *rc) {
@@ -336,9 +344,15 @@ static int cmd_track(int argc, char **argv) {
         opt.progress_user = &ps;
     }
     sam_track_stats stats;
+    interrupted_ = 0;
+    opt.cancel = &interrupted_;
+    void (*old_int)(int) = signal(SIGINT, on_sigint);
+    void (*old_term)(int) = signal(SIGTERM, on_sigint);
     t0 = mono_s();
     sam2d_status st = sam_track_job_run(job, model, prompts, &opt, &stats);
     const double total_s = mono_s() - t0;
+    signal(SIGINT, old_int);
+    signal(SIGTERM, old_term);
     if (ps.phase) fputc('\n', stderr);
     if (st != SAM2D_OK) {
         rc = sam2d_cli_fail("track", video);

@@ -348,7 +348,7 @@ static int propagate_cb(void *user, const sam2d_video_frame_result *r) {
     }
     w->tracked++;
     if (w->o->progress) w->o->progress(w->o->progress_user, "track", w->tracked, w->track_total);
-    return 0;
+    return w->o->cancel && *w->o->cancel;
 }
 
 static sam2d_status write_jsonl(track_writer *w) {
@@ -419,6 +419,10 @@ static sam2d_status decode_frames(sam_track_job *j, int S, const sam_track_optio
                                      : SAM_ERR(SAM2D_ERR_NOMEM, "no memory for %d frames of %dx%d", j->num_frames, S, S);
     if (st == SAM2D_OK) st = sam_resize_plan_create(j->width, j->height, S, S, 3, &plan);
     for (int i = 0; st == SAM2D_OK && i < j->num_frames; i++) {
+        if (o->cancel && *o->cancel) {
+            st = SAM_ERR(SAM2D_ERR_CANCELLED, "interrupted while decoding frame %d of %d", i, j->num_frames);
+            break;
+        }
         st = sam_frame_source_get(j->src, i, orig);
         if (st != SAM2D_OK) {
             sam_error_wrap(st, "decoding frame %d: ", i);
@@ -514,6 +518,10 @@ sam2d_status sam_track_job_run(sam_track_job *j, sam2d_model *model, const sam_t
     }
     qsort(order, (size_t)p->n, sizeof(*order), group_cmp);
     for (int i = 0; st == SAM2D_OK && i < p->n; i++) {
+        if (o->cancel && *o->cancel) {
+            st = SAM_ERR(SAM2D_ERR_CANCELLED, "interrupted while adding prompts");
+            break;
+        }
         st = add_group(vs, order[i]);
         if (st != SAM2D_OK)
             sam_error_wrap(st, "prompt on frame %d for object %d: ", order[i]->frame, order[i]->obj_id);
@@ -527,18 +535,28 @@ sam2d_status sam_track_job_run(sam_track_job *j, sam2d_model *model, const sam_t
     t0 = now_s();
     const bool fwd = o->direction != SAM_TRACK_REVERSE, rev = o->direction != SAM_TRACK_FORWARD;
     w.track_total = (fwd ? N - first : 0) + (rev ? first + 1 : 0);
+    bool skipped = false; /* --both interrupted between its two passes */
     if (fwd) st = sam2d_video_propagate(vs, -1, false, -1, propagate_cb, &w);
-    if (st == SAM2D_OK && rev) st = sam2d_video_propagate(vs, -1, true, -1, propagate_cb, &w);
+    if (st == SAM2D_OK && rev) {
+        if (fwd && o->cancel && *o->cancel) skipped = true;
+        else st = sam2d_video_propagate(vs, -1, true, -1, propagate_cb, &w);
+    }
     if (st != SAM2D_OK && w.err != SAM2D_OK) st = w.err; /* the callback's failure, not "cancelled" */
+    const bool cancelled = skipped || (w.err == SAM2D_OK && st == SAM2D_ERR_CANCELLED);
     stats->frames_tracked = w.tracked;
     stats->track_s = now_s() - t0 - w.write_s;
     stats->session_bytes = sam2d_video_session_memory_bytes(vs);
-    if (st != SAM2D_OK) goto done;
+    if (st != SAM2D_OK && !cancelled) goto done;
 
+    /* an interrupted run still leaves the masks of the frames it finished */
     t0 = now_s();
+    st = SAM2D_OK;
     if (o->format == SAM_TRACK_RLE) st = write_jsonl(&w);
     else if (o->format == SAM_TRACK_COCO) st = write_coco(&w, j->path ? j->path : "", fps);
     stats->write_s = w.write_s + now_s() - t0;
+    if (st == SAM2D_OK && cancelled)
+        st = SAM_ERR(SAM2D_ERR_CANCELLED, "interrupted after %d of %d tracking steps; the masks of %d frame(s) were written",
+                     w.tracked, w.track_total, stats->frames_written);
 
 done:
     if (w.rec)

@@ -69,6 +69,10 @@ typedef struct {
     sam2d_video_params video;      /* sam2d_video_default_params() */
     sam_track_progress_fn progress; /* may be NULL */
     void *progress_user;
+    /* When non-NULL and *cancel becomes nonzero (e.g. from a SIGINT handler),
+     * the run stops after the current frame, still writes the masks of the
+     * frames done, and returns SAM2D_ERR_CANCELLED. */
+    const volatile int *cancel;
 } sam_track_options;
 
 void sam_track_default_options(sam_track_options *o);
