@@ -140,13 +140,17 @@ typedef struct {
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 typedef double v8d __attribute__((vector_size(64)));
 
-static inline double hsum8(v8d a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+/* by pointer: passing a 64-byte vector by value is ABI-dependent without AVX-512 */
+static inline double hsum8(const v8d *v) {
+    const v8d a = *v;
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
 
 static void row_moments(const float *x, int C, double *mean_out, double *var_out) {
     v8d s8 = {0};
     int j = 0;
     for (; j + 8 <= C; j += 8) s8 += __builtin_convertvector(*(const v8f *)(x + j), v8d);
-    double s = hsum8(s8);
+    double s = hsum8(&s8);
     for (; j < C; j++) s += x[j];
     const double mean = s / C;
     v8d q8 = {0};
@@ -155,7 +159,7 @@ static void row_moments(const float *x, int C, double *mean_out, double *var_out
         const v8d d = __builtin_convertvector(*(const v8f *)(x + j), v8d) - m8;
         q8 += d * d;
     }
-    double q = hsum8(q8);
+    double q = hsum8(&q8);
     for (; j < C; j++) q += (x[j] - mean) * (x[j] - mean);
     *mean_out = mean;
     *var_out = q / C; /* biased, as torch */

@@ -5,10 +5,14 @@
 
 #include <stdint.h>
 
+/* Lanes = the widest registers the build targets (a wider vector type than
+ * the target has would change the calling convention and spill). */
 #if defined(__AVX512F__)
 #define SAM_VL 16
-#else
+#elif defined(__AVX__)
 #define SAM_VL 8
+#else
+#define SAM_VL 4
 #endif
 /* aligned(4) + may_alias: a vf may be loaded from / stored to any float address. */
 typedef float sam_vf __attribute__((vector_size(SAM_VL * 4), aligned(4), may_alias));
