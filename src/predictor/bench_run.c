@@ -1,0 +1,484 @@
+/* `sam2d bench` measurements: build the model (random weights of the real
+ * shapes, or a checkpoint), time the image encoder alone, then a synthetic
+ * video: first click, repeated clicks on a cached frame, propagation with
+ * per-frame timestamps (medians over frames whose memory bank is full). */
+#include "predictor/bench_run.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "model/image_encoder.h"
+#include "model/model.h"
+#include "model/preprocess.h"
+#include "model/track.h"
+#include "model/weights.h"
+#include "sam2d/video_predictor.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+sam_bench_params sam_bench_default_params(void) {
+    sam_bench_params p;
+    memset(&p, 0, sizeof(p));
+    p.preset = "sam2.1_tiny";
+    p.runs = 5;
+    p.warmup = 1;
+    p.frames = 16;
+    p.video_w = 640;
+    p.video_h = 480;
+    p.image = true;
+    p.track = true;
+    return p;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double sam_bench_median(const double *v, int n) {
+    if (n <= 0) return 0;
+    double tmp[SAM_BENCH_MAX_SAMPLES];
+    if (n > SAM_BENCH_MAX_SAMPLES) n = SAM_BENCH_MAX_SAMPLES;
+    memcpy(tmp, v, sizeof(double) * (size_t)n);
+    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+}
+
+static size_t proc_status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0, klen = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, klen) && line[klen] == ':') {
+            kb = (size_t)strtoull(line + klen + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+size_t sam_bench_peak_rss(void) { return proc_status_kb("VmHWM") * 1024; }
+size_t sam_bench_current_rss(void) { return proc_status_kb("VmRSS") * 1024; }
+
+static void loadavg(double out[3]) {
+    out[0] = out[1] = out[2] = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return;
+    if (fscanf(f, "%lf %lf %lf", &out[0], &out[1], &out[2]) != 3) out[0] = out[1] = out[2] = -1;
+    fclose(f);
+}
+
+static void logf_(const sam_bench_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const sam_bench_params *p, const char *fmt, ...) {
+    if (!p->log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    p->log(p->log_user, line);
+}
+
+/* ---------------- random video modules ----------------
+ * The video modules are attached from a checkpoint file only, so for random
+ * weights the tensors they read (everything outside the image encoder and the
+ * SAM heads) are written to a temporary .safetensors file, attached, and the
+ * file is removed. A few MB: the big image encoder is built in memory. */
+
+static bool is_video_tensor(const char *name) {
+    return strncmp(name, "image_encoder.", 14) != 0 && strncmp(name, "sam_mask_decoder.", 17) != 0 &&
+           strncmp(name, "sam_prompt_encoder.", 19) != 0;
+}
+
+static sam2d_status write_random_video_tensors(const sam2d_model_config *cfg, const char *path) {
+    sam2d_config_tensor *t = NULL;
+    size_t n = 0;
+    SAM_TRY(sam2d_config_tensors(cfg, &t, &n));
+    /* header: {"name":{"dtype":"F32","shape":[..],"data_offsets":[a,b]},...} padded to 8 bytes */
+    size_t cap = 256 + n * 256, len = 0;
+    char *hdr = sam_malloc(cap);
+    if (!hdr) {
+        sam2d_config_tensors_free(t);
+        return SAM_ERR(SAM2D_ERR_NOMEM, "bench: header");
+    }
+    uint64_t off = 0;
+    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_video_tensor(t[i].name)) continue;
+        uint64_t numel = 1;
+        len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", first ? "" : ",",
+                                t[i].name);
+        for (int d = 0; d < t[i].ndim; d++) {
+            numel *= (uint64_t)t[i].shape[d];
+            len += (size_t)snprintf(hdr + len, cap - len, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
+        }
+        len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                                (unsigned long long)(off + numel * 4));
+        off += numel * 4;
+        first = false;
+    }
+    len += (size_t)snprintf(hdr + len, cap - len, "}");
+    while (len % 8) hdr[len++] = ' ';
+    sam2d_status st = SAM2D_OK;
+    FILE *f = fopen(path, "wb");
+    if (!f) st = SAM_ERR(SAM2D_ERR_IO, "bench: cannot write %s", path);
+    uint64_t hl = len;
+    uint8_t hl8[8];
+    for (int b = 0; b < 8; b++) hl8[b] = (uint8_t)(hl >> (8 * b));
+    if (f && (fwrite(hl8, 1, 8, f) != 8 || fwrite(hdr, 1, len, f) != len)) st = SAM_ERR(SAM2D_ERR_IO, "bench: write");
+    sam_free(hdr);
+    /* same generator as the in-memory model's loader, another seed */
+    sam_weight_loader L;
+    sam_weight_loader_init_random(&L, 2, 0.05f, NULL);
+    for (size_t i = 0; f && st == SAM2D_OK && i < n; i++) {
+        if (!is_video_tensor(t[i].name)) continue;
+        float *w = sam_weight(&L, t[i].ndim, t[i].shape, "%s", t[i].name);
+        size_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
+        if (!w)
+            st = SAM_ERR(SAM2D_ERR_NOMEM, "bench: tensor %s", t[i].name);
+        else if (fwrite(w, 4, numel, f) != numel)
+            st = SAM_ERR(SAM2D_ERR_IO, "bench: write %s", path);
+        sam_free(w);
+    }
+    sam_weight_loader_finish(&L);
+    if (f && fclose(f) != 0 && st == SAM2D_OK) st = SAM_ERR(SAM2D_ERR_IO, "bench: write %s", path);
+    sam2d_config_tensors_free(t);
+    return st;
+}
+
+static sam2d_status build_model(const sam_bench_params *p, sam_bench_result *r, sam2d_model **out) {
+    *out = NULL;
+    if (p->checkpoint) {
+        sam2d_model_params mp = sam2d_model_default_params();
+        mp.checkpoint_path = p->checkpoint;
+        mp.config_path = p->config_path;
+        mp.preset = p->config_path ? NULL : p->preset;
+        mp.num_threads = p->threads;
+        SAM_TRY(sam2d_model_load(&mp, out));
+        if (p->track) {
+            sam2d_status st = sam2d_video_model_attach(*out, p->checkpoint);
+            if (st != SAM2D_OK) {
+                sam2d_model_free(*out);
+                *out = NULL;
+                return st;
+            }
+        }
+        return SAM2D_OK;
+    }
+    r->random_weights = true;
+    sam2d_model_config cfg;
+    if (p->config_path)
+        SAM_TRY(sam2d_config_load_yaml(p->config_path, &cfg));
+    else
+        SAM_TRY(sam2d_config_preset(p->preset ? p->preset : "sam2.1_tiny", &cfg));
+    SAM_TRY(sam2d_config_validate(&cfg));
+    sam_backend *be = sam_backend_cpu_create(p->threads);
+    if (!be) return SAM_ERR(SAM2D_ERR_NOMEM, "bench: CPU back end");
+    sam_weight_loader L;
+    sam_weight_loader_init_random(&L, 1, 0.05f, NULL);
+    SAM_TRY(sam_model_build(&cfg, &L, be, true, out));
+    if (!p->track) return SAM2D_OK;
+    const char *dir = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/sam2d-bench-XXXXXX.safetensors", dir && *dir ? dir : "/tmp");
+    int fd = mkstemps(path, 12);
+    sam2d_status st = fd < 0 ? SAM_ERR(SAM2D_ERR_IO, "bench: cannot create %s", path) : SAM2D_OK;
+    if (fd >= 0) close(fd);
+    if (st == SAM2D_OK) st = write_random_video_tensors(&cfg, path);
+    if (st == SAM2D_OK) st = sam2d_video_model_attach(*out, path);
+    if (fd >= 0) unlink(path);
+    if (st != SAM2D_OK) {
+        sam2d_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* ---------------- engine timers ----------------
+ * The session reaches the model through a per-model engine table; wrapping
+ * it splits each tracked frame into image features / track step (memory
+ * attention + heads) / memory encoding, and labels the kernel profile. */
+
+static sam2d_status (*orig_hook)(struct sam2d_model *, sam_video_engine *);
+static sam_video_engine inner;
+static double acc_features, acc_step, acc_encode;
+static bool in_propagation; /* engine calls relabel the kernel profile only while propagating */
+
+static const char *sub_stage(const char *name) {
+    return in_propagation ? sam_prof_set_stage(name) : NULL;
+}
+static void end_sub_stage(const char *prev) {
+    if (in_propagation) sam_prof_set_stage(prev);
+}
+
+static sam2d_status t_features(void *ctx, const uint8_t *frame, float *buf, sam_track_feats *f) {
+    (void)ctx;
+    const char *prev = sub_stage("track: image encoder");
+    double t = now_s();
+    sam2d_status st = inner.features(inner.ctx, frame, buf, f);
+    acc_features += now_s() - t;
+    end_sub_stage(prev);
+    return st;
+}
+static sam2d_status t_step(void *ctx, const sam_track_feats *f, const sam_track_bank *bank,
+                           const sam_track_step_in *in, sam_track_step_out *out) {
+    (void)ctx;
+    const char *prev = sub_stage("track: step (memory attention, heads, memory encoder)");
+    double t = now_s();
+    sam2d_status st = inner.step(inner.ctx, f, bank, in, out);
+    acc_step += now_s() - t;
+    end_sub_stage(prev);
+    return st;
+}
+static sam2d_status t_encode(void *ctx, const sam_track_feats *f, const float *lowres, float score, bool pts,
+                             uint16_t *maskmem) {
+    (void)ctx;
+    const char *prev = sub_stage("track: memory encoder (preflight)");
+    double t = now_s();
+    sam2d_status st = inner.encode(inner.ctx, f, lowres, score, pts, maskmem);
+    acc_encode += now_s() - t;
+    end_sub_stage(prev);
+    return st;
+}
+static void t_lock(void *ctx) {
+    (void)ctx;
+    if (inner.lock) inner.lock(inner.ctx);
+}
+static void t_unlock(void *ctx) {
+    (void)ctx;
+    if (inner.unlock) inner.unlock(inner.ctx);
+}
+
+static sam2d_status timed_hook(struct sam2d_model *model, sam_video_engine *eng) {
+    SAM_TRY(orig_hook(model, eng));
+    inner = *eng;
+    eng->ctx = &inner;
+    eng->features = t_features;
+    eng->step = t_step;
+    eng->encode = t_encode;
+    eng->lock = t_lock;
+    eng->unlock = t_unlock;
+    return SAM2D_OK;
+}
+
+/* ---------------- synthetic video ----------------
+ * A textured background with a bright disc moving across it: the click lands
+ * on the disc, so tracking has an object to follow (random weights or not). */
+static void make_frame(uint8_t *rgb, int W, int H, int t, int *cx, int *cy, int *rad) {
+    const int r0 = H / 6, x0 = W / 4 + t * W / 64, y0 = H / 2 + (t % 4) * 3;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *px = rgb + ((size_t)y * W + x) * 3;
+            unsigned h = (unsigned)(x * 73856093u ^ y * 19349663u);
+            const int noise = (int)(h >> 27);
+            const int dx = x - x0, dy = y - y0;
+            if (dx * dx + dy * dy < r0 * r0) {
+                px[0] = (uint8_t)(220 + noise), px[1] = (uint8_t)(60 + noise), px[2] = 40;
+            } else {
+                px[0] = (uint8_t)(40 + x * 100 / W + noise);
+                px[1] = (uint8_t)(60 + y * 100 / H + noise);
+                px[2] = (uint8_t)((((x / 32) + (y / 32)) % 2) ? 150 : 90);
+            }
+        }
+    *cx = x0, *cy = y0, *rad = r0;
+}
+
+typedef struct {
+    double last;
+    sam_bench_result *r;
+    double f0, s0, e0; /* sub-stage accumulators at the previous frame */
+    double feat[SAM_BENCH_MAX_SAMPLES], step[SAM_BENCH_MAX_SAMPLES], enc[SAM_BENCH_MAX_SAMPLES];
+    const sam_bench_params *p;
+} prop_ctx;
+
+static int on_frame(void *user, const sam2d_video_frame_result *res) {
+    prop_ctx *c = user;
+    const double t = now_s();
+    const int i = res->frame_idx;
+    if (i >= 0 && i < SAM_BENCH_MAX_SAMPLES) {
+        c->r->frame_s[i] = t - c->last;
+        c->feat[i] = acc_features - c->f0;
+        c->step[i] = acc_step - c->s0;
+        c->enc[i] = acc_encode - c->e0;
+        if (i + 1 > c->r->n_frames) c->r->n_frames = i + 1;
+        logf_(c->p, "frame %d: %.3f s (image encoder %.3f, step %.3f, preflight memory encoder %.3f), object score %.2f", i,
+              c->r->frame_s[i], c->feat[i], c->step[i], c->enc[i],
+              res->num_objects > 0 ? (double)res->object_scores[0] : 0.0);
+    }
+    c->f0 = acc_features, c->s0 = acc_step, c->e0 = acc_encode;
+    c->last = now_s(); /* the callback's own logging is not charged to the next frame */
+    return 0;
+}
+
+static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_bench_result *r) {
+    const sam2d_model_config *cfg = sam2d_model_get_config(m);
+    const int S = cfg->image_size;
+    float *img = sam_malloc(sizeof(float) * (size_t)S * S * 3);   /* (S, S, 3) normalised input */
+    float *feat = sam_malloc(sizeof(float) * sam_image_features_floats(cfg));
+    uint8_t *u8 = sam_malloc((size_t)S * S * 3);                  /* (S, S, 3) */
+    if (!img || !feat || !u8) {
+        sam_free(img), sam_free(feat), sam_free(u8);
+        return SAM_ERR(SAM2D_ERR_NOMEM, "bench: image buffers");
+    }
+    int cx, cy, rad;
+    make_frame(u8, S, S, 0, &cx, &cy, &rad);
+    sam_normalize_u8(u8, S, img);
+    sam_image_features f;
+    sam_image_features_bind(cfg, feat, &f);
+    sam2d_status st = SAM2D_OK;
+    const int total = p->warmup + p->runs;
+    for (int i = 0; i < total && st == SAM2D_OK; i++) {
+        sam_prof_set_stage(i >= p->warmup ? "image encoder" : NULL);
+        sam_model_lock(m);
+        double t = now_s();
+        st = sam_image_encoder_forward(m->encoder, img, &f);
+        t = now_s() - t;
+        sam_model_unlock(m);
+        sam_prof_set_stage(NULL);
+        logf_(p, "image encoder run %d%s: %.3f s", i + 1, i < p->warmup ? " (warm-up)" : "", t);
+        if (i >= p->warmup && r->n_image < SAM_BENCH_MAX_SAMPLES) r->image_runs[r->n_image++] = t;
+    }
+    r->image_encoder_s = sam_bench_median(r->image_runs, r->n_image);
+    sam_free(img), sam_free(feat), sam_free(u8);
+    return st;
+}
+
+static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_bench_result *r) {
+    const sam2d_model_config *cfg = sam2d_model_get_config(m);
+    const int W = p->video_w, H = p->video_h, N = p->frames;
+    if (N > SAM_BENCH_MAX_SAMPLES) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "bench: at most %d frames", SAM_BENCH_MAX_SAMPLES);
+    r->full_from = cfg->num_maskmem + 1;
+    if (N < r->full_from + 1)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "bench: need at least %d frames for a full memory bank",
+                       r->full_from + 1);
+    uint8_t **frames = sam_calloc((size_t)N, sizeof(uint8_t *));
+    if (!frames) return SAM_ERR(SAM2D_ERR_NOMEM, "bench: frames");
+    sam2d_status st = SAM2D_OK;
+    int cx = 0, cy = 0, rad = 0;
+    for (int i = 0; i < N && st == SAM2D_OK; i++) {
+        frames[i] = sam_malloc((size_t)W * H * 3);
+        if (!frames[i]) st = SAM_ERR(SAM2D_ERR_NOMEM, "bench: frames");
+        else {
+            int x, y, rr;
+            make_frame(frames[i], W, H, i, &x, &y, &rr);
+            if (i == 0) cx = x, cy = y, rad = rr;
+        }
+    }
+    sam2d_video_session *s = NULL;
+    orig_hook = sam_video_engine_hook;
+    if (st == SAM2D_OK && !orig_hook) st = SAM_ERR(SAM2D_ERR_STATE, "bench: video modules not attached");
+    if (st == SAM2D_OK) {
+        sam_video_engine_hook = timed_hook;
+        double t = now_s();
+        st = sam2d_video_session_create(m, (const uint8_t *const *)frames, N, W, H, W, H, NULL, &s);
+        r->session_s = now_s() - t;
+        sam_video_engine_hook = orig_hook;
+    }
+    for (int i = 0; i < N; i++) sam_free(frames[i]);
+    sam_free(frames);
+
+    /* clicks: the first encodes frame 0; later ones reuse its cached features */
+    float pt[2] = {(float)cx, (float)cy};
+    int lab[1] = {1};
+    sam2d_video_frame_result res;
+    if (st == SAM2D_OK) {
+        sam_prof_set_stage("first click (encodes the frame)");
+        double t = now_s();
+        st = sam2d_video_add_points(s, 0, 1, pt, lab, 1, NULL, true, &res);
+        r->first_click_s = now_s() - t;
+        sam_prof_set_stage(NULL);
+        logf_(p, "first click: %.3f s", r->first_click_s);
+    }
+    const int total = p->warmup + p->runs;
+    for (int i = 0; i < total && st == SAM2D_OK; i++) {
+        float q[2] = {pt[0] + (float)(i % 3) * rad / 8.0f, pt[1]};
+        sam_prof_set_stage(i >= p->warmup ? "click (cached frame)" : NULL);
+        double t = now_s();
+        st = sam2d_video_add_points(s, 0, 1, q, lab, 1, NULL, true, &res);
+        t = now_s() - t;
+        sam_prof_set_stage(NULL);
+        if (i >= p->warmup && r->n_prompt < SAM_BENCH_MAX_SAMPLES) r->prompt_runs[r->n_prompt++] = t;
+    }
+    r->prompt_s = sam_bench_median(r->prompt_runs, r->n_prompt);
+    if (st == SAM2D_OK) logf_(p, "click on a cached frame: median %.4f s over %d", r->prompt_s, r->n_prompt);
+
+    /* propagation: one timestamp per frame callback */
+    prop_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.r = r;
+    c.p = p;
+    if (st == SAM2D_OK) {
+        acc_features = acc_step = acc_encode = 0;
+        sam_prof_set_stage("track: other");
+        in_propagation = true;
+        c.last = now_s();
+        st = sam2d_video_propagate(s, 0, false, -1, on_frame, &c);
+        in_propagation = false;
+        sam_prof_set_stage(NULL);
+    }
+    if (st == SAM2D_OK) {
+        const int n = r->n_frames - r->full_from;
+        if (n <= 0) {
+            st = SAM_ERR(SAM2D_ERR_STATE, "bench: propagation returned %d frames", r->n_frames);
+        } else {
+            r->track_frame_s = sam_bench_median(r->frame_s + r->full_from, n);
+            r->track_features_s = sam_bench_median(c.feat + r->full_from, n);
+            r->track_step_s = sam_bench_median(c.step + r->full_from, n);
+            r->track_memenc_s = sam_bench_median(c.enc + r->full_from, n);
+            double fl = 0;
+            for (int i = r->full_from; i < r->n_frames; i++) {
+                int ptrs = i < cfg->max_obj_ptrs_in_encoder ? i : cfg->max_obj_ptrs_in_encoder;
+                fl += sam_bench_track_frame_flops(cfg, &r->flops, cfg->num_maskmem, ptrs);
+            }
+            r->track_frame_flops = fl / n;
+        }
+        r->session_bytes = sam2d_video_session_memory_bytes(s);
+    }
+    sam2d_video_session_free(s);
+    return st;
+}
+
+sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
+    memset(r, 0, sizeof(*r));
+    sam_bench_params p = p_in ? *p_in : sam_bench_default_params();
+    if (p.runs < 1) p.runs = 1;
+    if (p.warmup < 0) p.warmup = 0;
+    if (p.runs + p.warmup > SAM_BENCH_MAX_SAMPLES) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "bench: too many runs");
+    loadavg(r->loadavg_start);
+    snprintf(r->preset, sizeof r->preset, "%s", p.config_path ? p.config_path : p.preset ? p.preset : "");
+    double t = now_s();
+    sam2d_model *m = NULL;
+    SAM_TRY(build_model(&p, r, &m));
+    r->load_s = now_s() - t;
+    r->rss_after_load_bytes = sam_bench_current_rss();
+    sam2d_model_describe(m, r->model, sizeof r->model);
+    const sam2d_model_config *cfg = sam2d_model_get_config(m);
+    r->image_size = cfg->image_size;
+    r->threads = m->be && m->be->pool ? sam_threadpool_size(m->be->pool) : 1;
+    r->peak_gflops = p.peak_gflops > 0 ? p.peak_gflops : 166.4 * r->threads;
+    sam2d_status st = sam_bench_count_flops(cfg, &r->flops);
+    logf_(&p, "%s; load %.2f s; %d threads; load average %.2f", r->model, r->load_s, r->threads, r->loadavg_start[0]);
+    if (p.profile) sam_prof_install(m->be);
+    if (st == SAM2D_OK && p.image) st = bench_image(m, &p, r);
+    if (st == SAM2D_OK && p.track) st = bench_video(m, &p, r);
+    sam_prof_set_stage(NULL);
+    r->peak_rss_bytes = sam_bench_peak_rss();
+    loadavg(r->loadavg_end);
+    if (p.track) sam2d_video_model_detach(m);
+    sam2d_model_free(m);
+    return st;
+}

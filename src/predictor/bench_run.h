@@ -1,0 +1,139 @@
+/* Benchmark pieces behind `sam2d bench` (issue 7, measuring part):
+ *  - analytic FLOP counts per stage from a model config (2 x multiply-adds of
+ *    every linear, conv, transposed conv and attention QK^T / AV, padded
+ *    window tokens included, as the reference computes them);
+ *  - a kernel profiler that wraps a back end's function table with timers;
+ *  - a model with random weights of the real shapes, video modules included;
+ *  - the measured stages: image encoder per frame, tracking per frame with a
+ *    full memory bank, click latency, peak RSS.
+ *
+ * Not thread-safe: one benchmark per process (the profiler is global). */
+#ifndef SAM_PREDICTOR_BENCH_RUN_H
+#define SAM_PREDICTOR_BENCH_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/ops.h"
+#include "sam2d/config.h"
+#include "sam2d/model.h"
+#include "sam2d/sam2d.h"
+
+/* ---------------- FLOP counts (config only) ---------------- */
+
+typedef struct {
+    double patch_embed;      /* trunk patch embedding conv */
+    double trunk;            /* every Hiera block (patch embed not included) */
+    double neck;             /* FPN lateral convs + conv_s0/conv_s1 */
+    double image_encoder;    /* patch_embed + trunk + neck: forward_image */
+    double mem_attn_fixed;   /* memory attention without memory tokens (self-attn, q/out proj, FFN) */
+    double mem_attn_per_token; /* added by each memory key (k/v projection, QK^T, AV) */
+    double mem_encoder;      /* mask downsampler, pixel projection, fuser, out projection */
+    double heads_track;      /* prompt encoder + mask decoder for a tracked frame (padding point only) */
+    double heads_click;      /* same for one click (point + padding point) */
+    int memory_tokens_full;  /* keys of a full bank: num_maskmem frames + object-pointer tokens */
+    double track_frame_full; /* image encoder + memory attention (full bank) + heads + memory encoder */
+} sam_bench_flops;
+
+/* Counts at cfg->image_size. Returns SAM2D_ERR_INVALID_ARG for an invalid config. */
+sam2d_status sam_bench_count_flops(const sam2d_model_config *cfg, sam_bench_flops *out);
+/* FLOPs of one tracked frame whose memory bank holds n_mem_frames spatial memories and n_ptrs object pointers. */
+double sam_bench_track_frame_flops(const sam2d_model_config *cfg, const sam_bench_flops *f, int n_mem_frames,
+                                   int n_ptrs);
+
+/* ---------------- kernel profiler ---------------- */
+
+enum { SAM_PROF_MAX_STAGES = 8, SAM_PROF_MAX_OPS = 32 };
+
+typedef struct {
+    const char *name;
+    uint64_t calls;
+    double seconds;
+    double flops;            /* counted from each call's arguments (matmul-like ops only) */
+} sam_prof_op;
+
+typedef struct {
+    const char *name;        /* stage label (static string) */
+    double seconds;          /* time inside back-end calls while this stage was current */
+    sam_prof_op ops[SAM_PROF_MAX_OPS];
+    int n_ops;
+} sam_prof_stage;
+
+/* Replace every kernel of be with a timed wrapper (once per process; later
+ * calls only reset the counters). Safe while nothing runs on be. */
+void sam_prof_install(sam_backend *be);
+/* Stage that following kernel calls are charged to (NULL: not recorded). Returns the previous one. */
+const char *sam_prof_set_stage(const char *name);
+void sam_prof_reset(void);
+/* Recorded stages (valid until the next reset). */
+int sam_prof_stages(const sam_prof_stage **stages);
+
+/* ---------------- the benchmark ---------------- */
+
+typedef void (*sam_bench_log_fn)(void *user, const char *line);
+
+typedef struct {
+    const char *preset;      /* config when no checkpoint is given, or overriding the guess (default sam2.1_tiny) */
+    const char *checkpoint;  /* NULL: random weights of the config's shapes */
+    const char *config_path; /* Meta's YAML instead of a preset */
+    int threads;             /* <= 0: SAM2_THREADS or all CPUs */
+    int runs;                /* measured runs per stage (median), default 5 */
+    int warmup;              /* runs discarded first, default 1 */
+    int frames;              /* video length for tracking, default 16 (>= num_maskmem + 3) */
+    int video_w, video_h;    /* synthetic video size, default 640 x 480 */
+    bool image;              /* measure the image encoder */
+    bool track;              /* measure propagation (and clicks) */
+    bool profile;            /* per-kernel timers */
+    double peak_gflops;      /* machine peak for the % column; <= 0: 166.4 per thread (2.6 GHz, 2 AVX-512 FMA) */
+    sam_bench_log_fn log;    /* progress lines, may be NULL */
+    void *log_user;
+} sam_bench_params;
+
+sam_bench_params sam_bench_default_params(void);
+
+#define SAM_BENCH_MAX_SAMPLES 256
+
+typedef struct {
+    char model[256];         /* sam2d_model_describe */
+    char preset[64];
+    bool random_weights;
+    int threads;
+    int image_size;
+    double peak_gflops;
+    double load_s;           /* model build (and video attach) */
+    /* image encoder */
+    int n_image;
+    double image_runs[SAM_BENCH_MAX_SAMPLES];
+    double image_encoder_s;  /* median, 0 when not measured */
+    /* video */
+    double session_s;        /* session creation (frames copied + resized) */
+    double first_click_s;    /* first click on frame 0 (encodes the frame) */
+    int n_prompt;
+    double prompt_runs[SAM_BENCH_MAX_SAMPLES];
+    double prompt_s;         /* median click latency on a frame whose features are cached */
+    int n_frames;            /* propagated frames */
+    double frame_s[SAM_BENCH_MAX_SAMPLES]; /* time of each propagated frame (index = frame) */
+    int full_from;           /* first frame with a full memory bank */
+    double track_frame_s;    /* median over frames >= full_from */
+    /* sub-stages of a full-bank tracked frame (medians over the same frames) */
+    double track_features_s, track_step_s, track_memenc_s;
+    size_t session_bytes;    /* sam2d_video_session_memory_bytes after propagation */
+    /* memory */
+    size_t rss_after_load_bytes;
+    size_t peak_rss_bytes;
+    double loadavg_start[3], loadavg_end[3];
+    sam_bench_flops flops;
+    double track_frame_flops; /* of the measured full-bank frames */
+} sam_bench_result;
+
+/* Build the model (random weights or checkpoint), run the requested stages. */
+sam2d_status sam_bench_run(const sam_bench_params *p, sam_bench_result *r);
+
+/* Peak resident set size of this process so far (VmHWM), and current RSS. 0 when unknown. */
+size_t sam_bench_peak_rss(void);
+size_t sam_bench_current_rss(void);
+/* Median of n values (sorted copy; 0 when n == 0). */
+double sam_bench_median(const double *v, int n);
+
+#endif
