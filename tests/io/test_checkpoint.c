@@ -1,5 +1,7 @@
 /* Golden checkpoints: Meta's micro model as .pt (torch zip + pickle) and as
  * .safetensors must give the same 371 tensors, bit for bit. */
+#include <unistd.h>
+
 #include "sam2d/checkpoint.h"
 #include "test_util.h"
 
@@ -99,6 +101,29 @@ int main(void) {
         CHECK_MSG(s == SAM2D_OK, "load_memory: %s", sam2d_last_error());
         if (mem) CHECK(compare(pt, mem, 1) == 0);
     }
+
+    /* A truncated file on disk: refused, and the message names the file. */
+    char tmp[] = "/tmp/sam2d_ckpt_XXXXXX";
+    int fd = mkstemp(tmp);
+    CHECK(fd >= 0);
+    buf = read_all(MICRO "model.pt", &len);
+    if (fd >= 0 && buf) {
+        FILE *f = fdopen(fd, "wb");
+        fwrite(buf, 1, len / 3, f);
+        fclose(f);
+        sam2d_checkpoint *tr = NULL;
+        s = sam2d_checkpoint_load(tmp, NULL, &tr);
+        printf("truncated file -> %s: %s\n", sam2d_status_str(s), sam2d_last_error());
+        CHECK(s == SAM2D_ERR_FORMAT && tr == NULL && strstr(sam2d_last_error(), tmp) != NULL &&
+              strstr(sam2d_last_error(), "truncated") != NULL);
+        f = fopen(tmp, "wb"); /* empty */
+        fclose(f);
+        CHECK(sam2d_checkpoint_load(tmp, NULL, &tr) == SAM2D_ERR_FORMAT && tr == NULL);
+        unlink(tmp);
+    }
+    free(buf);
+    sam2d_checkpoint *dir = NULL;
+    CHECK(sam2d_checkpoint_load(MICRO, NULL, &dir) == SAM2D_ERR_IO && dir == NULL);
 
     /* A file limit below the file size is refused up front. */
     sam2d_checkpoint_params p = sam2d_checkpoint_default_params();
