@@ -175,29 +175,37 @@ static sam2d_status probe_images(sam_frame_source *s) {
     return SAM2D_OK;
 }
 
+/* Size frames come out at: native, or shrunk (aspect kept) to fit max_dimension
+ * under the downscale policy; SAM2D_ERR_LIMIT when oversize is refused. */
+static sam2d_status target_size(int src_w, int src_h, const sam_media_limits *lim, int *w, int *h) {
+    int md = lim->max_dimension;
+    *w = src_w;
+    *h = src_h;
+    if (md <= 0 || (src_w <= md && src_h <= md)) return SAM2D_OK;
+    if (lim->oversize == SAM_OVERSIZE_REFUSE)
+        return SAM_ERR(SAM2D_ERR_LIMIT, "Video dimensions exceed maximum (%dx%d > %d); raise MAX_FRAME_DIMENSION",
+                       src_w, src_h, md);
+    double f = (double)md / (src_w > src_h ? src_w : src_h);
+    *w = (int)(src_w * f + 0.5);
+    *h = (int)(src_h * f + 0.5);
+    if (*w < 1) *w = 1;
+    if (*h < 1) *h = 1;
+    if (*w > md) *w = md;
+    if (*h > md) *h = md;
+    return SAM2D_OK;
+}
+
 /* Apply the dimension limit / downscale policy to src_w x src_h. */
 static sam2d_status apply_size_policy(sam_frame_source *s) {
-    int md = s->lim.max_dimension;
-    s->width = s->src_w;
-    s->height = s->src_h;
-    if (md <= 0 || (s->src_w <= md && s->src_h <= md)) return SAM2D_OK;
-    if (s->lim.oversize == SAM_OVERSIZE_REFUSE)
-        return SAM_ERR(SAM2D_ERR_LIMIT, "Video dimensions exceed maximum (%dx%d > %d); raise MAX_FRAME_DIMENSION",
-                       s->src_w, s->src_h, md);
-    double f = (double)md / (s->src_w > s->src_h ? s->src_w : s->src_h);
-    s->width = (int)(s->src_w * f + 0.5);
-    s->height = (int)(s->src_h * f + 0.5);
-    if (s->width < 1) s->width = 1;
-    if (s->height < 1) s->height = 1;
-    if (s->width > md) s->width = md;
-    if (s->height > md) s->height = md;
+    SAM_TRY(target_size(s->src_w, s->src_h, &s->lim, &s->width, &s->height));
+    if (s->width == s->src_w && s->height == s->src_h) return SAM2D_OK;
     SAM_TRY(sam_resize_plan_create(s->src_w, s->src_h, s->width, s->height, 3, &s->down));
     s->full = sam_malloc((size_t)s->src_w * s->src_h * 3);
     if (!s->full) return SAM_ERR(SAM2D_ERR_NOMEM, "frames: no memory for a %dx%d frame", s->src_w, s->src_h);
     return SAM2D_OK;
 }
 
-static sam2d_status open_owned_bytes(sam_frame_source *s) {
+static sam2d_status open_owned_bytes(sam_frame_source *s, sam_video_frame_fn on_frame, void *user) {
     const uint8_t *d = s->bytes;
     size_t n = s->nbytes;
     if (n == 0) return SAM_ERR(SAM2D_ERR_FORMAT, "empty upload (0 bytes): not a video, image or archive");
@@ -227,7 +235,7 @@ static sam2d_status open_owned_bytes(sam_frame_source *s) {
     }
     s->kind = SAM_SOURCE_VIDEO;
     /* the video layer refuses oversize itself unless we downscale afterwards */
-    SAM_TRY(sam_video_open_memory(d, n, &s->lim, &s->video));
+    SAM_TRY(sam_video_open_memory_ex(d, n, &s->lim, on_frame, user, &s->video));
     s->count = sam_video_count(s->video);
     s->src_w = sam_video_width(s->video);
     s->src_h = sam_video_height(s->video);
@@ -292,7 +300,8 @@ static sam2d_status open_folder(sam_frame_source *s, const char *dir) {
     return apply_size_policy(s);
 }
 
-sam2d_status sam_frame_source_open_path(const char *path, const sam_media_limits *lim, sam_frame_source **out) {
+static sam2d_status source_open_path(const char *path, const sam_media_limits *lim, sam_video_frame_fn on_frame,
+                                     void *user, sam_frame_source **out) {
     *out = NULL;
     sam_frame_source *s = sam_calloc(1, sizeof(*s));
     if (!s) return SAM_ERR(SAM2D_ERR_NOMEM, "frames: no memory");
@@ -307,7 +316,7 @@ sam2d_status sam_frame_source_open_path(const char *path, const sam_media_limits
         r = open_folder(s, path);
     } else {
         r = sam_read_file(path, s->lim.max_input_bytes, &s->bytes, &s->nbytes);
-        if (r == SAM2D_OK) r = open_owned_bytes(s);
+        if (r == SAM2D_OK) r = open_owned_bytes(s, on_frame, user);
     }
     if (r != SAM2D_OK) {
         sam_frame_source_free(s);
@@ -317,30 +326,63 @@ sam2d_status sam_frame_source_open_path(const char *path, const sam_media_limits
     return SAM2D_OK;
 }
 
-sam2d_status sam_frame_source_open_memory(const uint8_t *data, size_t n, const char *name_hint,
-                                          const sam_media_limits *lim, sam_frame_source **out) {
+sam2d_status sam_frame_source_open_path(const char *path, const sam_media_limits *lim, sam_frame_source **out) {
+    return source_open_path(path, lim, NULL, NULL, out);
+}
+
+static sam2d_status source_open_owned(uint8_t *data, size_t n, const sam_media_limits *lim,
+                                      sam_video_frame_fn on_frame, void *user, sam_frame_source **out) {
     *out = NULL;
-    (void)name_hint;
     sam_frame_source *s = sam_calloc(1, sizeof(*s));
-    if (!s) return SAM_ERR(SAM2D_ERR_NOMEM, "frames: no memory");
+    if (!s) {
+        sam_free(data);
+        return SAM_ERR(SAM2D_ERR_NOMEM, "frames: no memory");
+    }
     if (lim) s->lim = *lim;
     else sam_media_limits_default(&s->lim);
+    s->bytes = data;
+    s->nbytes = data ? n : 0;
     sam2d_status r = SAM2D_OK;
     if (s->lim.max_input_bytes && n > s->lim.max_input_bytes)
         r = SAM_ERR(SAM2D_ERR_LIMIT, "upload too large (%zu bytes > %zu)", n, s->lim.max_input_bytes);
-    if (r == SAM2D_OK && n > 0) {
-        s->bytes = sam_malloc(n);
-        if (!s->bytes) r = SAM_ERR(SAM2D_ERR_NOMEM, "frames: no memory for %zu bytes", n);
-        else memcpy(s->bytes, data, n);
-    }
-    s->nbytes = s->bytes ? n : 0;
-    if (r == SAM2D_OK) r = open_owned_bytes(s);
+    if (r == SAM2D_OK) r = open_owned_bytes(s, on_frame, user);
     if (r != SAM2D_OK) {
         sam_frame_source_free(s);
         return r;
     }
     *out = s;
     return SAM2D_OK;
+}
+
+sam2d_status sam_frame_source_open_owned(uint8_t *data, size_t n, const sam_media_limits *lim,
+                                         sam_frame_source **out) {
+    return source_open_owned(data, n, lim, NULL, NULL, out);
+}
+
+/* Copy the caller's bytes (refusing oversize uploads before copying). */
+static sam2d_status copy_upload(const uint8_t *data, size_t n, const sam_media_limits *lim, uint8_t **copy) {
+    *copy = NULL;
+    sam_media_limits dl;
+    if (!lim) {
+        sam_media_limits_default(&dl);
+        lim = &dl;
+    }
+    if (lim->max_input_bytes && n > lim->max_input_bytes)
+        return SAM_ERR(SAM2D_ERR_LIMIT, "upload too large (%zu bytes > %zu)", n, lim->max_input_bytes);
+    if (n == 0) return SAM2D_OK;
+    *copy = sam_malloc(n);
+    if (!*copy) return SAM_ERR(SAM2D_ERR_NOMEM, "frames: no memory for %zu bytes", n);
+    memcpy(*copy, data, n);
+    return SAM2D_OK;
+}
+
+sam2d_status sam_frame_source_open_memory(const uint8_t *data, size_t n, const char *name_hint,
+                                          const sam_media_limits *lim, sam_frame_source **out) {
+    (void)name_hint;
+    *out = NULL;
+    uint8_t *copy;
+    SAM_TRY(copy_upload(data, n, lim, &copy));
+    return source_open_owned(copy, n, lim, NULL, NULL, out);
 }
 
 void sam_frame_source_free(sam_frame_source *s) {
@@ -403,16 +445,22 @@ struct sam_frame_store {
     sam_resize_plan *plan; /* (W,H) -> (S,S) */
 };
 
-sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_store_mode mode, int cache_frames,
-                                    sam_frame_store **out) {
+/* prefilled: (count,S,S,3) frames already resized during the open scan (ownership taken), or NULL. */
+static sam2d_status store_create(sam_frame_source *src, int image_size, sam_store_mode mode, int cache_frames,
+                                 uint8_t *prefilled, sam_frame_store **out) {
     *out = NULL;
-    if (!src) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "frame store: no source");
+    if (!src) {
+        sam_free(prefilled);
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "frame store: no source");
+    }
     if (image_size <= 0 || image_size > 8192) {
+        sam_free(prefilled);
         sam_frame_source_free(src);
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "frame store: bad image size %d", image_size);
     }
     sam_frame_store *st = sam_calloc(1, sizeof(*st));
     if (!st) {
+        sam_free(prefilled);
         sam_frame_source_free(src);
         return SAM_ERR(SAM2D_ERR_NOMEM, "frame store: no memory");
     }
@@ -421,12 +469,19 @@ sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_s
     st->mode = mode;
     st->count = src->count;
     size_t fb = (size_t)image_size * image_size * 3;
+    if (mode != SAM_STORE_RESIZED) {
+        sam_free(prefilled);
+        prefilled = NULL;
+    }
     sam2d_status r = sam_resize_plan_create(src->width, src->height, image_size, image_size, 3, &st->plan);
     if (r == SAM2D_OK) {
         st->orig = sam_malloc((size_t)src->width * src->height * 3);
         if (!st->orig) r = SAM_ERR(SAM2D_ERR_NOMEM, "frame store: no memory");
     }
-    if (r == SAM2D_OK && mode == SAM_STORE_RESIZED) {
+    if (r == SAM2D_OK && mode == SAM_STORE_RESIZED && prefilled) {
+        st->frames = prefilled;
+        prefilled = NULL;
+    } else if (r == SAM2D_OK && mode == SAM_STORE_RESIZED) {
         st->frames = sam_malloc(fb * (size_t)st->count);
         if (!st->frames) r = SAM_ERR(SAM2D_ERR_NOMEM, "frame store: no memory for %d frames", st->count);
         /* one sequential decode pass: cheapest for video */
@@ -434,11 +489,6 @@ sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_s
             r = sam_frame_source_get(src, i, st->orig);
             if (r == SAM2D_OK) r = sam_resize_plan_run(st->plan, st->orig, st->frames + fb * (size_t)i, NULL);
         }
-        /* every frame is resized now: the decode buffer and weights are not needed any more */
-        sam_free(st->orig);
-        st->orig = NULL;
-        sam_resize_plan_free(st->plan);
-        st->plan = NULL;
     } else if (r == SAM2D_OK) {
         st->cache_n = cache_frames < 1 ? 1 : cache_frames;
         st->cache_idx = sam_malloc(sizeof(int) * (size_t)st->cache_n);
@@ -448,12 +498,119 @@ sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_s
         else
             for (int k = 0; k < st->cache_n; k++) st->cache_idx[k] = -1;
     }
+    sam_free(prefilled);
+    if (mode == SAM_STORE_RESIZED) {
+        /* every frame is resized now: the decode buffer and weights are not needed any more */
+        sam_free(st->orig);
+        st->orig = NULL;
+        sam_resize_plan_free(st->plan);
+        st->plan = NULL;
+    }
     if (r != SAM2D_OK) {
         sam_frame_store_free(st);
         return r;
     }
     *out = st;
     return SAM2D_OK;
+}
+
+sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_store_mode mode, int cache_frames,
+                                    sam_frame_store **out) {
+    return store_create(src, image_size, mode, cache_frames, NULL, out);
+}
+
+/* Resizes each video frame as the open scan decodes it (one decode pass for a RESIZED store). */
+typedef struct {
+    int S;
+    sam_media_limits lim;
+    int w, h;               /* size after the downscale policy */
+    sam_resize_plan *down;  /* native -> (w,h), when downscaling */
+    sam_resize_plan *plan;  /* (w,h) -> (S,S) */
+    uint8_t *mid;           /* (h,w,3) downscaled frame */
+    uint8_t *frames;        /* (cap,S,S,3) */
+    int count, cap;
+} prefill;
+
+static sam2d_status prefill_frame(void *user, int idx, int expected, const uint8_t *rgb, int w, int h) {
+    prefill *p = user;
+    if (!p->plan) {
+        SAM_TRY(target_size(w, h, &p->lim, &p->w, &p->h));
+        if (p->w != w || p->h != h) {
+            SAM_TRY(sam_resize_plan_create(w, h, p->w, p->h, 3, &p->down));
+            p->mid = sam_malloc((size_t)p->w * p->h * 3);
+            if (!p->mid) return SAM_ERR(SAM2D_ERR_NOMEM, "frame store: no memory");
+        }
+        SAM_TRY(sam_resize_plan_create(p->w, p->h, p->S, p->S, 3, &p->plan));
+    }
+    size_t fb = (size_t)p->S * p->S * 3;
+    if (idx >= p->cap) {
+        /* size for the container's count; grow by a quarter when it was wrong (copies are 3 MiB a frame) */
+        int cap = p->cap ? p->cap + p->cap / 4 + 1 : (expected > 0 ? expected : 32);
+        if (p->lim.max_frames > 0 && cap > p->lim.max_frames) cap = p->lim.max_frames;
+        if (cap <= idx) cap = idx + 1;
+        uint8_t *nf = sam_realloc(p->frames, fb * (size_t)cap);
+        if (!nf) return SAM_ERR(SAM2D_ERR_NOMEM, "frame store: no memory for %d frames", cap);
+        p->frames = nf;
+        p->cap = cap;
+    }
+    if (p->down) {
+        SAM_TRY(sam_resize_plan_run(p->down, rgb, p->mid, NULL));
+        rgb = p->mid;
+    }
+    SAM_TRY(sam_resize_plan_run(p->plan, rgb, p->frames + fb * (size_t)idx, NULL));
+    p->count = idx + 1;
+    return SAM2D_OK;
+}
+
+static sam2d_status store_open(const char *path, uint8_t *owned, size_t n, const sam_media_limits *lim,
+                               int image_size, sam_store_mode mode, int cache_frames, sam_frame_store **out) {
+    *out = NULL;
+    prefill p;
+    memset(&p, 0, sizeof p);
+    p.S = image_size;
+    if (lim) p.lim = *lim;
+    else sam_media_limits_default(&p.lim);
+    int use = mode == SAM_STORE_RESIZED && image_size > 0 && image_size <= 8192;
+    sam_frame_source *src = NULL;
+    sam2d_status r = path ? source_open_path(path, lim, use ? prefill_frame : NULL, &p, &src)
+                          : source_open_owned(owned, n, lim, use ? prefill_frame : NULL, &p, &src);
+    sam_resize_plan_free(p.down);
+    sam_resize_plan_free(p.plan);
+    sam_free(p.mid);
+    if (r != SAM2D_OK) {
+        sam_free(p.frames);
+        return r;
+    }
+    /* only a video source went through the scan; others fill the store by decoding */
+    uint8_t *pre = NULL;
+    if (p.frames && src->kind == SAM_SOURCE_VIDEO && p.count == src->count && p.w == src->width &&
+        p.h == src->height) {
+        /* give back the slack when the estimate was well over (a copy, so not for a frame or two) */
+        size_t bytes = (size_t)p.count * image_size * image_size * 3;
+        pre = p.cap > p.count + p.count / 8 + 1 ? sam_realloc(p.frames, bytes) : p.frames;
+        if (!pre) pre = p.frames;
+    } else
+        sam_free(p.frames);
+    return store_create(src, image_size, mode, cache_frames, pre, out);
+}
+
+sam2d_status sam_frame_store_open_path(const char *path, const sam_media_limits *lim, int image_size,
+                                       sam_store_mode mode, int cache_frames, sam_frame_store **out) {
+    if (!path) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "frame store: no path");
+    return store_open(path, NULL, 0, lim, image_size, mode, cache_frames, out);
+}
+
+sam2d_status sam_frame_store_open_owned(uint8_t *data, size_t n, const sam_media_limits *lim, int image_size,
+                                        sam_store_mode mode, int cache_frames, sam_frame_store **out) {
+    return store_open(NULL, data, n, lim, image_size, mode, cache_frames, out);
+}
+
+sam2d_status sam_frame_store_open_memory(const uint8_t *data, size_t n, const sam_media_limits *lim, int image_size,
+                                         sam_store_mode mode, int cache_frames, sam_frame_store **out) {
+    *out = NULL;
+    uint8_t *copy;
+    SAM_TRY(copy_upload(data, n, lim, &copy));
+    return store_open(NULL, copy, n, lim, image_size, mode, cache_frames, out);
 }
 
 void sam_frame_store_free(sam_frame_store *st) {

@@ -60,6 +60,11 @@ sam2d_status sam_frame_source_open_path(const char *path, const sam_media_limits
 sam2d_status sam_frame_source_open_memory(const uint8_t *data, size_t n, const char *name_hint,
                                           const sam_media_limits *lim, sam_frame_source **out);
 
+/* Same, taking ownership of a sam_malloc'd buffer (no copy; freed with the
+ * source, or at once on failure). For the server's upload buffer. */
+sam2d_status sam_frame_source_open_owned(uint8_t *data, size_t n, const sam_media_limits *lim,
+                                         sam_frame_source **out);
+
 void sam_frame_source_free(sam_frame_source *s);
 
 sam_source_kind sam_frame_source_kind(const sam_frame_source *s);
@@ -95,6 +100,15 @@ typedef struct sam_frame_store sam_frame_store;
  * (the model's square input). cache_frames: LRU size for ON_DEMAND (>= 1). */
 sam2d_status sam_frame_store_create(sam_frame_source *src, int image_size, sam_store_mode mode,
                                     int cache_frames, sam_frame_store **out);
+/* Open a source and build its store in one go. For a video and a RESIZED
+ * store the frames are resized while the open pass counts them, so the video
+ * is decoded once instead of twice. _owned takes a sam_malloc'd buffer. */
+sam2d_status sam_frame_store_open_path(const char *path, const sam_media_limits *lim, int image_size,
+                                       sam_store_mode mode, int cache_frames, sam_frame_store **out);
+sam2d_status sam_frame_store_open_memory(const uint8_t *data, size_t n, const sam_media_limits *lim, int image_size,
+                                         sam_store_mode mode, int cache_frames, sam_frame_store **out);
+sam2d_status sam_frame_store_open_owned(uint8_t *data, size_t n, const sam_media_limits *lim, int image_size,
+                                        sam_store_mode mode, int cache_frames, sam_frame_store **out);
 void sam_frame_store_free(sam_frame_store *st);
 
 sam_frame_source *sam_frame_store_source(sam_frame_store *st);

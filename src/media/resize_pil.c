@@ -86,6 +86,7 @@ struct sam_resize_plan {
     int need_h, need_v;
     axis_coeffs hx, vy;
     uint8_t *scratch; /* (in_h, out_w, c) horizontal-pass output */
+    int32_t *acc;     /* (out_w * c) vertical-pass row accumulator */
 };
 
 sam2d_status sam_resize_plan_create(int in_w, int in_h, int out_w, int out_h, int channels,
@@ -111,6 +112,10 @@ sam2d_status sam_resize_plan_create(int in_w, int in_h, int out_w, int out_h, in
         p->scratch = sam_malloc(sam_resize_plan_scratch_bytes(p));
         if (!p->scratch) s = SAM_ERR(SAM2D_ERR_NOMEM, "resize: no memory for scratch");
     }
+    if (s == SAM2D_OK && p->need_v) {
+        p->acc = sam_malloc(sizeof(int32_t) * (size_t)out_w * channels);
+        if (!p->acc) s = SAM_ERR(SAM2D_ERR_NOMEM, "resize: no memory for accumulator");
+    }
     if (s != SAM2D_OK) {
         sam_resize_plan_free(p);
         return s;
@@ -128,14 +133,34 @@ void sam_resize_plan_free(sam_resize_plan *p) {
     axis_free(&p->hx);
     axis_free(&p->vy);
     sam_free(p->scratch);
+    sam_free(p->acc);
     sam_free(p);
 }
 
-/* Rows [y0,y1) of src (in_w wide) -> same rows of dst (out_w wide). */
+/* Rows [y0,y1) of src (in_w wide) -> same rows of dst (out_w wide). Integer sums
+ * are exact, so any summation order gives Pillow's result (no overflow: the
+ * absolute weights sum to under 2^23, times 255, plus the rounding term). */
 static void pass_horizontal(const axis_coeffs *a, const uint8_t *src, uint8_t *dst, int y0, int y1, int c) {
     for (int y = y0; y < y1; y++) {
         const uint8_t *row = src + (size_t)y * a->in * c;
         uint8_t *o = dst + (size_t)y * a->out * c;
+        if (c == 3) {
+            for (int i = 0; i < a->out; i++) {
+                int xmin = a->bounds[2 * i], n = a->bounds[2 * i + 1];
+                const int32_t *k = a->kk + (size_t)i * a->ksize;
+                const uint8_t *p = row + (size_t)xmin * 3;
+                int32_t s0 = 1 << (PIL_PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                for (int x = 0; x < n; x++) {
+                    s0 += (int32_t)p[3 * x] * k[x];
+                    s1 += (int32_t)p[3 * x + 1] * k[x];
+                    s2 += (int32_t)p[3 * x + 2] * k[x];
+                }
+                o[3 * i] = clip8(s0);
+                o[3 * i + 1] = clip8(s1);
+                o[3 * i + 2] = clip8(s2);
+            }
+            continue;
+        }
         for (int i = 0; i < a->out; i++) {
             int xmin = a->bounds[2 * i], n = a->bounds[2 * i + 1];
             const int32_t *k = a->kk + (size_t)i * a->ksize;
@@ -149,18 +174,21 @@ static void pass_horizontal(const axis_coeffs *a, const uint8_t *src, uint8_t *d
     }
 }
 
-static void pass_vertical(const axis_coeffs *a, const uint8_t *src, uint8_t *dst, int width, int c) {
+/* Row by row with a whole-row accumulator: the inner loop runs along memory
+ * and vectorises. acc holds width*c int32. */
+static void pass_vertical(const axis_coeffs *a, const uint8_t *src, uint8_t *dst, int width, int c, int32_t *acc) {
     size_t stride = (size_t)width * c;
     for (int i = 0; i < a->out; i++) {
         int ymin = a->bounds[2 * i], n = a->bounds[2 * i + 1];
         const int32_t *k = a->kk + (size_t)i * a->ksize;
-        uint8_t *o = dst + (size_t)i * stride;
-        for (size_t x = 0; x < stride; x++) {
-            int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
-            const uint8_t *p = src + (size_t)ymin * stride + x;
-            for (int y = 0; y < n; y++) ss += (int32_t)p[(size_t)y * stride] * k[y];
-            o[x] = clip8(ss);
+        for (size_t x = 0; x < stride; x++) acc[x] = 1 << (PIL_PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const uint8_t *p = src + (size_t)(ymin + y) * stride;
+            int32_t ky = k[y];
+            for (size_t x = 0; x < stride; x++) acc[x] += (int32_t)p[x] * ky;
         }
+        uint8_t *o = dst + (size_t)i * stride;
+        for (size_t x = 0; x < stride; x++) o[x] = clip8(acc[x]);
     }
 }
 
@@ -171,14 +199,14 @@ sam2d_status sam_resize_plan_run(sam_resize_plan *p, const uint8_t *src, uint8_t
     } else if (p->need_h && !p->need_v) {
         pass_horizontal(&p->hx, src, dst, 0, p->in_h, p->c);
     } else if (!p->need_h) {
-        pass_vertical(&p->vy, src, dst, p->in_w, p->c);
+        pass_vertical(&p->vy, src, dst, p->in_w, p->c, p->acc);
     } else {
         uint8_t *tmp = scratch ? scratch : p->scratch;
         /* Only the rows the vertical pass reads need the horizontal pass. */
         int y0 = p->vy.bounds[0];
         int y1 = p->vy.bounds[2 * (p->out_h - 1)] + p->vy.bounds[2 * (p->out_h - 1) + 1];
         pass_horizontal(&p->hx, src, tmp, y0, y1, p->c);
-        pass_vertical(&p->vy, tmp, dst, p->out_w, p->c);
+        pass_vertical(&p->vy, tmp, dst, p->out_w, p->c, p->acc);
     }
     return SAM2D_OK;
 }

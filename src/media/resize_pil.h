@@ -21,8 +21,9 @@ sam2d_status sam_resize_pil_bicubic(const uint8_t *src /* (in_h,in_w,C) */, int 
 typedef struct sam_resize_plan sam_resize_plan;
 sam2d_status sam_resize_plan_create(int in_w, int in_h, int out_w, int out_h, int channels,
                                     sam_resize_plan **out);
-/* Run a plan; scratch needs sam_resize_plan_scratch_bytes(plan) bytes (or NULL:
- * then the plan's own buffer is used, and the plan must not be shared across threads). */
+/* Run a plan. A plan owns its work buffers: one thread at a time per plan.
+ * scratch (sam_resize_plan_scratch_bytes(plan) bytes) may be NULL, then the
+ * plan's own buffer is used. */
 sam2d_status sam_resize_plan_run(sam_resize_plan *p, const uint8_t *src, uint8_t *dst, uint8_t *scratch);
 size_t sam_resize_plan_scratch_bytes(const sam_resize_plan *p);
 void sam_resize_plan_free(sam_resize_plan *p);

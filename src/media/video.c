@@ -44,6 +44,10 @@ struct sam_video {
     AVRational tb;
     double fps;
     int next;      /* index of the frame the decoder yields next, -1 unknown */
+    sam_video_frame_fn on_frame; /* optional, called for each frame during the open scan */
+    void *on_frame_user;
+    uint8_t *scan_rgb; /* (height, width, 3) while on_frame is used */
+    int expected;      /* frame count the container states or implies (0 unknown) */
     char codec[32];
 };
 
@@ -219,6 +223,8 @@ static sam2d_status too_large(int w, int h, int max) {
                    max);
 }
 
+static sam2d_status convert(sam_video *v, uint8_t *rgb);
+
 /* Decode everything once: exact count, presentation times, keyframes; limits enforced as we go. */
 static sam2d_status scan(sam_video *v, int meta_frames) {
     int cap = meta_frames > 0 && meta_frames <= v->lim.max_frames ? meta_frames + 1 : 64;
@@ -252,6 +258,10 @@ static sam2d_status scan(sam_video *v, int meta_frames) {
         v->pts[v->count] = p;
         v->key[v->count] = f->key_frame ? 1 : 0;
         v->count++;
+        if (v->on_frame) {
+            SAM_TRY(convert(v, v->scan_rgb));
+            SAM_TRY(v->on_frame(v->on_frame_user, v->count - 1, v->expected, v->scan_rgb, v->width, v->height));
+        }
     }
     if (v->count == 0) return SAM_ERR(SAM2D_ERR_FORMAT, "video: no frame could be decoded (corrupt or truncated)");
     return SAM2D_OK;
@@ -262,6 +272,11 @@ int sam_video_probe_bytes(const uint8_t *data, size_t n) {
 }
 
 sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_media_limits *lim, sam_video **out) {
+    return sam_video_open_memory_ex(data, n, lim, NULL, NULL, out);
+}
+
+sam2d_status sam_video_open_memory_ex(const uint8_t *data, size_t n, const sam_media_limits *lim,
+                                      sam_video_frame_fn on_frame, void *user, sam_video **out) {
     *out = NULL;
     if (!data || n == 0) return SAM_ERR(SAM2D_ERR_FORMAT, "empty input (0 bytes): not a video");
     av_log_set_level(AV_LOG_QUIET);
@@ -295,6 +310,7 @@ sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_medi
     }
     int meta = st->nb_frames > 0 && st->nb_frames < INT32_MAX ? (int)st->nb_frames : 0;
     AVRational afr = st->avg_frame_rate;
+    v->expected = meta;
     if (!meta && afr.num > 0 && afr.den > 0) {
         double dur = -1;
         if (st->duration > 0 && st->duration != AV_NOPTS_VALUE) dur = st->duration * av_q2d(st->time_base);
@@ -302,6 +318,7 @@ sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_medi
         /* an estimate: refuse early only when clearly over (5% slack); exact check while decoding */
         if (dur > 0) {
             double est = dur * av_q2d(afr);
+            if (est < 1e9) v->expected = (int)(est + 0.5);
             if (v->lim.max_frames > 0 && est > v->lim.max_frames * 1.05 + 1 && est < 1e9) meta = (int)(est + 0.5);
         }
     }
@@ -309,7 +326,26 @@ sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_medi
         s = too_many(meta, v->lim.max_frames);
         goto fail;
     }
+    /* swscale's SIMD paths write whole blocks past the row end: give it padded rows */
+    v->tmp_stride = ((v->coded_w * 3 + 63) & ~63) + 64;
+    v->tmp = sam_malloc((size_t)v->tmp_stride * (v->coded_h + 2));
+    if (!v->tmp) {
+        s = SAM_ERR(SAM2D_ERR_NOMEM, "video: no memory");
+        goto fail;
+    }
+    v->on_frame = on_frame;
+    v->on_frame_user = user;
+    if (on_frame) {
+        v->scan_rgb = sam_malloc((size_t)v->width * v->height * 3);
+        if (!v->scan_rgb) {
+            s = SAM_ERR(SAM2D_ERR_NOMEM, "video: no memory");
+            goto fail;
+        }
+    }
     s = scan(v, meta);
+    sam_free(v->scan_rgb);
+    v->scan_rgb = NULL;
+    v->on_frame = NULL;
     if (s != SAM2D_OK) goto fail;
     if (st->nb_frames > 0 && v->count + 2 < st->nb_frames) {
         s = SAM_ERR(SAM2D_ERR_FORMAT, "video is truncated or corrupt: the container lists %lld frames, %d decode",
@@ -319,13 +355,6 @@ sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_medi
     if (afr.num > 0 && afr.den > 0) v->fps = av_q2d(afr);
     else if (v->count > 1 && v->seekable && v->pts[v->count - 1] > v->pts[0])
         v->fps = (v->count - 1) / ((v->pts[v->count - 1] - v->pts[0]) * av_q2d(v->tb));
-    /* swscale's SIMD paths write whole blocks past the row end: give it padded rows */
-    v->tmp_stride = ((v->coded_w * 3 + 63) & ~63) + 64;
-    v->tmp = sam_malloc((size_t)v->tmp_stride * (v->coded_h + 2));
-    if (!v->tmp) {
-        s = SAM_ERR(SAM2D_ERR_NOMEM, "video: no memory");
-        goto fail;
-    }
     s = reopen(v);
     if (s != SAM2D_OK) goto fail;
     *out = v;
@@ -340,6 +369,7 @@ void sam_video_free(sam_video *v) {
     close_streams(v);
     sws_freeContext(v->sws);
     sam_free(v->tmp);
+    sam_free(v->scan_rgb);
     sam_free(v->pts);
     sam_free(v->key);
     sam_free(v);

@@ -24,6 +24,16 @@ sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_medi
                                    sam_video **out);
 void sam_video_free(sam_video *v);
 
+/* Same, and hand every frame to on_frame as it is decoded during that counting
+ * pass (upright RGB u8 (height,width,3), valid during the call), so a caller
+ * that wants every frame anyway decodes the video once. expected is the frame
+ * count the container states or implies (0 unknown; a hint for buffer sizes,
+ * not a promise). A non-OK status from on_frame stops the open with it. */
+typedef sam2d_status (*sam_video_frame_fn)(void *user, int index, int expected, const uint8_t *rgb /* (H,W,3) */,
+                                           int width, int height);
+sam2d_status sam_video_open_memory_ex(const uint8_t *data, size_t n, const sam_media_limits *lim,
+                                      sam_video_frame_fn on_frame, void *user, sam_video **out);
+
 int sam_video_count(const sam_video *v);
 /* Upright size after rotation, before any downscale policy. */
 int sam_video_width(const sam_video *v);

@@ -259,8 +259,63 @@ static void check_video_store(void) {
     sam_frame_store_free(sb);
 }
 
+/* One-pass open (frames resized while the open scan decodes) = two-pass, also when downscaling. */
+static void check_one_pass(void) {
+    for (int down = 0; down < 2; down++) {
+        sam_media_limits lim;
+        sam_media_limits_default(&lim);
+        if (down) {
+            lim.max_dimension = 200;
+            lim.oversize = SAM_OVERSIZE_DOWNSCALE;
+        }
+        sam_frame_source *src = NULL;
+        sam_frame_store *two = NULL, *one = NULL, *own = NULL;
+        CHECK(sam_frame_source_open_path(SAM2D_TEST_DATA "/golden/micro/video.mp4", &lim, &src) == SAM2D_OK);
+        CHECK(src && sam_frame_store_create(src, 128, SAM_STORE_RESIZED, 0, &two) == SAM2D_OK);
+        CHECK(sam_frame_store_open_path(SAM2D_TEST_DATA "/golden/micro/video.mp4", &lim, 128, SAM_STORE_RESIZED, 0,
+                                        &one) == SAM2D_OK);
+        size_t n;
+        uint8_t *bytes = mt_read(SAM2D_TEST_DATA "/golden/micro/video.mp4", &n);
+        CHECK(bytes && sam_frame_store_open_owned(bytes, n, &lim, 128, SAM_STORE_RESIZED, 0, &own) == SAM2D_OK);
+        if (!one || !two || !own) {
+            sam_frame_store_free(one);
+            sam_frame_store_free(two);
+            sam_frame_store_free(own);
+            continue;
+        }
+        sam_frame_source *s1 = sam_frame_store_source(one);
+        printf("one-pass store%s: %d frames, source %dx%d\n", down ? " (downscale to 200)" : "",
+               sam_frame_store_count(one), sam_frame_source_width(s1), sam_frame_source_height(s1));
+        CHECK(sam_frame_store_count(one) == 10 && sam_frame_store_count(own) == 10);
+        CHECK(sam_frame_source_width(s1) == (down ? 200 : 320) && sam_frame_source_height(s1) == (down ? 150 : 240));
+        int same = 1;
+        for (int i = 0; i < 10; i++) {
+            const uint8_t *a, *b, *c;
+            CHECK(sam_frame_store_get_resized(one, i, &a) == SAM2D_OK);
+            CHECK(sam_frame_store_get_resized(two, i, &b) == SAM2D_OK);
+            CHECK(sam_frame_store_get_resized(own, i, &c) == SAM2D_OK);
+            same &= memcmp(a, b, 128 * 128 * 3) == 0 && memcmp(a, c, 128 * 128 * 3) == 0;
+        }
+        CHECK(same);
+        CHECK(sam_frame_store_resident_bytes(one) == sam_frame_store_resident_bytes(two));
+        sam_frame_store_free(one);
+        sam_frame_store_free(two);
+        sam_frame_store_free(own);
+    }
+    /* a refused open through the store API leaves nothing behind */
+    sam_media_limits lim;
+    sam_media_limits_default(&lim);
+    lim.max_frames = 5;
+    sam_frame_store *st = NULL;
+    CHECK(sam_frame_store_open_path(SAM2D_TEST_DATA "/golden/micro/video.mp4", &lim, 128, SAM_STORE_RESIZED, 0,
+                                    &st) == SAM2D_ERR_LIMIT && st == NULL);
+    CHECK(sam_frame_store_open_memory((const uint8_t *)"", 0, NULL, 128, SAM_STORE_RESIZED, 0, &st) ==
+              SAM2D_ERR_FORMAT && st == NULL);
+}
+
 int main(void) {
     size_t base = sam2d_memory_used();
+    check_one_pass();
     check_golden_store(SAM_STORE_RESIZED, 0);
     check_golden_store(SAM_STORE_ON_DEMAND, 3);
     check_order();
