@@ -106,6 +106,14 @@ sam2d_status sam2d_video_reset(sam2d_video_session *s);
 /* remove_object: an unknown id is not an error; removing the last object resets. */
 sam2d_status sam2d_video_remove_object(sam2d_video_session *s, int obj_id);
 
+/* The current masks of a frame (what the last prompt or propagation left for
+ * each object; -1024 logits for an object without output there). */
+sam2d_status sam2d_video_get_frame(sam2d_video_session *s, int frame_idx, sam2d_video_frame_result *out);
+
+/* Frames where object obj_id has prompts (points/box or mask), ascending; writes
+ * up to cap of them and returns how many there are (-1 for an unknown object). */
+int sam2d_video_prompt_frames(const sam2d_video_session *s, int obj_id, int *frames, int cap);
+
 int sam2d_video_num_objects(const sam2d_video_session *s);
 /* (num_objects) ids in creation order; valid until the next call. */
 const int *sam2d_video_obj_ids(const sam2d_video_session *s);

@@ -730,6 +730,27 @@ sam2d_status sam2d_video_remove_object(sam2d_video_session *s, int obj_id) {
     return sam2d_video_remove_object_ex(s, obj_id, NULL, NULL);
 }
 
+sam2d_status sam2d_video_get_frame(sam2d_video_session *s, int f, sam2d_video_frame_result *res) {
+    SAM_TRY(check_frame(s, f));
+    bool is_cond = false;
+    for (int i = 0; i < s->n_obj; i++) is_cond = is_cond || s->objs[i].tmp_cond[f];
+    consolidate(s, f, is_cond, res);
+    return SAM2D_OK;
+}
+
+int sam2d_video_prompt_frames(const sam2d_video_session *s, int obj_id, int *frames, int cap) {
+    int idx = obj_index(s, obj_id);
+    if (idx < 0) return -1;
+    const vobj *o = &s->objs[idx];
+    int n = 0;
+    for (int f = 0; f < s->T; f++)
+        if (o->pts[f] || o->has_mask[f]) {
+            if (n < cap && frames) frames[n] = f;
+            n++;
+        }
+    return n;
+}
+
 sam2d_status sam2d_video_get_state(const sam2d_video_session *s, int obj_id, int f, sam2d_video_frame_state *out) {
     SAM_TRY(check_frame(s, f));
     int idx = obj_index(s, obj_id);

@@ -273,6 +273,12 @@ static void test_memory_growth(void) {
     CHECK(k.n == 1 && !k.log[0].init && !k.log[0].reverse && k.log[0].n_mem > 0);
     CHECK(sam2d_video_propagate(s, 0, false, -1, NULL, NULL) == SAM2D_OK);
     size_t after = sam2d_video_session_memory_bytes(s);
+    int pf[4];
+    CHECK(sam2d_video_prompt_frames(s, 7, pf, 4) == 2 && pf[0] == 0 && pf[1] == 5);
+    CHECK(sam2d_video_prompt_frames(s, 8, pf, 4) == -1);
+    sam2d_video_frame_result gr;
+    CHECK(sam2d_video_get_frame(s, 3, &gr) == SAM2D_OK && gr.frame_idx == 3 && gr.num_objects == 1 &&
+          gr.object_scores[0] == 1.0f && gr.logits[0] == 1.0f);
     CHECK(sam2d_video_propagate(s, 0, false, -1, NULL, NULL) == SAM2D_OK);
     CHECK(sam2d_video_session_memory_bytes(s) == after);
     /* reset gives everything per-frame back */
