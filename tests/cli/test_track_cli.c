@@ -180,6 +180,31 @@ static void test_s09_both(void) {
            N, (long long)compared, LOGIT_EPS, (long long)fg, (long long)flips);
     CHECK(compared > 0 && fg > 0);
     CHECK(flips == 0);
+    /* the same run as palette PNGs: pixel = the largest id whose mask covers it */
+    char png_out[700];
+    snprintf(png_out, sizeof png_out, "%s/s09png", tmp_);
+    snprintf(args, sizeof args, "'%s/video' --prompt 2:4:219,83 --mask 2:3:%s --prompt 2:4:234,92,1 --both --out '%s'",
+             gold_, mpath, png_out);
+    CHECK(run_track(args) == 0);
+    int64_t png_diff = 0;
+    for (int f = 0; f < N; f++) {
+        snprintf(p, sizeof p, "%s/%05d.png", png_out, f);
+        uint8_t *pb = NULL, *pid = NULL;
+        size_t pn = 0;
+        int h = 0, w = 0;
+        CHECK_MSG(sam_read_file(p, 0, &pb, &pn) == SAM2D_OK && sam_mask_png_decode_palette(pb, pn, 0, &pid, &h, &w) == SAM2D_OK &&
+                      h == H && w == W,
+                  "%s", p);
+        for (int i = 0; pid && h == H && w == W && i < H * W; i++) {
+            const uint8_t *m3 = ours + (size_t)f * 2 * H * W, *m4 = m3 + (size_t)H * W;
+            int want = m4[i] ? 4 : m3[i] ? 3 : 0;
+            png_diff += pid[i] != want;
+        }
+        sam_free(pb);
+        sam_free(pid);
+    }
+    printf("s09 png: %lld pixels differ from the RLE masks combined (larger id on top)\n", (long long)png_diff);
+    CHECK(png_diff == 0);
     free(ours);
 }
 
@@ -275,6 +300,7 @@ static void test_errors(void) {
         {"'@G/no_such_video.mp4' --prompt 0:1:95,115 --out '@O'", 1, "no_such_video.mp4"},
         {"'@G/config.yaml' --prompt 0:1:95,115 --out '@O'", 1, "config.yaml"},
         {"'@G/video.mp4' --prompt 0:1:95,115 --mask 0:2:/nonexistent/m.png --out '@O'", 1, "m.png"},
+        {"'@G/video.mp4' --prompt 0:1:95,115 --out /proc/sam2d_no_such_dir/x", 1, "cannot create directory"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         /* expand @G (golden folder) and @O (output folder) */
