@@ -167,6 +167,8 @@ bool sam_weight_exists(sam_weight_loader *L, const char *name_fmt, ...) {
     return sam2d_checkpoint_find(L->ck, name) != NULL;
 }
 
+const char *sam_weight_loader_message(const sam_weight_loader *L) { return L->msg ? L->msg : ""; }
+
 sam2d_status sam_weight_loader_finish(sam_weight_loader *L) {
     sam2d_status st = SAM2D_OK;
     if (L->nerr) {

@@ -64,6 +64,10 @@ bool sam_weight_exists(sam_weight_loader *L, const char *name_fmt, ...) __attrib
 /* Record a custom problem (e.g. a config/weight inconsistency found by the model). */
 void sam_weight_loader_fail(sam_weight_loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Every problem recorded so far, one per line ("" when none). The error message set by
+ * finish() is bounded by the library's error buffer; print this for the full list. */
+const char *sam_weight_loader_message(const sam_weight_loader *L);
+
 /* SAM2D_OK, or SAM2D_ERR_MISMATCH with every recorded problem in one message.
  * Releases the loader's message buffer either way (buffers already handed out stay
  * with their owner). */

@@ -314,6 +314,14 @@ static void mismatch(sam_backend *be) {
     size_t before = sam2d_memory_used();
     sam2d_status st = sam_image_encoder_create(&cfg, ck, be, &enc);
     CHECK(st == SAM2D_ERR_MISMATCH && enc == NULL);
+    /* Through a loader: the full list (every block's tensors, the neck, conv_s0/s1) is available. */
+    sam_weight_loader L;
+    sam_weight_loader_init(&L, ck, NULL);
+    CHECK(sam_image_encoder_create_from_loader(&cfg, &L, be, &enc) == SAM2D_ERR_MISMATCH);
+    const char *full = sam_weight_loader_message(&L);
+    CHECK(strstr(full, "blocks.7.mlp.layers.1.weight") != NULL && strstr(full, "neck.convs.3.conv.weight") != NULL);
+    CHECK(L.nerr > 50);
+    CHECK(sam_weight_loader_finish(&L) == SAM2D_ERR_MISMATCH);
     const char *msg = sam2d_last_error();
     printf("mismatch message: %.200s...\n", msg);
     CHECK(strstr(msg, "pos_embed") != NULL && strstr(msg, "patch_embed") != NULL);
