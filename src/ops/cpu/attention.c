@@ -85,8 +85,8 @@ static void gemm_panel(int M, int N, int K, const float *A, int64_t ars, int64_t
 }
 
 typedef struct {
-    float *out;
-    const float *q, *k, *v;
+    float *out;                /* (batch, Lq, heads*d_v) at the strides of p */
+    const float *q, *k, *v;    /* (batch, Lq|Lk, heads*d) at the strides of p */
     const sam_attn_params *p;
     int TQ, TQp, nqt; /* queries per item (padded to NR), items per (batch, head) */
     int dvp;          /* d_v padded to NR */

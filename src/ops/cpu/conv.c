@@ -91,8 +91,10 @@ static void im2col_rows(void *vctx, int64_t i0, int64_t i1, int tid) {
  * but always correct, so a kernel never returns without its output. */
 
 typedef struct {
-    float *y;
-    const float *x, *w, *b;
+    float *y;                /* (N, Ho, Wo, C_out) */
+    const float *x;          /* (N, H, W, C_in) */
+    const float *w;          /* (C_out, C_in/groups, kh, kw) */
+    const float *b;          /* (C_out) or NULL */
     const sam_conv2d_params *p;
     int Ho, Wo;
 } direct_ctx;

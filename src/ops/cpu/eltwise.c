@@ -15,8 +15,8 @@ enum { EW_GELU, EW_RELU, EW_SIGMOID, EW_ADD, EW_MUL, EW_AXPBY };
 
 typedef struct {
     int op;
-    float *y;
-    const float *a, *b;
+    float *y;          /* (n) */
+    const float *a, *b; /* (n); b unused by the unary ops */
     float alpha, beta;
 } ew_ctx;
 
@@ -91,7 +91,7 @@ void sam_cpu_axpby(sam_backend *be, float *y, const float *a, float alpha, const
 
 typedef struct {
     int mul;
-    float *y;
+    float *y;           /* (rows, C) */
     const float *x, *v; /* x (rows, C), v (C) */
     int C;
 } row_ctx;
@@ -128,7 +128,7 @@ void sam_cpu_mul_row(sam_backend *be, float *y, const float *x, const float *s, 
 /* ---- LayerNorm (channels-last rows) ------------------------------------- */
 
 typedef struct {
-    float *y;
+    float *y;                  /* (rows, C) */
     const float *x;            /* (rows, C) */
     const float *gamma, *beta; /* (C) or NULL */
     int C;
@@ -200,9 +200,9 @@ void sam_cpu_layer_norm(sam_backend *be, float *y, const float *x, const float *
 #define LNCF_BLOCK 64 /* pixels normalised together: channel loops run over contiguous pixels */
 
 typedef struct {
-    float *y;
-    const float *x; /* (N, C, HW) */
-    const float *gamma, *beta;
+    float *y;                  /* (N, C, HW) */
+    const float *x;            /* (N, C, HW) */
+    const float *gamma, *beta; /* (C) or NULL */
     int C;
     int64_t HW, nblk;
     float eps;
@@ -251,7 +251,7 @@ void sam_cpu_layer_norm_cf(sam_backend *be, float *y, const float *x, const floa
 /* ---- softmax over the last dim ------------------------------------------ */
 
 typedef struct {
-    float *y;
+    float *y;       /* (rows, n) */
     const float *x; /* (rows, n) */
     int n;
 } sm_ctx;

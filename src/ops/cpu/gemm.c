@@ -14,8 +14,8 @@ typedef struct {
     bool ta, tb;
     int M, N, K;
     float alpha, beta;
-    const float *A, *B;
-    float *C;
+    const float *A, *B; /* stored (M, K) / (K, M) and (K, N) / (N, K) as the flags say */
+    float *C;           /* (M, N) at row stride ldc */
     int64_t lda, ldb, ldc;
     bool split_cols;
 } gemm_ctx;

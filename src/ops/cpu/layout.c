@@ -6,8 +6,8 @@
 #define PERM_MAX 6
 
 typedef struct {
-    float *y;
-    const float *x;
+    float *y;                  /* output, densely packed in oshape order */
+    const float *x;            /* input, densely packed */
     int nd;                    /* output dims, after merging */
     int64_t oshape[PERM_MAX];  /* output shape */
     int64_t istride[PERM_MAX]; /* input stride of each output dim */
@@ -39,8 +39,8 @@ static void perm_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
  * instead of touching one cache line per element. Items = (outer, row tile). */
 #define TT 32
 typedef struct {
-    float *y;
-    const float *x;
+    float *y;          /* (outer, R, L) */
+    const float *x;    /* input, densely packed */
     int64_t R, L, ls;  /* rows and columns of one output matrix; input stride of a column step */
     int64_t nrt;       /* row tiles per matrix */
     const perm_ctx *pc; /* for the outer dims */
@@ -114,8 +114,8 @@ void sam_cpu_permute(sam_backend *be, float *y, const float *x, int ndim, const 
 }
 
 typedef struct {
-    float *y;
-    const float *const *xs;
+    float *y;               /* (rows, Ctot) */
+    const float *const *xs; /* nparts of (rows, Cs[i]) */
     const int *Cs;
     int nparts, Ctot;
 } cat_ctx;

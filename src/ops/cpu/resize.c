@@ -36,7 +36,7 @@ typedef struct {
     const float *x; /* (C, Hi, Wi) */
     int Hi, Wi, Ho, Wo;
     const int32_t *h0, *h1, *w0, *w1;
-    const float *hl0, *hl1, *wl0, *wl1;
+    const float *hl0, *hl1, *wl0, *wl1; /* (Ho), (Ho), (Wo), (Wo): weights of the two taps */
 } bl_ctx;
 
 static void bl_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
@@ -103,12 +103,12 @@ static void aa_taps(int in, int out, int ksize, int32_t *xmin, int32_t *xsize, f
 }
 
 typedef struct {
-    float *y;
-    const float *x;
+    float *y;           /* horizontal: (R, out); vertical: (C, out, W) */
+    const float *x;     /* horizontal: (R, in); vertical: (C, in, W) */
     int vertical;       /* 0: along W (x (R, Wi) -> y (R, Wo)); 1: along H of (C, Hi, W) -> (C, Ho, W) */
     int in, out, W, ksize;
     const int32_t *xmin, *xsize;
-    const float *wts;
+    const float *wts;   /* (out, ksize) normalised weights */
 } aa_ctx;
 
 static void aa_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
@@ -199,7 +199,7 @@ void sam_cpu_resize_bilinear(sam_backend *be, float *y, const float *x, int C, i
 /* ---- nearest upsample by integer factors --------------------------------- */
 
 typedef struct {
-    float *y;
+    float *y;       /* (N, H*fh, W*fw, C) */
     const float *x; /* (N, H, W, C) */
     int H, W, C, fh, fw;
 } up_ctx;
@@ -226,7 +226,7 @@ void sam_cpu_upsample_nearest(sam_backend *be, float *y, const float *x, int N, 
 /* ---- 2x2 max pool -------------------------------------------------------- */
 
 typedef struct {
-    float *y;
+    float *y;       /* (N, Ho, Wo, C) */
     const float *x; /* (N, H, W, C) */
     int H, W, C, Ho, Wo;
 } mp_ctx;
