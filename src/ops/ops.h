@@ -116,7 +116,10 @@ struct sam_backend {
 };
 
 /* The CPU back end (BLAS + own kernels). nthreads <= 0: SAM2_THREADS or all CPUs.
- * Returns NULL on allocation failure. */
+ * Returns NULL on allocation failure. It switches OpenBLAS to one thread
+ * (process-wide) and splits BLAS calls over its own pool instead, so call
+ * BLAS through the table, not directly. Kernel scratch (grow-only, at most
+ * 64 MiB) is allocated once per back end through sam_malloc. */
 sam_backend *sam_backend_cpu_create(int nthreads);
 void sam_backend_cpu_free(sam_backend *be);
 
