@@ -95,10 +95,9 @@ int main(void) {
     uint8_t into[W * H * 3];
     CHECK(sam_image_decode_into(enc, n, W, H, into) == SAM2D_OK && memcmp(into, img, sizeof img) == 0);
     CHECK(sam_image_decode_into(enc, n, W + 1, H, into) == SAM2D_ERR_FORMAT);
-    CHECK(sam_image_decode(enc, n, 10, &dec, &w, &h) == SAM2D_ERR_LIMIT); /* dec untouched on failure paths */
-    sam_free(enc);
     sam_free(dec);
-    dec = NULL;
+    CHECK(sam_image_decode(enc, n, 10, &dec, &w, &h) == SAM2D_ERR_LIMIT && dec == NULL);
+    sam_free(enc);
     for (int y = 0; y < H; y++) /* smooth: JPEG keeps it close */
         for (int x = 0; x < W; x++) {
             uint8_t *p = img + (y * W + x) * 3;
