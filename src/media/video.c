@@ -48,6 +48,7 @@ struct sam_video {
     void *on_frame_user;
     uint8_t *scan_rgb; /* (height, width, 3) while on_frame is used */
     int expected;      /* frame count the container states or implies (0 unknown) */
+    long long ffmpeg_bytes; /* estimate of FFmpeg's own buffers, added to the accounting allocator */
     char codec[32];
 };
 
@@ -357,6 +358,10 @@ sam2d_status sam_video_open_memory_ex(const uint8_t *data, size_t n, const sam_m
         v->fps = (v->count - 1) / ((v->pts[v->count - 1] - v->pts[0]) * av_q2d(v->tb));
     s = reopen(v);
     if (s != SAM2D_OK) goto fail;
+    /* FFmpeg allocates outside sam_malloc: count an estimate (reference pictures + I/O buffer)
+     * so that memory budgets see it */
+    v->ffmpeg_bytes = 6LL * v->coded_w * v->coded_h * 3 / 2 + AVIO_BUF_BYTES;
+    sam_mem_account(v->ffmpeg_bytes);
     *out = v;
     return SAM2D_OK;
 fail:
@@ -366,6 +371,7 @@ fail:
 
 void sam_video_free(sam_video *v) {
     if (!v) return;
+    sam_mem_account(-v->ffmpeg_bytes);
     close_streams(v);
     sws_freeContext(v->sws);
     sam_free(v->tmp);
@@ -389,9 +395,8 @@ double sam_video_time(const sam_video *v, int i) {
 }
 
 size_t sam_video_resident_bytes(const sam_video *v) {
-    /* index + conversion buffer; the decoder keeps a few reference pictures too */
-    size_t pic = (size_t)v->coded_w * v->coded_h * 3 / 2;
-    return sizeof(*v) + (size_t)v->count * 9 + sam_alloc_size(v->tmp) + 4 * pic;
+    /* index + conversion buffer + the estimate of FFmpeg's own buffers */
+    return sizeof(*v) + (size_t)v->count * 9 + sam_alloc_size(v->tmp) + (size_t)v->ffmpeg_bytes;
 }
 
 /* Convert v->frame to upright RGB in rgb. */
