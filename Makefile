@@ -36,7 +36,7 @@ demo: deps build
 
 fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSAM2D_FUZZ=ON >/dev/null
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) build-fuzz
