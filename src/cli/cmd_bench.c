@@ -238,6 +238,9 @@ static int run_bench(int argc, char **argv) {
     }
     print_row("click (cached frame)", r.prompt_s, r.flops.heads_click, peak);
     print_row("first click (encodes the frame)", r.first_click_s, 0, peak);
+    if (r.image_encoder_cpu_s > 0 || r.track_frame_cpu_s > 0)
+        fprintf(stderr, "  process CPU time per run (all threads): image encoder %.3f s, tracked frame %.3f s\n",
+                r.image_encoder_cpu_s, r.track_frame_cpu_s);
     fprintf(stderr, "  peak RSS %.1f MiB (after load %.1f MiB); session %.1f MiB\n", r.peak_rss_bytes / 1048576.0,
             r.rss_after_load_bytes / 1048576.0, r.session_bytes / 1048576.0);
     if (p.profile) print_profile(peak);
@@ -254,12 +257,14 @@ static int run_bench(int argc, char **argv) {
         if (p.image) {
             json_object_set_new(o, "image_encoder_s", json_real(r.image_encoder_s));
             json_object_set_new(o, "image_encoder_runs_s", json_runs(r.image_runs, r.n_image));
+            json_object_set_new(o, "image_encoder_cpu_s", json_real(r.image_encoder_cpu_s));
         } else {
             json_object_set_new(o, "image_encoder_s", json_null());
         }
         if (p.track) {
             json_object_set_new(o, "track_frame_s", json_real(r.track_frame_s));
             json_object_set_new(o, "track_frames_s", json_runs(r.frame_s, r.n_frames));
+            json_object_set_new(o, "track_frame_cpu_s", json_real(r.track_frame_cpu_s));
             json_object_set_new(o, "track_full_bank_from_frame", json_integer(r.full_from));
             json_object_set_new(o, "track_image_encoder_s", json_real(r.track_features_s));
             json_object_set_new(o, "track_step_s", json_real(r.track_step_s));

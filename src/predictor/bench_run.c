@@ -27,6 +27,15 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of the whole process (every thread): under load from other
+ * processes, cpu / threads approximates the wall time the stage would take
+ * on idle cores (spinning workers make it an over-estimate). */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 sam_bench_params sam_bench_default_params(void) {
     sam_bench_params p;
     memset(&p, 0, sizeof(p));
@@ -298,7 +307,8 @@ static void make_frame(uint8_t *rgb, int W, int H, int t, int *cx, int *cy, int 
 }
 
 typedef struct {
-    double last;
+    double last, last_cpu;
+    double cpu[SAM_BENCH_MAX_SAMPLES];
     sam_bench_result *r;
     double f0, s0, e0; /* sub-stage accumulators at the previous frame */
     double feat[SAM_BENCH_MAX_SAMPLES], step[SAM_BENCH_MAX_SAMPLES], enc[SAM_BENCH_MAX_SAMPLES];
@@ -307,20 +317,24 @@ typedef struct {
 
 static int on_frame(void *user, const sam2d_video_frame_result *res) {
     prop_ctx *c = user;
-    const double t = now_s();
+    const double t = now_s(), tc = cpu_s();
     const int i = res->frame_idx;
     if (i >= 0 && i < SAM_BENCH_MAX_SAMPLES) {
         c->r->frame_s[i] = t - c->last;
+        c->cpu[i] = tc - c->last_cpu;
         c->feat[i] = acc_features - c->f0;
         c->step[i] = acc_step - c->s0;
         c->enc[i] = acc_encode - c->e0;
         if (i + 1 > c->r->n_frames) c->r->n_frames = i + 1;
-        logf_(c->p, "frame %d: %.3f s (image encoder %.3f, step %.3f, preflight memory encoder %.3f), object score %.2f", i,
-              c->r->frame_s[i], c->feat[i], c->step[i], c->enc[i],
+        logf_(c->p,
+              "frame %d: %.3f s, cpu %.3f s (image encoder %.3f, step %.3f, preflight memory encoder %.3f), "
+              "object score %.2f",
+              i, c->r->frame_s[i], c->cpu[i], c->feat[i], c->step[i], c->enc[i],
               res->num_objects > 0 ? (double)res->object_scores[0] : 0.0);
     }
     c->f0 = acc_features, c->s0 = acc_step, c->e0 = acc_encode;
     c->last = now_s(); /* the callback's own logging is not charged to the next frame */
+    c->last_cpu = cpu_s();
     return 0;
 }
 
@@ -344,15 +358,20 @@ static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_b
     for (int i = 0; i < total && st == SAM2D_OK; i++) {
         sam_prof_set_stage(i >= p->warmup ? "image encoder" : NULL);
         sam_model_lock(m);
-        double t = now_s();
+        double t = now_s(), c = cpu_s();
         st = sam_image_encoder_forward(m->encoder, img, &f);
         t = now_s() - t;
+        c = cpu_s() - c;
         sam_model_unlock(m);
         sam_prof_set_stage(NULL);
-        logf_(p, "image encoder run %d%s: %.3f s", i + 1, i < p->warmup ? " (warm-up)" : "", t);
-        if (i >= p->warmup && r->n_image < SAM_BENCH_MAX_SAMPLES) r->image_runs[r->n_image++] = t;
+        logf_(p, "image encoder run %d%s: %.3f s (cpu %.3f s)", i + 1, i < p->warmup ? " (warm-up)" : "", t, c);
+        if (i >= p->warmup && r->n_image < SAM_BENCH_MAX_SAMPLES) {
+            r->image_cpu[r->n_image] = c;
+            r->image_runs[r->n_image++] = t;
+        }
     }
     r->image_encoder_s = sam_bench_median(r->image_runs, r->n_image);
+    r->image_encoder_cpu_s = sam_bench_median(r->image_cpu, r->n_image);
     sam_free(img), sam_free(feat), sam_free(u8);
     return st;
 }
@@ -426,6 +445,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         sam_prof_set_stage("track: other");
         in_propagation = true;
         c.last = now_s();
+        c.last_cpu = cpu_s();
         st = sam2d_video_propagate(s, 0, false, -1, on_frame, &c);
         in_propagation = false;
         sam_prof_set_stage(NULL);
@@ -436,6 +456,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
             st = SAM_ERR(SAM2D_ERR_STATE, "bench: propagation returned %d frames", r->n_frames);
         } else {
             r->track_frame_s = sam_bench_median(r->frame_s + r->full_from, n);
+            r->track_frame_cpu_s = sam_bench_median(c.cpu + r->full_from, n);
             r->track_features_s = sam_bench_median(c.feat + r->full_from, n);
             r->track_step_s = sam_bench_median(c.step + r->full_from, n);
             r->track_memenc_s = sam_bench_median(c.enc + r->full_from, n);

@@ -106,6 +106,8 @@ typedef struct {
     int n_image;
     double image_runs[SAM_BENCH_MAX_SAMPLES];
     double image_encoder_s;  /* median, 0 when not measured */
+    double image_cpu[SAM_BENCH_MAX_SAMPLES];
+    double image_encoder_cpu_s; /* median process CPU time (all threads) per run */
     /* video */
     double session_s;        /* session creation (frames copied + resized) */
     double first_click_s;    /* first click on frame 0 (encodes the frame) */
@@ -116,6 +118,7 @@ typedef struct {
     double frame_s[SAM_BENCH_MAX_SAMPLES]; /* time of each propagated frame (index = frame) */
     int full_from;           /* first frame with a full memory bank */
     double track_frame_s;    /* median over frames >= full_from */
+    double track_frame_cpu_s; /* median process CPU time of the same frames */
     /* sub-stages of a full-bank tracked frame (medians over the same frames) */
     double track_features_s, track_step_s, track_memenc_s;
     size_t session_bytes;    /* sam2d_video_session_memory_bytes after propagation */
