@@ -44,6 +44,18 @@ static void jpeg_err_emit(j_common_ptr c, int level) {
     if (level < 0 && e->pub.num_warnings++ == 0) c->err->format_message(c, e->msg);
 }
 
+/* A progressive JPEG can hold thousands of tiny scans that cost seconds each:
+ * stop after a number no real encoder writes. */
+#define SAM_JPEG_MAX_SCANS 1000
+static void jpeg_progress(j_common_ptr c) {
+    j_decompress_ptr d = (j_decompress_ptr)c;
+    if (c->is_decompressor && d->input_scan_number > SAM_JPEG_MAX_SCANS) {
+        jpeg_err *e = (jpeg_err *)c->err;
+        snprintf(e->msg, sizeof e->msg, "more than %d progressive scans", SAM_JPEG_MAX_SCANS);
+        longjmp(e->jb, 1);
+    }
+}
+
 static sam2d_status check_dims(int w, int h, int max_dimension, const char *what) {
     if (w <= 0 || h <= 0) return SAM_ERR(SAM2D_ERR_FORMAT, "%s: invalid size %dx%d", what, w, h);
     if (max_dimension > 0 && (w > max_dimension || h > max_dimension))
@@ -78,6 +90,8 @@ static sam2d_status jpeg_decode(const uint8_t *data, size_t n, int max_dimension
         return SAM_ERR(SAM2D_ERR_FORMAT, "JPEG: %s", je.msg);
     }
     jpeg_create_decompress(&ci);
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_progress};
+    ci.progress = &progress;
     jpeg_mem_src(&ci, data, (unsigned long)n);
     jpeg_read_header(&ci, TRUE);
     int w = (int)ci.image_width, h = (int)ci.image_height;
