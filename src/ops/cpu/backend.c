@@ -11,8 +11,11 @@ float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got) {
     pthread_mutex_lock(&cb->scratch_mu);
     if (want > cb->scratch_max) want = cb->scratch_max;
     if (want > cb->scratch_cap) {
-        /* Grow-only: the old contents are scratch, so free before allocating
-         * to keep the peak low; fall back to the old size on failure. */
+        /* Grow-only, by at least half again so a run of slightly larger
+         * requests does not reallocate each time. The new block comes first:
+         * if it cannot be had, the old one (and its size) stays. */
+        size_t grow = cb->scratch_cap + cb->scratch_cap / 2;
+        if (grow > want) want = grow < cb->scratch_max ? grow : cb->scratch_max;
         float *nb = sam_malloc(want * sizeof(float));
         if (nb) {
             sam_free(cb->scratch);
