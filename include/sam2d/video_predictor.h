@@ -42,12 +42,10 @@ typedef struct {
 
 sam2d_video_params sam2d_video_default_params(void);
 
-/* Attach the video modules (memory encoder, memory attention, tracker) to a
- * loaded model, reading their tensors from the checkpoint (the model keeps no
- * checkpoint). Idempotent; needed once per model before sessions start,
- * until the model builds them itself. Not thread-safe with sessions. */
+/* Deprecated no-ops kept for one release: sam2d_model_load builds the video
+ * modules (memory encoder, memory attention, tracker) itself. attach returns
+ * SAM2D_OK when the model has them. */
 sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path);
-/* Free what attach built for this model (call before sam2d_model_free). */
 void sam2d_video_model_detach(sam2d_model *model);
 
 /* New session on num_frames RGB frames (each (frame_h, frame_w, 3) uint8).
@@ -59,6 +57,16 @@ sam2d_status sam2d_video_session_create(sam2d_model *model, const uint8_t *const
                                         int frame_w, int frame_h, int video_w, int video_h,
                                         const sam2d_video_params *params, sam2d_video_session **out);
 void sam2d_video_session_free(sam2d_video_session *s);
+
+/* The same in two steps, so a caller can decode one frame at a time without
+ * holding the whole video: begin allocates the session's frames (3*S*S bytes
+ * each), set_frame fills frame i from an RGB picture of any size (resized as
+ * SAM 2's loader does; S x S is copied). Every frame must be set before the
+ * first prompt. */
+sam2d_status sam2d_video_session_begin(sam2d_model *model, int num_frames, int video_w, int video_h,
+                                       const sam2d_video_params *params, sam2d_video_session **out);
+sam2d_status sam2d_video_session_set_frame(sam2d_video_session *s, int frame_idx, const uint8_t *rgb, int frame_w,
+                                           int frame_h);
 
 int sam2d_video_num_frames(const sam2d_video_session *s);
 int sam2d_video_width(const sam2d_video_session *s);

@@ -11,12 +11,9 @@
 
 /* The video scenario (src/predictor/replay_video.c) on the same model. */
 static sam2d_status run_video(sam_replay_ctx *ctx, const char *out_dir) {
-    sam2d_status st = sam2d_video_model_attach(ctx->model, ctx->checkpoint);
-    if (st != SAM2D_OK) return st;
     sam2d_replay_video_stats stats;
     memset(&stats, 0, sizeof(stats));
-    st = sam_replay_video(ctx->model, ctx->dir, out_dir, &stats);
-    sam2d_video_model_detach(ctx->model);
+    sam2d_status st = sam_replay_video(ctx->model, ctx->dir, out_dir, &stats);
     if (st == SAM2D_OK && ctx->verbose)
         printf("video_scenario: %d steps, %d results, %d state arrays, %d mismatched\n", stats.steps, stats.results,
                stats.states, stats.mismatched);

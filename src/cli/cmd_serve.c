@@ -70,11 +70,6 @@ static int cmd_serve(int argc, char **argv) {
         sam_logf(SAM_LOG_ERROR, "cannot load the model %s: %s", ckpt, sam2d_last_error());
         return SAM2D_EXIT_FAIL;
     }
-    if (sam2d_video_model_attach(model, ckpt) != SAM2D_OK) {
-        sam_logf(SAM_LOG_ERROR, "cannot build the video modules of %s: %s", ckpt, sam2d_last_error());
-        sam2d_model_free(model);
-        return SAM2D_EXIT_FAIL;
-    }
     char desc[256];
     sam2d_model_describe(model, desc, sizeof desc);
     const char *base = strrchr(ckpt, '/');
@@ -96,7 +91,6 @@ static int cmd_serve(int argc, char **argv) {
     sam_server *srv = NULL;
     if (sam_server_start(&cfg, model, name, &srv) != SAM2D_OK) {
         sam_logf(SAM_LOG_ERROR, "cannot start the service: %s", sam2d_last_error());
-        sam2d_video_model_detach(model);
         sam2d_model_free(model);
         return SAM2D_EXIT_FAIL;
     }
@@ -107,7 +101,6 @@ static int cmd_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     sam_logf(SAM_LOG_INFO, "received %s: draining and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     sam_server_stop(srv);
-    sam2d_video_model_detach(model);
     sam2d_model_free(model);
     sam_logf(SAM_LOG_INFO, "stopped");
     sam_log_close();

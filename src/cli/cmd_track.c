@@ -332,10 +332,6 @@ static int cmd_track(int argc, char **argv) {
         rc = sam2d_cli_fail("track", mp.checkpoint_path);
         goto done;
     }
-    if (sam2d_video_model_attach(model, mp.checkpoint_path) != SAM2D_OK) {
-        rc = sam2d_cli_fail("track", mp.checkpoint_path);
-        goto done;
-    }
     const double load_s = mono_s() - t0;
 
     progress_state ps = {.on = progress != 0};
@@ -371,10 +367,7 @@ static int cmd_track(int argc, char **argv) {
     rc = SAM2D_EXIT_OK;
 done:
     sam_track_job_free(job);
-    if (model) {
-        sam2d_video_model_detach(model);
-        sam2d_model_free(model);
-    }
+    sam2d_model_free(model);
     sam_track_prompts_free(prompts);
     return rc;
 }

@@ -20,6 +20,9 @@ void sam_model_unlock(sam2d_model *m) { pthread_mutex_unlock(&m->lock); }
 
 void sam2d_model_free(sam2d_model *m) {
     if (!m) return;
+    sam_track_free(m->tracker);
+    sam_memory_attention_free(m->mem_attention);
+    sam_memory_encoder_free(m->mem_encoder);
     sam_image_encoder_free(m->encoder);
     sam_heads_free(m->heads);
     sam_weight_set_free(&m->weights);
@@ -51,8 +54,18 @@ sam2d_status sam_model_build(const sam2d_model_config *cfg, sam_weight_loader *L
     L->owner = prev_owner;
     sam2d_status st_enc = sam_image_encoder_create_from_loader(cfg, L, be, &m->encoder);
     sam2d_status st_heads = sam_heads_create_from_loader(cfg, L, be, &m->heads);
+    sam2d_status st_menc = sam_memory_encoder_create_from_loader(cfg, L, be, &m->mem_encoder);
+    sam2d_status st_mattn = sam_memory_attention_create_from_loader(cfg, L, be, &m->mem_attention);
+    sam2d_status st_track = SAM2D_OK;
+    if (st_heads == SAM2D_OK && st_menc == SAM2D_OK && st_mattn == SAM2D_OK)
+        st_track = sam_track_create_from_loader(cfg, L, be, m->heads, m->mem_encoder, m->mem_attention, &m->tracker);
     sam2d_status fin = sam_weight_loader_finish(L);
-    sam2d_status st = fin != SAM2D_OK ? fin : st_enc != SAM2D_OK ? st_enc : st_heads;
+    sam2d_status st = fin != SAM2D_OK    ? fin
+                      : st_enc != SAM2D_OK  ? st_enc
+                      : st_heads != SAM2D_OK ? st_heads
+                      : st_menc != SAM2D_OK  ? st_menc
+                      : st_mattn != SAM2D_OK ? st_mattn
+                                            : st_track;
     if (fin != SAM2D_OK) sam_error_wrap(fin, "loading the model");
     if (st != SAM2D_OK) {
         sam2d_model_free(m);

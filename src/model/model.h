@@ -4,9 +4,8 @@
  * calls into them (sam_model_lock), so sessions sharing a model never
  * interleave inside one module.
  *
- * To add a module (e.g. the video side): add its pointer below, create it in
- * sam_model_build (model.c) while the checkpoint is still open, free it in
- * sam2d_model_free. */
+ * To add a module: add its pointer below, create it in sam_model_build
+ * (model.c) from the same loader, free it in sam2d_model_free. */
 #ifndef SAM_MODEL_MODEL_H
 #define SAM_MODEL_MODEL_H
 
@@ -14,7 +13,9 @@
 #include <stdbool.h>
 
 #include "model/image_encoder.h"
+#include "model/memory.h"
 #include "model/sam_heads.h"
+#include "model/track.h"
 #include "model/weights.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
@@ -31,7 +32,9 @@ struct sam2d_model {
     sam_weight_set weights;    /* model-level tensors (no_mem_embed, ...) */
     pthread_mutex_t lock;      /* serialises use of encoder / heads scratch */
     char device[16];
-    /* Video modules are added here (memory encoder, memory attention, tracker). */
+    sam_memory_encoder *mem_encoder;
+    sam_memory_attention *mem_attention;
+    sam_track *tracker;        /* SAM2Base's video side, on top of heads + memory modules */
 };
 
 /* Build a model from a loader (checkpoint or random mode) and a back end. The

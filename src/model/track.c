@@ -700,8 +700,8 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
 }
 
 /* ---------------- the model's engine (video predictor back end) ----------------
- * Until the model builds the video modules itself, attach creates them for a
- * loaded model from its checkpoint and keeps them in a small registry. */
+ * The model builds its video modules at load (model.c); sessions reach them
+ * through this engine table. */
 
 #include <pthread.h>
 
@@ -710,26 +710,15 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
 #include "model/preprocess.h"
 #include "sam2d/video_predictor.h"
 
-typedef struct {
-    sam2d_model *model;
-    sam_memory_encoder *menc;
-    sam_memory_attention *mattn;
-    sam_track *track;
-} video_attach;
-
-#define MAX_ATTACHED 16
-static video_attach attached[MAX_ATTACHED];
-static pthread_mutex_t attached_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sam_track_feats *f) {
-    video_attach *a = ctx;
-    const sam2d_model_config *cfg = &a->model->cfg;
+    sam2d_model *model = ctx;
+    const sam2d_model_config *cfg = &model->cfg;
     const int S = cfg->image_size;
     float *img = buf + sam_image_features_floats(cfg); /* (S, S, 3) normalised input */
     sam_normalize_u8(frame, S, img);
     sam_image_features feats;
     sam_image_features_bind(cfg, buf, &feats);
-    SAM_TRY(sam_image_encoder_forward(a->model->encoder, img, &feats));
+    SAM_TRY(sam_image_encoder_forward(model->encoder, img, &feats));
     const int top = feats.num_levels - 1;
     f->vision_feat = feats.feat[top];
     f->vision_pos = feats.pos[top];
@@ -740,29 +729,22 @@ static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sa
 
 static sam2d_status eng_step(void *ctx, const sam_track_feats *f, const sam_track_bank *bank,
                              const sam_track_step_in *in, sam_track_step_out *out) {
-    video_attach *a = ctx;
-    return sam_track_step(a->track, f, bank, in, out);
+    return sam_track_step(((sam2d_model *)ctx)->tracker, f, bank, in, out);
 }
 
 static sam2d_status eng_encode(void *ctx, const sam_track_feats *f, const float *lowres, float score, bool pts,
                                uint16_t *maskmem) {
-    video_attach *a = ctx;
-    return sam_track_encode_memory(a->track, f, lowres, score, pts, maskmem);
+    return sam_track_encode_memory(((sam2d_model *)ctx)->tracker, f, lowres, score, pts, maskmem);
 }
 
-static void eng_lock(void *ctx) { pthread_mutex_lock(&((video_attach *)ctx)->model->lock); }
-static void eng_unlock(void *ctx) { pthread_mutex_unlock(&((video_attach *)ctx)->model->lock); }
+static void eng_lock(void *ctx) { pthread_mutex_lock(&((sam2d_model *)ctx)->lock); }
+static void eng_unlock(void *ctx) { pthread_mutex_unlock(&((sam2d_model *)ctx)->lock); }
 
-static sam2d_status engine_for_model(struct sam2d_model *model, sam_video_engine *eng) {
-    video_attach *a = NULL;
-    pthread_mutex_lock(&attached_lock);
-    for (int i = 0; i < MAX_ATTACHED; i++)
-        if (attached[i].model == model) a = &attached[i];
-    pthread_mutex_unlock(&attached_lock);
-    if (!a) return SAM_ERR(SAM2D_ERR_STATE, "video: model not attached (sam2d_video_model_attach)");
+sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine *eng) {
+    if (!model->tracker) return SAM_ERR(SAM2D_ERR_STATE, "video: the model has no video modules");
     const sam2d_model_config *cfg = &model->cfg;
     memset(eng, 0, sizeof(*eng));
-    eng->ctx = a;
+    eng->ctx = model;
     eng->cfg = cfg;
     eng->feat_floats = sam_image_features_floats(cfg) + (size_t)cfg->image_size * cfg->image_size * 3;
     eng->features = eng_features;
@@ -773,74 +755,18 @@ static sam2d_status engine_for_model(struct sam2d_model *model, sam_video_engine
     return SAM2D_OK;
 }
 
-sam_track *sam_video_model_tracker(struct sam2d_model *model) {
-    sam_track *t = NULL;
-    pthread_mutex_lock(&attached_lock);
-    for (int i = 0; i < MAX_ATTACHED; i++)
-        if (attached[i].model == model) t = attached[i].track;
-    pthread_mutex_unlock(&attached_lock);
-    return t;
-}
+sam_track *sam_video_model_tracker(struct sam2d_model *model) { return model->tracker; }
 
+/* The model builds its video modules at load; these remain for callers
+ * written before that and only check that the modules exist. */
 sam2d_status sam_video_model_attach_from_loader(struct sam2d_model *model, sam_weight_loader *L) {
-    pthread_mutex_lock(&attached_lock);
-    int slot = -1;
-    for (int i = 0; i < MAX_ATTACHED; i++) {
-        if (attached[i].model == model) {
-            pthread_mutex_unlock(&attached_lock);
-            return SAM2D_OK;
-        }
-        if (!attached[i].model && slot < 0) slot = i;
-    }
-    pthread_mutex_unlock(&attached_lock);
-    if (slot < 0) return SAM_ERR(SAM2D_ERR_LIMIT, "video: more than %d models attached", MAX_ATTACHED);
-    video_attach a = {.model = model};
-    const sam2d_model_config *cfg = &model->cfg;
-    /* every module is built so that one message lists every missing tensor */
-    sam2d_status s1 = sam_memory_encoder_create_from_loader(cfg, L, model->be, &a.menc);
-    sam2d_status s2 = sam_memory_attention_create_from_loader(cfg, L, model->be, &a.mattn);
-    sam2d_status s3 =
-        sam_track_create_from_loader(cfg, L, model->be, model->heads, a.menc, a.mattn, &a.track);
-    sam2d_status st = s1 != SAM2D_OK ? s1 : s2 != SAM2D_OK ? s2 : s3;
-    if (st != SAM2D_OK) {
-        sam_track_free(a.track);
-        if (a.mattn) sam_memory_attention_free(a.mattn);
-        if (a.menc) sam_memory_encoder_free(a.menc);
-        return st;
-    }
-    pthread_mutex_lock(&attached_lock);
-    attached[slot] = a;
-    sam_video_engine_hook = engine_for_model;
-    pthread_mutex_unlock(&attached_lock);
-    return SAM2D_OK;
+    (void)L;
+    return model->tracker ? SAM2D_OK : SAM_ERR(SAM2D_ERR_STATE, "video: the model has no video modules");
 }
 
 sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path) {
-    if (sam_video_model_tracker(model)) return SAM2D_OK;
-    sam2d_checkpoint *ck = NULL;
-    sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
-    SAM_TRY(sam2d_checkpoint_load(checkpoint_path, &cp, &ck));
-    sam_weight_loader L;
-    sam_weight_loader_init(&L, ck, NULL);
-    sam2d_status st = sam_video_model_attach_from_loader(model, &L);
-    sam2d_status fin = sam_weight_loader_finish(&L);
-    if (fin != SAM2D_OK) {
-        /* the loader's message names every missing tensor */
-        sam2d_video_model_detach(model);
-        st = sam_error_wrap(fin, "video modules of %s: ", checkpoint_path);
-    }
-    sam2d_checkpoint_free(ck);
-    return st;
+    (void)checkpoint_path;
+    return sam_video_model_attach_from_loader(model, NULL);
 }
 
-void sam2d_video_model_detach(sam2d_model *model) {
-    pthread_mutex_lock(&attached_lock);
-    for (int i = 0; i < MAX_ATTACHED; i++) {
-        if (attached[i].model != model) continue;
-        sam_track_free(attached[i].track);
-        sam_memory_attention_free(attached[i].mattn);
-        sam_memory_encoder_free(attached[i].menc);
-        memset(&attached[i], 0, sizeof(attached[i]));
-    }
-    pthread_mutex_unlock(&attached_lock);
-}
+void sam2d_video_model_detach(sam2d_model *model) { (void)model; }

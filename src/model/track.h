@@ -146,11 +146,11 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
 void sam_track_tap_memory(sam_track *t, float *memory, float *memory_pos, int64_t cap, int *M);
 void sam_track_tap_mem_mask(sam_track *t, float *mask);
 
-/* sam2d_video_model_attach from any loader (random mode in tests); L is not finished here. */
+/* Deprecated: the model builds the video modules at load; this only checks they exist. */
 struct sam2d_model;
 sam2d_status sam_video_model_attach_from_loader(struct sam2d_model *model, sam_weight_loader *L);
 
-/* The tracker that sam2d_video_model_attach built for a model, or NULL. */
+/* The model's tracker, or NULL. */
 struct sam2d_model;
 sam_track *sam_video_model_tracker(struct sam2d_model *model);
 
@@ -174,15 +174,17 @@ typedef struct {
 
 struct sam2d_video_session;
 /* Session on an engine (the public constructor builds the model's engine).
- * frames: num_frames * (S, S, 3) uint8, copied. params may be NULL. */
+ * frames: num_frames * (S, S, 3) uint8, copied; NULL leaves them zero (filled later). */
 sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, const sam_video_engine *eng,
                                              const uint8_t *frames, int num_frames, int video_w, int video_h,
                                              int fill_hole_area, int non_overlap_masks,
                                              struct sam2d_video_session **out);
 
-/* Set by sam2d_video_model_attach (track.c): builds the engine of an attached
- * model. Lives in the predictor so that sessions link without the model. */
+/* The engine of a loaded model (its encoder, heads and video modules). */
 struct sam2d_model;
+sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine *eng);
+/* How sessions get an engine: sam_video_model_engine unless a tool wraps it
+ * (bench times the engine's calls this way). */
 extern sam2d_status (*sam_video_engine_hook)(struct sam2d_model *model, sam_video_engine *eng);
 
 #endif

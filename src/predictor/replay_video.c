@@ -403,7 +403,7 @@ sam2d_status sam_replay_video(sam2d_model *model, const char *golden_dir, const 
     if (json_is_boolean(nov)) vp.non_overlap_masks = json_is_true(nov);
     json_decref(m);
     if (!sam_video_engine_hook)
-        return SAM_ERR(SAM2D_ERR_STATE, "replay: call sam2d_video_model_attach on the model first");
+        return SAM_ERR(SAM2D_ERR_STATE, "replay: the model has no video modules");
     sam_video_engine eng;
     SAM_TRY(sam_video_engine_hook((struct sam2d_model *)model, &eng));
     const int S = eng.cfg->image_size;

@@ -408,16 +408,12 @@ static sam2d_status write_coco(track_writer *w, const char *video_name, double f
 
 /* Every frame resized to S x S as SAM 2's loader does, decoded one at a time so
  * only one original frame is ever held. */
-static sam2d_status decode_frames(sam_track_job *j, int S, const sam_track_options *o, uint8_t **frames_out,
+/* Decode one frame at a time straight into the session (which keeps it at
+ * model resolution): only one original-size frame is ever held. */
+static sam2d_status decode_frames(sam_track_job *j, sam2d_video_session *vs, const sam_track_options *o,
                                   sam_track_stats *stats) {
-    const size_t fs = (size_t)S * S * 3;
-    *frames_out = NULL;
-    uint8_t *frames = sam_malloc(fs * (size_t)j->num_frames); /* (N, S, S, 3) */
     uint8_t *orig = sam_malloc((size_t)j->width * j->height * 3); /* (H, W, 3) one decoded frame */
-    sam_resize_plan *plan = NULL;
-    sam2d_status st = frames && orig ? SAM2D_OK
-                                     : SAM_ERR(SAM2D_ERR_NOMEM, "no memory for %d frames of %dx%d", j->num_frames, S, S);
-    if (st == SAM2D_OK) st = sam_resize_plan_create(j->width, j->height, S, S, 3, &plan);
+    sam2d_status st = orig ? SAM2D_OK : SAM_ERR(SAM2D_ERR_NOMEM, "no memory for a %dx%d frame", j->width, j->height);
     for (int i = 0; st == SAM2D_OK && i < j->num_frames; i++) {
         if (o->cancel && *o->cancel) {
             st = SAM_ERR(SAM2D_ERR_CANCELLED, "interrupted while decoding frame %d of %d", i, j->num_frames);
@@ -428,18 +424,12 @@ static sam2d_status decode_frames(sam_track_job *j, int S, const sam_track_optio
             sam_error_wrap(st, "decoding frame %d: ", i);
             break;
         }
-        st = sam_resize_plan_run(plan, orig, frames + fs * (size_t)i, NULL);
+        st = sam2d_video_session_set_frame(vs, i, orig, j->width, j->height);
         if (o->progress) o->progress(o->progress_user, "decode", i + 1, j->num_frames);
     }
     if (stats) stats->source_bytes = sam_frame_source_resident_bytes(j->src);
-    if (plan) sam_resize_plan_free(plan);
     sam_free(orig);
-    if (st != SAM2D_OK) {
-        sam_free(frames);
-        return st;
-    }
-    *frames_out = frames;
-    return SAM2D_OK;
+    return st;
 }
 
 /* One add_new_points_or_box / add_new_mask call. A mask of any size is taken
@@ -478,24 +468,19 @@ sam2d_status sam_track_job_run(sam_track_job *j, sam2d_model *model, const sam_t
     stats->frame_bytes = (size_t)S * S * 3;
     SAM_TRY(sam_replay_mkdirs(o->out_dir));
 
-    /* frames: decode one at a time, keep only the S x S copies; the source
-     * (e.g. the file's bytes) is released before the session starts */
+    /* frames: decoded one at a time into the session; the source (e.g. the
+     * file's bytes) is released before tracking starts */
     double t0 = now_s();
-    uint8_t *frames = NULL;
-    SAM_TRY(decode_frames(j, S, o, &frames, stats));
+    sam2d_video_session *vs = NULL;
+    SAM_TRY(sam2d_video_session_begin(model, N, W, H, &o->video, &vs));
+    sam2d_status st = decode_frames(j, vs, o, stats);
     const double fps = sam_frame_source_fps(j->src);
     sam_frame_source_free(j->src);
     j->src = NULL;
-    const uint8_t **ptrs = sam_malloc((size_t)N * sizeof(*ptrs)); /* (N) */
-    if (!ptrs) {
-        sam_free(frames);
-        return SAM_ERR(SAM2D_ERR_NOMEM, "track: no memory");
+    if (st != SAM2D_OK) {
+        sam2d_video_session_free(vs);
+        vs = NULL;
     }
-    for (int i = 0; i < N; i++) ptrs[i] = frames + stats->frame_bytes * (size_t)i;
-    sam2d_video_session *vs = NULL;
-    sam2d_status st = sam2d_video_session_create(model, ptrs, N, S, S, W, H, &o->video, &vs);
-    sam_free(ptrs);
-    sam_free(frames);
     stats->decode_s = now_s() - t0;
     if (st != SAM2D_OK) return st;
 

@@ -98,7 +98,7 @@ int sam_track_job_num_frames(const sam_track_job *j);
 int sam_track_job_width(const sam_track_job *j);
 int sam_track_job_height(const sam_track_job *j);
 
-/* Decode, prompt, propagate and write. The model needs sam2d_video_model_attach.
+/* Decode, prompt, propagate and write. 
  * Can run once per job. stats may be NULL. */
 sam2d_status sam_track_job_run(sam_track_job *j, sam2d_model *model, const sam_track_prompts *p,
                                const sam_track_options *o, sam_track_stats *stats);

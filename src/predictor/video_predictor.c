@@ -14,7 +14,7 @@
 #include "model/track.h"
 #include "predictor/postprocess.h"
 
-sam2d_status (*sam_video_engine_hook)(struct sam2d_model *model, sam_video_engine *eng) = NULL;
+sam2d_status (*sam_video_engine_hook)(struct sam2d_model *model, sam_video_engine *eng) = sam_video_model_engine;
 
 enum { TRACK_NONE = 0, TRACK_FWD = 1, TRACK_REV = 2 };
 
@@ -347,7 +347,7 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
                                              int fill_hole_area, int non_overlap_masks,
                                              struct sam2d_video_session **out) {
     *out = NULL;
-    if (num_frames <= 0 || video_w <= 0 || video_h <= 0 || !frames)
+    if (num_frames <= 0 || video_w <= 0 || video_h <= 0)
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: %d frames of %dx%d", num_frames, video_w, video_h);
     sam2d_video_session *s = sam_calloc(1, sizeof(*s));
     if (!s) return SAM_ERR(SAM2D_ERR_NOMEM, "video session");
@@ -381,7 +381,8 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
         sam2d_video_session_free(s);
         return SAM_ERR(SAM2D_ERR_NOMEM, "video session of %d frames", num_frames);
     }
-    memcpy(s->frames, frames, fbytes);
+    if (frames) memcpy(s->frames, frames, fbytes);
+    else memset(s->frames, 0, fbytes);
     linear_axis(s->L, video_h, s->up_y, s->up_wy);
     linear_axis(s->L, video_w, s->up_x, s->up_wx);
     s->fixed_bytes = sizeof(*s) + fbytes + eng->feat_floats * sizeof(float) + (size_t)s->S * s->S * sizeof(float) +
@@ -392,39 +393,58 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
     return SAM2D_OK;
 }
 
+sam2d_status sam2d_video_session_begin(sam2d_model *model, int num_frames, int video_w, int video_h,
+                                       const sam2d_video_params *params, sam2d_video_session **out) {
+    *out = NULL;
+    if (!model || num_frames <= 0 || video_w <= 0 || video_h <= 0)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: bad size (%d frames of %dx%d)", num_frames, video_w,
+                       video_h);
+    if (!sam_video_engine_hook) return SAM_ERR(SAM2D_ERR_STATE, "video session: no video engine");
+    sam_video_engine eng;
+    SAM_TRY(sam_video_engine_hook((struct sam2d_model *)model, &eng));
+    sam2d_video_params p = params ? *params : sam2d_video_default_params();
+    return sam_video_session_create_engine(eng.cfg, &eng, NULL, num_frames, video_w, video_h, p.fill_hole_area,
+                                           p.non_overlap_masks, out);
+}
+
+sam2d_status sam2d_video_session_set_frame(sam2d_video_session *s, int frame_idx, const uint8_t *rgb, int frame_w,
+                                           int frame_h) {
+    if (!s || !rgb || frame_w <= 0 || frame_h <= 0)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: bad frame");
+    if (frame_idx < 0 || frame_idx >= s->T)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: frame %d out of range [0, %d]", frame_idx, s->T - 1);
+    const size_t fs = (size_t)s->S * s->S * 3;
+    uint8_t *dst = s->frames + fs * (size_t)frame_idx;
+    if (frame_idx == s->cached_frame) s->cached_frame = -1;
+    if (frame_w == s->S && frame_h == s->S) {
+        memcpy(dst, rgb, fs);
+        return SAM2D_OK;
+    }
+    /* SAM 2's loader: Pillow bicubic to S x S, aspect not kept */
+    sam_resize_plan *plan = NULL;
+    SAM_TRY(sam_resize_plan_create(frame_w, frame_h, s->S, s->S, 3, &plan));
+    sam2d_status st = sam_resize_plan_run(plan, rgb, dst, NULL);
+    sam_resize_plan_free(plan);
+    return st;
+}
+
 sam2d_status sam2d_video_session_create(sam2d_model *model, const uint8_t *const *frames, int num_frames,
                                         int frame_w, int frame_h, int video_w, int video_h,
                                         const sam2d_video_params *params, sam2d_video_session **out) {
     *out = NULL;
-    if (!model || !frames || num_frames <= 0 || frame_w <= 0 || frame_h <= 0)
-        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: bad frames");
-    if (!sam_video_engine_hook)
-        return SAM_ERR(SAM2D_ERR_STATE, "video session: call sam2d_video_model_attach on the model first");
-    sam_video_engine eng;
-    SAM_TRY(sam_video_engine_hook((struct sam2d_model *)model, &eng));
-    const sam2d_model_config *cfg = eng.cfg;
-    const int S = cfg->image_size;
-    const size_t fs = (size_t)S * S * 3;
-    uint8_t *all = sam_malloc(fs * (size_t)num_frames);
-    if (!all) return SAM_ERR(SAM2D_ERR_NOMEM, "video frames (%d x %zu bytes)", num_frames, fs);
-    sam2d_status st = SAM2D_OK;
-    if (frame_w == S && frame_h == S) {
-        for (int i = 0; i < num_frames; i++) memcpy(all + fs * i, frames[i], fs);
-    } else {
-        /* SAM 2's loader: Pillow bicubic to S x S, aspect not kept; one plan for all frames */
-        sam_resize_plan *plan = NULL;
-        st = sam_resize_plan_create(frame_w, frame_h, S, S, 3, &plan);
-        for (int i = 0; st == SAM2D_OK && i < num_frames; i++)
-            st = sam_resize_plan_run(plan, frames[i], all + fs * i, NULL);
-        if (plan) sam_resize_plan_free(plan);
+    if (!frames) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: bad frames");
+    sam2d_video_session *s = NULL;
+    SAM_TRY(sam2d_video_session_begin(model, num_frames, video_w, video_h, params, &s));
+    for (int i = 0; i < num_frames; i++) {
+        sam2d_status st = frames[i] ? sam2d_video_session_set_frame(s, i, frames[i], frame_w, frame_h)
+                                    : SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: frame %d is NULL", i);
+        if (st != SAM2D_OK) {
+            sam2d_video_session_free(s);
+            return st;
+        }
     }
-    if (st == SAM2D_OK) {
-        sam2d_video_params p = params ? *params : sam2d_video_default_params();
-        st = sam_video_session_create_engine(cfg, &eng, all, num_frames, video_w, video_h, p.fill_hole_area,
-                                             p.non_overlap_masks, out);
-    }
-    sam_free(all);
-    return st;
+    *out = s;
+    return SAM2D_OK;
 }
 
 void sam2d_video_session_free(sam2d_video_session *s) {

@@ -405,33 +405,24 @@ static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
         return send_error(r, 429, "%s", client_message());
     }
     sam_session *s = sam_session_new();
-    int S = sam2d_model_image_size(srv->model);
-    uint8_t *rgb = malloc((size_t)W * H * 3);
-    uint8_t **frames = calloc((size_t)n, sizeof *frames);
-    if (!s || !rgb || !frames) {
+    uint8_t *rgb = malloc((size_t)W * H * 3); /* one decoded frame at a time */
+    if (!s || !rgb) {
         st = SAM_ERR(SAM2D_ERR_NOMEM, "out of memory while decoding the video");
         goto fail;
     }
+    sam2d_video_params vp = sam2d_video_default_params();
+    st = sam2d_video_session_begin(srv->model, n, W, H, &vp, &s->vs);
     for (int i = 0; i < n && st == SAM2D_OK; i++) {
-        frames[i] = malloc((size_t)S * S * 3);
-        if (!frames[i]) st = SAM_ERR(SAM2D_ERR_NOMEM, "out of memory while decoding the video");
-        if (st == SAM2D_OK) st = sam_frame_source_get(src, i, rgb);
-        if (st == SAM2D_OK) st = sam_resize_pil_bicubic(rgb, W, H, 3, frames[i], S, S);
+        st = sam_frame_source_get(src, i, rgb);
+        if (st == SAM2D_OK) st = sam2d_video_session_set_frame(s->vs, i, rgb, W, H);
     }
     if (st != SAM2D_OK) goto fail;
     sam_metrics_observe(SAM_H_DECODE_SECONDS, sam_now() - t0);
-    sam2d_video_params vp = sam2d_video_default_params();
-    turn_take();
-    st = sam2d_video_session_create(srv->model, (const uint8_t *const *)frames, n, S, S, W, H, &vp, &s->vs);
-    turn_give();
-    if (st != SAM2D_OK) goto fail;
     s->frame_objects = sam_calloc((size_t)n, sizeof(char *));
     if (!s->frame_objects) {
         st = SAM_ERR(SAM2D_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int i = 0; i < n; i++) free(frames[i]);
-    free(frames);
     free(rgb);
     s->num_frames = n;
     s->width = W;
@@ -451,9 +442,6 @@ static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
     return send_json(r, 200, json_pack("{s:s,s:i,s:i,s:i,s:f}", "session_id", s->id, "num_frames", n, "width", W,
                                        "height", H, "fps", s->fps));
 fail:
-    if (frames)
-        for (int i = 0; i < n; i++) free(frames[i]);
-    free(frames);
     free(rgb);
     sam_sessions_unreserve(estimate);
     if (s) sam_session_destroy(s);

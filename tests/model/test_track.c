@@ -108,8 +108,6 @@ static void test_golden_memory_inputs(void) {
     sam2d_status st = sam2d_model_load(&mp, &model);
     CHECK_MSG(st == SAM2D_OK, "model: %s", sam2d_last_error());
     if (st != SAM2D_OK) return;
-    st = sam2d_video_model_attach(model, mp.checkpoint_path);
-    CHECK_MSG(st == SAM2D_OK, "attach: %s", sam2d_last_error());
     sam_track *tr = sam_video_model_tracker(model);
     CHECK(tr != NULL);
     sam_npy fr;
@@ -195,7 +193,6 @@ out:
     sam_npy_free(&fr);
     free(u8);
     free(frames);
-    sam2d_video_model_detach(model);
     sam2d_model_free(model);
     (void)dir;
 }

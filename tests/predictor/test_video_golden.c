@@ -89,8 +89,6 @@ static void run_folder(const char *name) {
     sam2d_status st = sam2d_model_load(&mp, &model);
     CHECK_MSG(st == SAM2D_OK, "%s: model: %s", name, sam2d_last_error());
     if (st != SAM2D_OK) return;
-    st = sam2d_video_model_attach(model, path);
-    CHECK_MSG(st == SAM2D_OK, "%s: attach: %s", name, sam2d_last_error());
     snprintf(out, sizeof(out), "/tmp/sam2d_video_golden_%s_XXXXXX", name);
     CHECK(mkdtemp(out) != NULL);
     sam2d_replay_video_stats stats;
@@ -119,7 +117,6 @@ static void run_folder(const char *name) {
            name, sm.files, sm.worst[0], sm.worst[1], sm.worst[2], sm.worst[4], sm.worst[3], sm.flips);
     CHECK(sm.files > 0);
     json_decref(m);
-    sam2d_video_model_detach(model);
     sam2d_model_free(model);
     if (getenv("SAM2D_KEEP_OUTPUT") == NULL) {
         char cmd[400];
