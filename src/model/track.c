@@ -714,10 +714,11 @@ static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sa
     sam2d_model *model = ctx;
     const sam2d_model_config *cfg = &model->cfg;
     const int S = cfg->image_size;
-    float *img = buf + sam_image_features_floats(cfg); /* (S, S, 3) normalised input */
+    /* only the top level's position encoding is read (memory attention) */
+    float *img = buf + sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_TOP); /* (S, S, 3) normalised input */
     sam_normalize_u8(frame, S, img);
     sam_image_features feats;
-    sam_image_features_bind(cfg, buf, &feats);
+    sam_image_features_bind_ex(cfg, buf, SAM_FEATURES_POS_TOP, &feats);
     SAM_TRY(sam_image_encoder_forward(model->encoder, img, &feats));
     const int top = feats.num_levels - 1;
     f->vision_feat = feats.feat[top];
@@ -746,7 +747,8 @@ sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine 
     memset(eng, 0, sizeof(*eng));
     eng->ctx = model;
     eng->cfg = cfg;
-    eng->feat_floats = sam_image_features_floats(cfg) + (size_t)cfg->image_size * cfg->image_size * 3;
+    eng->feat_floats =
+        sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_TOP) + (size_t)cfg->image_size * cfg->image_size * 3;
     eng->features = eng_features;
     eng->step = eng_step;
     eng->encode = eng_encode;

@@ -18,7 +18,7 @@ struct sam2d_image_predictor {
     bool has_image;
     int H, W;                 /* current image */
     float *input;             /* (S, S, 3) normalised image */
-    float *feat_buf;          /* sam_image_features_floats floats */
+    float *feat_buf;          /* sam_image_features_floats_ex(cfg, 0) floats */
     sam_image_features feats; /* views into feat_buf */
     float *image_embed;       /* (emb*emb, C): level 2 + no_mem_embed */
     /* prompt scratch, sized at create for the largest prompt seen (grown rarely) */
@@ -88,7 +88,8 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
     p->max_masks = cfg->num_multimask_outputs > 1 ? cfg->num_multimask_outputs : 1;
     size_t ee = (size_t)p->emb * p->emb, ll = (size_t)p->L * p->L;
     p->input = sam_malloc((size_t)p->S * p->S * 3 * sizeof(float));
-    p->feat_buf = sam_malloc(sam_image_features_floats(cfg) * sizeof(float));
+    /* the decoder never reads the backbone position encodings: none are stored */
+    p->feat_buf = sam_malloc(sam_image_features_floats_ex(cfg, 0) * sizeof(float));
     p->image_embed = sam_malloc(ee * p->C * sizeof(float));
     p->dense = sam_malloc(ee * p->C * sizeof(float));
     p->low = sam_malloc((size_t)p->max_masks * ll * sizeof(float));
@@ -99,7 +100,7 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
         sam2d_image_predictor_free(p);
         return SAM_ERR(SAM2D_ERR_NOMEM, "image predictor: out of memory");
     }
-    sam_image_features_bind(cfg, p->feat_buf, &p->feats);
+    sam_image_features_bind_ex(cfg, p->feat_buf, 0, &p->feats);
     *out = p;
     return SAM2D_OK;
 }
