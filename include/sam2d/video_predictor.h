@@ -126,6 +126,16 @@ int sam2d_video_num_objects(const sam2d_video_session *s);
 /* (num_objects) ids in creation order; valid until the next call. */
 const int *sam2d_video_obj_ids(const sam2d_video_session *s);
 
+/* Cumulative compute time of the session inside the model (waits for the
+ * shared model excluded): image encoder runs, tracking steps (SAM heads and
+ * memory attention, with the memory encoder of tracked frames), and memory
+ * encodings of prompted frames before a propagation. */
+typedef struct {
+    int64_t encoder_calls, step_calls, memory_encoder_calls;
+    double encoder_s, step_s, memory_encoder_s;
+} sam2d_video_stats;
+void sam2d_video_get_stats(const sam2d_video_session *s, sam2d_video_stats *out);
+
 /* Bytes the session holds (frames, per-frame state, scratch, caches). */
 size_t sam2d_video_session_memory_bytes(const sam2d_video_session *s);
 

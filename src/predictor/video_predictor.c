@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -57,7 +58,14 @@ struct sam2d_video_session {
     int64_t n_states;
     size_t fixed_bytes;
     atomic_int cancel;
+    sam2d_video_stats stats;   /* time inside the engine, excluding waits for the model lock */
 };
+
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* ---------------- frame states ---------------- */
 
@@ -215,7 +223,10 @@ static sam2d_status get_features(sam2d_video_session *s, int f) {
     s->cached_frame = -1;
     const uint8_t *img = s->frames + (size_t)f * s->S * s->S * 3;
     if (s->eng.lock) s->eng.lock(s->eng.ctx);
+    double t0 = mono_now();
     sam2d_status st = s->eng.features(s->eng.ctx, img, s->feat_buf, &s->feats);
+    s->stats.encoder_s += mono_now() - t0;
+    s->stats.encoder_calls++;
     if (s->eng.unlock) s->eng.unlock(s->eng.ctx);
     if (st == SAM2D_OK) s->cached_frame = f; /* the reference caches one frame */
     return st;
@@ -246,7 +257,10 @@ static sam2d_status run_single(sam2d_video_session *s, vobj *o, int f, bool init
     out.obj_ptr = st->obj_ptr;
     out.maskmem = state_mm_buf(s, st);
     if (s->eng.lock) s->eng.lock(s->eng.ctx);
+    double t0 = mono_now();
     sam2d_status rc = s->eng.step(s->eng.ctx, &s->feats, &bank, &in, &out);
+    s->stats.step_s += mono_now() - t0;
+    s->stats.step_calls++;
     if (s->eng.unlock) s->eng.unlock(s->eng.ctx);
     if (rc != SAM2D_OK) {
         state_free(s, st);
@@ -614,8 +628,11 @@ static sam2d_status preflight(sam2d_video_session *s) {
                     /* outputs from user input: memory from the upsampled, binarised logits */
                     SAM_TRY(get_features(s, f));
                     if (s->eng.lock) s->eng.lock(s->eng.ctx);
+                    double t0 = mono_now();
                     sam2d_status rc = s->eng.encode(s->eng.ctx, &s->feats, st->pred_masks, st->object_score_logit,
                                                     true, state_mm_buf(s, st));
+                    s->stats.memory_encoder_s += mono_now() - t0;
+                    s->stats.memory_encoder_calls++;
                     if (s->eng.unlock) s->eng.unlock(s->eng.ctx);
                     SAM_TRY(rc);
                     st->maskmem = state_mm_buf(s, st);
@@ -792,3 +809,5 @@ sam2d_status sam2d_video_get_state(const sam2d_video_session *s, int obj_id, int
     out->ptr_dim = s->C;
     return SAM2D_OK;
 }
+
+void sam2d_video_get_stats(const sam2d_video_session *s, sam2d_video_stats *out) { *out = s->stats; }

@@ -36,6 +36,12 @@ static histogram hists[SAM_H_COUNT] = {
     [SAM_H_SESSION_BYTES] = {"sam2d_session_memory_bytes", "memory held by a session when it ended",
                              {1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2e9, 4e9, 8e9, 1.6e10, 3.2e10, 6.4e10, 1.28e11}, 14,
                              {0}, 0, 0},
+    [SAM_H_ENCODE_SECONDS] = {"sam2d_encode_duration_seconds", "image encoder, one frame",
+                              {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}, 14, {0}, 0, 0},
+    [SAM_H_TRACK_STEP_SECONDS] = {"sam2d_track_step_duration_seconds",
+                                  "SAM heads, memory attention and memory encoder for all objects of one frame",
+                                  {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}, 14, {0},
+                                  0, 0},
 };
 
 static struct {

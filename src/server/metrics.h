@@ -13,6 +13,8 @@ typedef enum {
     SAM_H_PROPAGATE_SECONDS,     /* one whole propagate request */
     SAM_H_UPLOAD_BYTES,          /* size of uploads */
     SAM_H_SESSION_BYTES,         /* memory of a session when it closes */
+    SAM_H_ENCODE_SECONDS,        /* image encoder, one frame */
+    SAM_H_TRACK_STEP_SECONDS,    /* SAM heads + memory attention (+ memory encoder), all objects of a frame */
     SAM_H_COUNT
 } sam_histogram_id;
 

@@ -288,6 +288,33 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_YES;
 }
 
+/* ---------- model timings ---------- */
+
+/* Observe the model time spent since *prev (and advance it): encoder per frame
+ * encoded, tracking steps + memory encodings together. */
+static void observe_model_time(sam_session *s, sam2d_video_stats *prev, double *encode_s, double *track_s) {
+    sam2d_video_stats now;
+    sam2d_video_get_stats(s->vs, &now);
+    double enc = now.encoder_s - prev->encoder_s;
+    double trk = (now.step_s - prev->step_s) + (now.memory_encoder_s - prev->memory_encoder_s);
+    if (now.encoder_calls > prev->encoder_calls) sam_metrics_observe(SAM_H_ENCODE_SECONDS, enc);
+    if (now.step_calls > prev->step_calls || now.memory_encoder_calls > prev->memory_encoder_calls)
+        sam_metrics_observe(SAM_H_TRACK_STEP_SECONDS, trk);
+    if (encode_s) *encode_s = enc;
+    if (track_s) *track_s = trk;
+    *prev = now;
+}
+
+/* Log a model call with its timings. */
+static void log_op(sam_session *s, const char *what, int frame, double total_s, double enc_s, double trk_s) {
+    char f[16], t[32], e[32], k[32];
+    snprintf(f, sizeof f, "%d", frame);
+    snprintf(t, sizeof t, "%.1f", total_s * 1000);
+    snprintf(e, sizeof e, "%.1f", enc_s * 1000);
+    snprintf(k, sizeof k, "%.1f", trk_s * 1000);
+    sam_log(SAM_LOG_INFO, what, "session", s->id, "frame", f, "ms", t, "encode_ms", e, "track_ms", k, NULL);
+}
+
 /* ---------- mask encoding ---------- */
 
 /* JSON array of objects for one frame result: masks at video resolution. */
@@ -599,16 +626,20 @@ static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
                                  "finishes or cancel it", s->id);
         goto out;
     }
-    double t0 = sam_now();
+    double t0 = sam_now(), enc = 0, trk = 0;
+    sam2d_video_stats before;
+    sam2d_video_get_stats(s->vs, &before);
     sam2d_video_frame_result res;
     turn_take();
     sam2d_status st = sam2d_video_add_points(s->vs, (int)frame, (int)obj, pts, labels, np, has_box ? box : NULL,
                                              clear_old, &res);
     turn_give();
+    observe_model_time(s, &before, &enc, &trk);
     if (st == SAM2D_OK) ret = send_frame_result(r, s, &res);
     else ret = send_error(r, http_status_of(st), "%s", client_message());
     pthread_mutex_unlock(&s->op_lock);
     sam_metrics_observe(SAM_H_PROMPT_SECONDS, sam_now() - t0);
+    if (st == SAM2D_OK) log_op(s, "prompt", (int)frame, sam_now() - t0, enc, trk);
 out:
     free(pts);
     free(labels);
@@ -650,11 +681,15 @@ static enum MHD_Result h_mask(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
         goto out;
     }
-    double t0 = sam_now();
+    double t0 = sam_now(), enc = 0, trk = 0;
+    sam2d_video_stats before;
+    sam2d_video_get_stats(s->vs, &before);
     sam2d_video_frame_result res;
     turn_take();
     sam2d_status st = sam2d_video_add_mask(s->vs, (int)frame, (int)obj, mask, (int)mh, (int)mw, &res);
     turn_give();
+    observe_model_time(s, &before, &enc, &trk);
+    if (st == SAM2D_OK) log_op(s, "mask", (int)frame, sam_now() - t0, enc, trk);
     if (st == SAM2D_OK) ret = send_frame_result(r, s, &res);
     else ret = send_error(r, http_status_of(st), "%s", client_message());
     pthread_mutex_unlock(&s->op_lock);
@@ -861,6 +896,7 @@ typedef struct {
     int frames;
     int total;     /* frames expected, for progress */
     double t0, last_log, t_frame;
+    sam2d_video_stats stats;       /* model time at the previous frame */
 } stream;
 
 static void stream_push(stream *sp, char *text) {
@@ -891,6 +927,7 @@ static int on_frame(void *user, const sam2d_video_frame_result *res) {
     double now = sam_now();
     sam_metrics_observe(SAM_H_PROPAGATE_FRAME_SECONDS, now - sp->t_frame);
     sam_metrics_inc(SAM_C_FRAMES_PROPAGATED, 1);
+    observe_model_time(sp->s, &sp->stats, NULL, NULL);
     /* let a waiting click (or another session's frame) in between two frames */
     turn_give();
     char *line = frame_line(sp->s, res);
@@ -921,6 +958,7 @@ static void *stream_main(void *arg) {
     stream *sp = arg;
     sam_session *s = sp->s;
     sp->t0 = sp->last_log = sp->t_frame = sam_now();
+    sam2d_video_get_stats(s->vs, &sp->stats);
     turn_take();
     sam2d_status st = sam2d_video_propagate(s->vs, sp->start, sp->reverse, sp->max_frames, on_frame, sp);
     turn_give();

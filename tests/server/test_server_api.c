@@ -270,7 +270,8 @@ static void test_main_server(const tar_buf *frames) {
     /* metrics: Prometheus names */
     CHECK(get(port, "/metrics", &b) == 200);
     CHECK(b && strstr(b, "sam2d_request_duration_seconds_bucket") && strstr(b, "sam2d_sessions_rejected_total 1") &&
-          strstr(b, "sam2d_propagate_frame_duration_seconds_count") && strstr(b, "sam2d_memory_used_bytes"));
+          strstr(b, "sam2d_propagate_frame_duration_seconds_count") && strstr(b, "sam2d_memory_used_bytes") &&
+          strstr(b, "sam2d_encode_duration_seconds_count") && strstr(b, "sam2d_track_step_duration_seconds_sum"));
     free(b);
 
     /* upload limit: more than MAX_UPLOAD_MB=4 */
