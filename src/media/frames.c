@@ -29,6 +29,32 @@ void sam_media_limits_default(sam_media_limits *l) {
     l->max_compression_ratio = 200.0;
 }
 
+/* A whole positive number in [1, max]; else SAM2D_ERR_INVALID_ARG naming the variable. */
+static sam2d_status env_int(const char *name, int max, int *out) {
+    const char *v = getenv(name);
+    if (!v || !*v) return SAM2D_OK;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    while (*end == ' ') end++;
+    if (errno || *end || x < 1 || x > max)
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "%s=\"%.40s\" is not a whole number from 1 to %d", name, v, max);
+    *out = (int)x;
+    return SAM2D_OK;
+}
+
+sam2d_status sam_media_limits_from_env(sam_media_limits *l) {
+    SAM_TRY(env_int("MAX_VIDEO_FRAMES", 1000000, &l->max_frames));
+    SAM_TRY(env_int("MAX_FRAME_DIMENSION", 65536, &l->max_dimension));
+    const char *p = getenv("FRAME_OVERSIZE");
+    if (p && *p) {
+        if (!strcmp(p, "refuse")) l->oversize = SAM_OVERSIZE_REFUSE;
+        else if (!strcmp(p, "downscale")) l->oversize = SAM_OVERSIZE_DOWNSCALE;
+        else return SAM_ERR(SAM2D_ERR_INVALID_ARG, "FRAME_OVERSIZE=\"%.40s\" must be refuse or downscale", p);
+    }
+    return SAM2D_OK;
+}
+
 struct sam_frame_source {
     sam_source_kind kind;
     sam_media_limits lim;

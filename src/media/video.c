@@ -144,6 +144,8 @@ static sam2d_status open_streams(sam_video *v) {
     if (r < 0) return SAM_ERR(SAM2D_ERR_FORMAT, "not a video: the file has no video stream");
     v->stream = r;
     AVStream *st = v->fmt->streams[r];
+    if (st->disposition & AV_DISPOSITION_ATTACHED_PIC)
+        return SAM_ERR(SAM2D_ERR_FORMAT, "not a video: the only picture is attached cover art");
     /* Text art and the like are "video" to FFmpeg but not to us. */
     if (st->codecpar->codec_id == AV_CODEC_ID_ANSI || st->codecpar->codec_id == AV_CODEC_ID_BINTEXT ||
         st->codecpar->codec_id == AV_CODEC_ID_XBIN || st->codecpar->codec_id == AV_CODEC_ID_IDF)

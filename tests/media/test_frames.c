@@ -313,8 +313,31 @@ static void check_one_pass(void) {
               SAM2D_ERR_FORMAT && st == NULL);
 }
 
+static void check_env(void) {
+    sam_media_limits l;
+    sam_media_limits_default(&l);
+    CHECK(l.max_frames == 300 && l.max_dimension == 1920 && l.oversize == SAM_OVERSIZE_REFUSE);
+    setenv("MAX_VIDEO_FRAMES", "450", 1);
+    setenv("MAX_FRAME_DIMENSION", "3840", 1);
+    setenv("FRAME_OVERSIZE", "downscale", 1);
+    CHECK(sam_media_limits_from_env(&l) == SAM2D_OK);
+    CHECK(l.max_frames == 450 && l.max_dimension == 3840 && l.oversize == SAM_OVERSIZE_DOWNSCALE);
+    setenv("MAX_VIDEO_FRAMES", "12x", 1);
+    CHECK(sam_media_limits_from_env(&l) == SAM2D_ERR_INVALID_ARG);
+    printf("bad env -> %s\n", sam2d_last_error());
+    CHECK(strstr(sam2d_last_error(), "MAX_VIDEO_FRAMES") != NULL);
+    setenv("MAX_VIDEO_FRAMES", "0", 1);
+    CHECK(sam_media_limits_from_env(&l) == SAM2D_ERR_INVALID_ARG);
+    unsetenv("MAX_VIDEO_FRAMES");
+    setenv("FRAME_OVERSIZE", "shrink", 1);
+    CHECK(sam_media_limits_from_env(&l) == SAM2D_ERR_INVALID_ARG && strstr(sam2d_last_error(), "FRAME_OVERSIZE"));
+    unsetenv("FRAME_OVERSIZE");
+    unsetenv("MAX_FRAME_DIMENSION");
+}
+
 int main(void) {
     size_t base = sam2d_memory_used();
+    check_env();
     check_one_pass();
     check_golden_store(SAM_STORE_RESIZED, 0);
     check_golden_store(SAM_STORE_ON_DEMAND, 3);

@@ -17,7 +17,7 @@
 static uint8_t *raw(const char *png, const char *fmt, size_t want) {
     char out[600];
     snprintf(out, sizeof out, "%s.%s.raw", png, fmt);
-    if (mt_sh("ffmpeg -v error -y -i '%s' -f rawvideo -pix_fmt %s '%s'", png, fmt, out)) return NULL;
+    if (mt_sh("ffmpeg -nostdin -v error -y -i '%s' -f rawvideo -pix_fmt %s '%s'", png, fmt, out)) return NULL;
     size_t n;
     uint8_t *d = mt_read(out, &n);
     if (d && n != want) {
@@ -31,7 +31,7 @@ static void check_fmt(const char *pix_fmt) {
     char png[512], name[64];
     snprintf(name, sizeof name, "t_%s.png", pix_fmt);
     mt_path(png, sizeof png, name);
-    if (mt_sh("ffmpeg -v error -y -f lavfi -i testsrc=size=%dx%d -frames:v 1 -pix_fmt %s '%s'", W, H, pix_fmt, png)) {
+    if (mt_sh("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=%dx%d -frames:v 1 -pix_fmt %s '%s'", W, H, pix_fmt, png)) {
         CHECK(0);
         return;
     }

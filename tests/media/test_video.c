@@ -48,7 +48,7 @@ static void check_video(const char *path, int want_w, int want_h, int want_rot, 
     CHECK(w == want_w && h == want_h);
     CHECK(sam_frame_source_kind(src) == SAM_SOURCE_VIDEO);
     (void)want_rot;
-    if (mt_sh("ffmpeg -v error -y -i '%s' -f rawvideo -pix_fmt rgb24 -fps_mode passthrough '%s'", path, rgbpath)) {
+    if (mt_sh("ffmpeg -nostdin -v error -y -i '%s' -f rawvideo -pix_fmt rgb24 -fps_mode passthrough '%s'", path, rgbpath)) {
         CHECK(0);
         sam_frame_source_free(src);
         return;
@@ -102,7 +102,7 @@ static void check_video(const char *path, int want_w, int want_h, int want_rot, 
 static void gen_and_check(const gen_case *c) {
     char path[512];
     mt_path(path, sizeof path, c->name);
-    if (mt_sh("ffmpeg -v error -y -f lavfi -i '%s' %s '%s'", c->input, c->args, path)) {
+    if (mt_sh("ffmpeg -nostdin -v error -y -f lavfi -i '%s' %s '%s'", c->input, c->args, path)) {
         CHECK_MSG(0, "could not make %s", c->name);
         return;
     }
@@ -165,7 +165,7 @@ static void check_refusals(void) {
     /* truncated with the index first (faststart): frames missing at the end */
     char fs[512];
     mt_path(fs, sizeof fs, "faststart.mp4");
-    if (mt_sh("ffmpeg -v error -y -i '%s' -c copy -movflags +faststart '%s'", path, fs) == 0) {
+    if (mt_sh("ffmpeg -nostdin -v error -y -i '%s' -c copy -movflags +faststart '%s'", path, fs) == 0) {
         d = mt_read(fs, &n);
         mt_path(p2, sizeof p2, "truncated_faststart.mp4");
         CHECK(d && sam_write_file(p2, d, n * 2 / 3) == SAM2D_OK);
@@ -183,9 +183,15 @@ static void check_refusals(void) {
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(test_randf(&seed) * 127 + 128);
     CHECK(sam_write_file(p2, junk, sizeof junk) == SAM2D_OK);
     expect_refusal(p2, &lim, SAM2D_ERR_FORMAT, "");
+    /* audio with cover art only */
+    mt_path(p2, sizeof p2, "cover.mp3");
+    if (mt_sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=duration=0.3 -f lavfi -i testsrc=size=32x32:duration=0.1 "
+              "-map 0 -map 1 -frames:v 1 -c:a libmp3lame -c:v mjpeg -disposition:v attached_pic '%s'",
+              p2) == 0)
+        expect_refusal(p2, &lim, SAM2D_ERR_FORMAT, "cover art");
     /* audio only */
     mt_path(p2, sizeof p2, "tone.wav");
-    if (mt_sh("ffmpeg -v error -y -f lavfi -i sine=duration=0.2 '%s'", p2) == 0)
+    if (mt_sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=duration=0.2 '%s'", p2) == 0)
         expect_refusal(p2, &lim, SAM2D_ERR_FORMAT, "no video stream");
 }
 
@@ -221,7 +227,7 @@ int main(void) {
         char base[512], path[512];
         mt_path(base, sizeof base, "h264.mp4");
         mt_path(path, sizeof path, rots[i].name);
-        if (mt_sh("ffmpeg -v error -y -i '%s' -c copy -metadata:s:v:0 rotate=%d '%s'", base, rots[i].rot, path)) {
+        if (mt_sh("ffmpeg -nostdin -v error -y -i '%s' -c copy -metadata:s:v:0 rotate=%d '%s'", base, rots[i].rot, path)) {
             CHECK(0);
             continue;
         }

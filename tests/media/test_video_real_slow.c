@@ -31,7 +31,7 @@ int main(void) {
     const int np = sizeof pick / sizeof pick[0];
     char rgbpath[512];
     mt_path(rgbpath, sizeof rgbpath, "dog.rgb");
-    CHECK(mt_sh("ffmpeg -v error -y -i '" CLIP "' -vf \"select='eq(n\\,0)+eq(n\\,1)+eq(n\\,47)+eq(n\\,100)+eq(n\\,150)+"
+    CHECK(mt_sh("ffmpeg -nostdin -v error -y -i '" CLIP "' -vf \"select='eq(n\\,0)+eq(n\\,1)+eq(n\\,47)+eq(n\\,100)+eq(n\\,150)+"
                 "eq(n\\,233)+eq(n\\,288)'\" -fps_mode passthrough -f rawvideo -pix_fmt rgb24 '%s'",
                 rgbpath) == 0);
     size_t rn = 0;
