@@ -346,7 +346,9 @@ static sam2d_status source_open_path(const char *path, const sam_media_limits *l
     }
     if (r != SAM2D_OK) {
         sam_frame_source_free(s);
-        return path ? sam_error_wrap(r, "%s", path) : r;
+        /* no path prefix: the seed messages reach HTTP clients as they are, and an
+         * upload's temporary path is nobody's business; I/O messages name the path */
+        return r;
     }
     *out = s;
     return SAM2D_OK;
