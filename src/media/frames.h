@@ -57,12 +57,17 @@ typedef struct sam_frame_source sam_frame_source;
  * by the integer value of the file stem as SAM 2 does; names that are not all
  * integers fall back to natural order), a tar/zip archive of frames, a single
  * image, or any video FFmpeg decodes. Counts every frame and checks limits
- * before returning; the frames themselves are decoded on demand. */
+ * before returning (a video is decoded once to count exactly; folder and
+ * archive frames have their headers read); frames are then decoded on demand.
+ * A file (video, archive, image) is read whole into memory, up to
+ * max_input_bytes; a folder is read frame by frame. */
 sam2d_status sam_frame_source_open_path(const char *path, const sam_media_limits *lim,
                                         sam_frame_source **out);
 
 /* Same from bytes in memory (an upload); the bytes are copied (the source
- * owns its copy and decodes from it on demand). name_hint may be NULL. */
+ * owns its copy and decodes from it on demand). The kind is told from
+ * the bytes, never from a name: name_hint is accepted for callers' convenience,
+ * not used, and may be NULL. */
 sam2d_status sam_frame_source_open_memory(const uint8_t *data, size_t n, const char *name_hint,
                                           const sam_media_limits *lim, sam_frame_source **out);
 

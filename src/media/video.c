@@ -270,10 +270,6 @@ static sam2d_status scan(sam_video *v, int meta_frames) {
     return SAM2D_OK;
 }
 
-int sam_video_probe_bytes(const uint8_t *data, size_t n) {
-    return n > 0 && data != NULL;
-}
-
 sam2d_status sam_video_open_memory(const uint8_t *data, size_t n, const sam_media_limits *lim, sam_video **out) {
     return sam_video_open_memory_ex(data, n, lim, NULL, NULL, out);
 }

@@ -48,7 +48,4 @@ size_t sam_video_resident_bytes(const sam_video *v);
 /* Frame i as upright RGB u8 (height,width,3). */
 sam2d_status sam_video_get(sam_video *v, int i, uint8_t *rgb /* (H,W,3) */);
 
-/* True when the bytes look like something FFmpeg might demux (not an image or archive). */
-int sam_video_probe_bytes(const uint8_t *data, size_t n);
-
 #endif
