@@ -450,47 +450,62 @@ static int index_of_pts(const sam_video *v, int64_t p) {
     return -1;
 }
 
-/* Position the decoder so that the next decoded frame has an index <= i. */
-static sam2d_status position_for(sam_video *v, int i) {
-    if (v->next >= 0 && v->next <= i) {
-        /* forward decoding from here is cheaper than a seek unless a keyframe lies in between */
-        int k = i;
-        while (k > v->next && !v->key[k]) k--;
-        if (k == v->next || !v->seekable) return SAM2D_OK;
-    }
-    if (!v->seekable) return reopen(v);
-    int k = i;
-    while (k > 0 && !v->key[k]) k--;
-    if (k == 0) return reopen(v);
-    if (av_seek_frame(v->fmt, v->stream, v->pts[k], AVSEEK_FLAG_BACKWARD) < 0) return reopen(v);
+/* Restart decoding at keyframe k (0: from the very start, which is always exact). */
+static sam2d_status restart_at(sam_video *v, int k) {
+    if (k <= 0 || av_seek_frame(v->fmt, v->stream, v->pts[k], AVSEEK_FLAG_BACKWARD) < 0) return reopen(v);
     avcodec_flush_buffers(v->dec);
     v->demux_eof = v->flushed = 0;
     v->next = -1; /* learnt from the first frame's pts */
     return SAM2D_OK;
 }
 
+/* Last keyframe at or before i (0 when none). */
+static int key_at_or_before(const sam_video *v, int i) {
+    while (i > 0 && !v->key[i]) i--;
+    return i < 0 ? 0 : i;
+}
+
+/* Where to restart for frame i: -1 = keep decoding forward, else a keyframe index. */
+static int restart_point(const sam_video *v, int i) {
+    if (!v->seekable) return v->next >= 0 && v->next <= i ? -1 : 0;
+    int k = key_at_or_before(v, i);
+    /* forward decoding from here is cheaper than a seek unless a keyframe lies in between */
+    if (v->next >= 0 && v->next <= i && k <= v->next) return -1;
+    return k;
+}
+
 sam2d_status sam_video_get(sam_video *v, int i, uint8_t *rgb) {
     if (i < 0 || i >= v->count) return SAM_ERR(SAM2D_ERR_NOT_FOUND, "video: frame %d out of range (0..%d)", i, v->count - 1);
-    SAM_TRY(position_for(v, i));
-    int retried = 0;
+    int from = restart_point(v, i); /* keyframe we restarted at, -1 none */
+    if (from >= 0) SAM_TRY(restart_at(v, from));
     for (;;) {
-        int got;
+        int got, idx = -1;
         SAM_TRY(decode_next(v, &got));
-        if (!got) return SAM_ERR(SAM2D_ERR_FORMAT, "video: stream ended before frame %d", i);
-        int idx;
-        if (v->next >= 0) {
-            idx = v->next;
-        } else {
-            idx = index_of_pts(v, frame_pts(v->frame));
-            if (idx < 0 || idx > i) {
-                /* the seek landed somewhere unexpected: fall back to decoding from the start */
-                if (retried++) return SAM_ERR(SAM2D_ERR_INTERNAL, "video: cannot reach frame %d", i);
-                SAM_TRY(reopen(v));
+        if (got) {
+            if (v->seekable) {
+                /* Identify every picture by its time: after a seek the decoder may drop
+                 * pictures whose references precede the keyframe (open GOPs), so
+                 * counting outputs would drift. */
+                idx = index_of_pts(v, frame_pts(v->frame));
+            } else {
+                /* no usable times: only ever decoded from the start, where outputs match the count */
+                idx = v->next;
+            }
+            if (idx >= v->count) return SAM_ERR(SAM2D_ERR_FORMAT, "video: more frames than counted (changed input?)");
+            if (idx >= 0 && idx <= i) {
+                v->next = idx + 1;
+                if (idx == i) return convert(v, rgb);
                 continue;
             }
         }
-        if (idx >= v->count) return SAM_ERR(SAM2D_ERR_FORMAT, "video: more frames than counted (changed input?)");
-        v->next = idx + 1;
-        if (idx == i) return convert(v, rgb);
+        /* Frame i was not produced: the stream ended, a later picture came first, or a time
+         * is unknown. Decoders drop pictures after a seek to an open-GOP keyframe when their
+         * references are missing, so restart one keyframe earlier; from the start every
+         * frame comes out as in the counting pass. */
+        if (from == 0)
+            return SAM_ERR(SAM2D_ERR_FORMAT, "video: frame %d cannot be decoded again (input changed?)", i);
+        if (!v->seekable) from = 0;
+        else from = from > 0 ? key_at_or_before(v, from - 1) : key_at_or_before(v, i);
+        SAM_TRY(restart_at(v, from));
     }
 }

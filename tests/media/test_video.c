@@ -215,6 +215,15 @@ int main(void) {
         /* variable frame rate: frame times 0, .04, .08 ... then gaps of .24 s */
         {"vfr.mp4", "-frames:v 20 -vf \"setpts=if(lt(N\\,10)\\,N*0.04\\,0.4+(N-10)*0.24)/TB\" -fps_mode vfr -c:v libx264 -pix_fmt yuv420p",
          "testsrc2=size=64x48:rate=25", 64, 48, 0},
+        /* MPEG-TS: no index, timestamps start late; open GOPs: frames before a keyframe reference the previous GOP */
+        {"h264.ts", "-frames:v 30 -c:v libx264 -pix_fmt yuv420p -g 10 -bf 3 -x264-params open-gop=1 -f mpegts",
+         "testsrc2=size=64x48:rate=25", 64, 48, 0},
+        {"opengop.mkv", "-frames:v 30 -c:v libx264 -pix_fmt yuv420p -g 7 -bf 3 -x264-params open-gop=1",
+         "testsrc2=size=64x48:rate=25", 64, 48, 0},
+        /* raw Annex B stream and AVI: no or guessed timestamps */
+        {"raw.h264", "-frames:v 20 -c:v libx264 -pix_fmt yuv420p -g 6 -bf 2 -f h264", "testsrc2=size=64x48:rate=25", 64,
+         48, 0},
+        {"bframes.avi", "-frames:v 20 -c:v mpeg4 -bf 2 -g 6 -q:v 4", "testsrc2=size=64x48:rate=25", 64, 48, 0},
         {"bt709.mkv", "-frames:v 4 -c:v libx264 -pix_fmt yuv420p -colorspace bt709 -color_primaries bt709 -color_trc bt709",
          "testsrc2=size=64x48:rate=4", 64, 48, 0},
         {"fullrange.mp4", "-frames:v 4 -c:v libx264 -pix_fmt yuvj420p", "testsrc2=size=64x48:rate=4", 64, 48, 0},
