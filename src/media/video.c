@@ -492,7 +492,10 @@ sam2d_status sam_video_get(sam_video *v, int i, uint8_t *rgb) {
                 idx = v->next;
             }
             if (idx >= v->count) return SAM_ERR(SAM2D_ERR_FORMAT, "video: more frames than counted (changed input?)");
-            if (idx >= 0 && idx <= i) {
+            /* after a seek, a picture the decoder flags as damaged (missing references)
+             * is not the frame the counting pass saw: go further back instead */
+            int damaged = from > 0 && ((v->frame->flags & AV_FRAME_FLAG_CORRUPT) || v->frame->decode_error_flags);
+            if (idx >= 0 && idx <= i && !(idx == i && damaged)) {
                 v->next = idx + 1;
                 if (idx == i) return convert(v, rgb);
                 continue;
