@@ -317,6 +317,10 @@ typedef struct {
     float *k_w, *k_b; // (Ci, kv_in), (Ci)
     float *v_w, *v_b; // (Ci, kv_in), (Ci)
     float *o_w, *o_b; // (C, Ci), (C)
+    /* Cross-attention only: out_proj folded into v_proj (computed at load, owned here,
+     * not by the weight set), so values are attended at kv_in width. */
+    float *ov_w;      // (C, heads*kv_in) W_o[:, head h] . W_v[head h, :] per head block
+    float *ov_b;      // (C) b_o + W_o . b_v
 } attn_w;
 
 typedef struct {
@@ -346,6 +350,10 @@ struct sam_memory_attention {
 
 void sam_memory_attention_free(sam_memory_attention *a) {
     if (!a) return;
+    for (int i = 0; i < MEM_MAX_ATTN_LAYERS; i++) {
+        sam_free(a->layers[i].ca.ov_w);
+        sam_free(a->layers[i].ca.ov_b);
+    }
     sam_weight_set_free(&a->weights);
     sam_arena_free(&a->arena);
     sam_free(a->rope_cos);
@@ -434,9 +442,34 @@ static size_t mattn_scratch_bytes(const sam_memory_attention *a, int64_t Lq, int
     int64_t Lk = M > Lq ? M : Lq;
     return 4 * arena_bytes((size_t)Lq * a->C)          /* x, t, qin, t2 */
            + 2 * arena_bytes((size_t)Lq * a->Ci)       /* q, attn out */
-           + 2 * arena_bytes((size_t)Lk * a->Ci)       /* k, v */
+           + arena_bytes((size_t)Lk * a->Ci)           /* k */
+           + arena_bytes((size_t)Lq * a->Ci)           /* v (self-attention only) */
+           + arena_bytes((size_t)Lq * a->heads * a->kv_dim) /* cross-attention out at kv width */
            + arena_bytes((size_t)M * a->kv_dim)        /* memory + pos */
            + arena_bytes((size_t)Lq * a->dff) + 4096;  /* FFN hidden */
+}
+
+/* W_ov = W_o . blockdiag(W_v per head), b_ov = b_o + W_o . b_v, in double
+ * (one rounding per element). Exact reordering of out_proj(P . v_proj(m)):
+ * the softmax rows sum to one, so the value bias passes through unchanged. */
+static sam2d_status fold_ov(sam_memory_attention *a, attn_w *w) {
+    const int C = a->C, Ci = a->Ci, kv = a->kv_dim, H = a->heads, hd = a->head_dim;
+    w->ov_w = sam_malloc((size_t)C * H * kv * sizeof(float));
+    w->ov_b = sam_malloc((size_t)C * sizeof(float));
+    if (!w->ov_w || !w->ov_b) return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: folded projections");
+    for (int o = 0; o < C; o++) {
+        const float *wo = w->o_w + (int64_t)o * Ci; /* row o of W_o (C, Ci) */
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < kv; j++) {
+                double acc = 0.0;
+                for (int e = 0; e < hd; e++) acc += (double)wo[h * hd + e] * w->v_w[(int64_t)(h * hd + e) * kv + j];
+                w->ov_w[(int64_t)o * H * kv + h * kv + j] = (float)acc;
+            }
+        double b = w->o_b[o];
+        for (int e = 0; e < Ci; e++) b += (double)wo[e] * w->v_b[e];
+        w->ov_b[o] = (float)b;
+    }
+    return SAM2D_OK;
 }
 
 static void load_attn(sam_weight_loader *L, attn_w *w, const char *name, int layer, int C, int Ci, int kv) {
@@ -513,6 +546,13 @@ sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *c
         sam_memory_attention_free(a);
         return SAM_ERR(SAM2D_ERR_MISMATCH, "memory attention: %d checkpoint tensor problem(s)", L->nerr - nerr0);
     }
+    for (int i = 0; i < a->n_layers; i++) {
+        sam2d_status fst = fold_ov(a, &a->layers[i].ca);
+        if (fst != SAM2D_OK) {
+            sam_memory_attention_free(a);
+            return fst;
+        }
+    }
 
     /* Reserve for the largest bank the config allows at its image size:
      * num_maskmem frames (cond + recent) plus every object-pointer token. */
@@ -571,6 +611,33 @@ static void rope_attention(sam_memory_attention *a, const attn_w *w, float *out,
     be->linear(be, out, ao, w->o_w, w->o_b, (int)Lq, a->C, a->Ci);
 }
 
+/* Cross-attention to the memory bank, reordered: the reference projects every
+ * memory token to Ci values and then projects the attended sum with out_proj;
+ * both are linear, so the raw kv_in-wide memory is attended and the folded
+ * (C, heads*kv_in) projection is applied once per query. At 1024 px this is
+ * a quarter of the value arithmetic (64 against 256 wide) and no (M, Ci) V.
+ * out (Lq, C); keys (M, kv_in) memory + pos; memory (M, kv_in); q/k/ao scratch. */
+static void cross_attention(sam_memory_attention *a, const attn_w *w, float *out, const float *qin, int64_t Lq,
+                            const float *keys, const float *memory, int64_t M, int64_t n_rope, float *q, float *k,
+                            float *ao) {
+    sam_backend *be = a->be;
+    const int kv = a->kv_dim, H = a->heads, hd = a->head_dim;
+    be->linear(be, q, qin, w->q_w, w->q_b, (int)Lq, a->Ci, a->C);
+    be->linear(be, k, keys, w->k_w, w->k_b, (int)M, a->Ci, kv);
+    rope_apply(a, q, Lq);
+    rope_apply(a, k, n_rope);
+    /* every head attends the same kv_in-wide values: one call per head */
+    for (int h = 0; h < H; h++) {
+        sam_attn_params p = sam_attn_dense(1, (int)Lq, (int)M, hd, kv);
+        p.q_stride = p.k_stride = a->Ci;
+        p.v_stride = kv;
+        p.o_stride = (int64_t)H * kv;
+        p.scale = 1.0f / sqrtf((float)hd);
+        be->attention(be, ao + (int64_t)h * kv, q + (int64_t)h * hd, k + (int64_t)h * hd, memory, &p);
+    }
+    be->linear(be, out, ao, w->ov_w, w->ov_b, (int)Lq, a->C, H * kv);
+}
+
 sam2d_status sam_memory_attention_forward(sam_memory_attention *a, const float *curr, const float *curr_pos,
                                           const float *memory, const float *memory_pos, int M,
                                           int num_obj_ptr_tokens, int feat_h, int feat_w, float *out) {
@@ -611,10 +678,11 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
     float *q = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);           // (Lq, Ci)
     float *ao = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);          // (Lq, Ci)
     float *k = sam_arena_f32(&a->arena, (size_t)Lk * a->Ci);           // (Lk, Ci)
-    float *v = sam_arena_f32(&a->arena, (size_t)Lk * a->Ci);           // (Lk, Ci)
+    float *v = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);           // (Lq, Ci) self-attention values
+    float *aov = sam_arena_f32(&a->arena, (size_t)Lq * a->heads * a->kv_dim); // (Lq, heads*kv_dim)
     float *kin = sam_arena_f32(&a->arena, (size_t)M * a->kv_dim);      // (M, kv_dim) memory + memory_pos
     float *hid = sam_arena_f32(&a->arena, (size_t)Lq * a->dff);        // (Lq, dff)
-    if (!x || !t || !qin || !t2 || !q || !ao || !k || !v || !kin || !hid)
+    if (!x || !t || !qin || !t2 || !q || !ao || !k || !v || !aov || !kin || !hid)
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: scratch");
 
     if (a->pos_at_input)
@@ -647,7 +715,7 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
             be->add(be, qin, t, curr_pos, Lq * C);
             cq = qin;
         }
-        rope_attention(a, &ly->ca, t2, cq, Lq, keys, memory, M, a->kv_dim, n_rope, q, k, v, ao);
+        cross_attention(a, &ly->ca, t2, cq, Lq, keys, memory, M, n_rope, q, k, aov);
         be->add(be, x, x, t2, Lq * C);
 
         /* feed-forward */
