@@ -136,14 +136,12 @@ static int tar_octal(const uint8_t *f, size_t len, uint64_t *out) {
     uint64_t v = 0;
     size_t i = 0;
     while (i < len && (f[i] == ' ' || f[i] == 0)) i++;
-    int digits = 0;
-    for (; i < len && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+    for (; i < len && f[i] >= '0' && f[i] <= '7'; i++) {
         if (v >> 60) return 0;
         v = v * 8 + (uint64_t)(f[i] - '0');
     }
     for (; i < len; i++)
         if (f[i] != ' ' && f[i] != 0) return 0;
-    (void)digits;
     *out = v;
     return 1;
 }
@@ -336,6 +334,10 @@ sam2d_status sam_archive_read(const sam_archive *a, int i, const sam_media_limit
     *n = 0;
     if (i < 0 || i >= a->count) return SAM_ERR(SAM2D_ERR_NOT_FOUND, "archive: no entry %d", i);
     const sam_archive_entry *e = &a->entries[i];
+    /* the listing checked this already; limits may be tighter now */
+    if (lim && lim->max_entry_bytes && e->size > lim->max_entry_bytes)
+        return SAM_ERR(SAM2D_ERR_LIMIT, "archive: entry \"%.200s\" is %zu bytes uncompressed (limit %zu)", e->name,
+                       e->size, lim->max_entry_bytes);
     uint8_t *buf = sam_malloc(e->size ? e->size : 1);
     if (!buf) return SAM_ERR(SAM2D_ERR_NOMEM, "archive: no memory for %zu bytes", e->size);
     if (e->method == 0) {
@@ -369,7 +371,6 @@ sam2d_status sam_archive_read(const sam_archive *a, int i, const sam_media_limit
         sam_free(buf);
         return SAM_ERR(SAM2D_ERR_FORMAT, "archive: CRC mismatch in \"%.200s\"", e->name);
     }
-    (void)lim;
     *data = buf;
     *n = e->size;
     return SAM2D_OK;
