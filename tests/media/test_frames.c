@@ -58,6 +58,15 @@ static void check_golden_store(sam_store_mode mode, int cache) {
     sam_frame_normalize(u8, S, want);
     CHECK(sam_frame_store_get_input(st, 3, chw) == SAM2D_OK);
     CHECK(memcmp(chw, want, sizeof(float) * fb) == 0);
+    /* the reference's own image-encoder input (its first call: video frame 0), bit for bit */
+    sam_npy enc_in = {0};
+    if (S == 256 && sam_npy_read(SAM2D_TEST_DATA "/golden/micro/inter/image_encoder_input.npy", &enc_in) == SAM2D_OK) {
+        CHECK(sam_frame_store_get_input(st, 0, chw) == SAM2D_OK);
+        CHECK(enc_in.count == (int64_t)fb);
+        if (enc_in.count == (int64_t)fb)
+            CHECK_CLOSE_ARRAY("frame 0 normalised vs inter/image_encoder_input", chw, enc_in.data, fb, 0.0);
+        sam_npy_free(&enc_in);
+    }
     /* original resolution frames are the decoded JPEGs */
     uint8_t *orig = sam_malloc(320 * 240 * 3);
     CHECK(sam_frame_store_get_original(st, 7, orig) == SAM2D_OK);
