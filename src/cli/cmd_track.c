@@ -168,17 +168,6 @@ static void on_sigint(int sig) {
     signal(sig, SIG_DFL);
 }
 
-static bool env_int(const char *name, int lo, int hi, int *out, int *rc) {
-    const char *v = getenv(name);
-    if (!v || !*v) return true;
-    if (!parse_int(v, lo, hi, out)) {
-        fprintf(stderr, "sam2d track: invalid %s='%s' (an integer %d..%d)\n", name, v, lo, hi);
-        *rc = SAM2D_EXIT_USAGE;
-        return false;
-    }
-    return true;
-}
-
 static int cmd_track(int argc, char **argv) {
     const char *video = NULL, *out = NULL, *model_path = NULL, *config = NULL, *fmt = "png";
     int threads = 0, progress = isatty(STDERR_FILENO) ? 1 : 0, rc = SAM2D_EXIT_USAGE;
@@ -186,9 +175,10 @@ static int cmd_track(int argc, char **argv) {
     int n_dir_flags = 0;
     sam_media_limits lim;
     sam_media_limits_default(&lim);
-    if (!env_int("MAX_VIDEO_FRAMES", 1, INT_MAX, &lim.max_frames, &rc) ||
-        !env_int("MAX_FRAME_DIMENSION", 1, 65535, &lim.max_dimension, &rc))
-        return rc;
+    if (sam_media_limits_from_env(&lim) != SAM2D_OK) {
+        fprintf(stderr, "sam2d track: %s\n", sam2d_last_error());
+        return SAM2D_EXIT_USAGE;
+    }
     sam_track_prompts *prompts = NULL;
     sam_track_job *job = NULL;
     sam2d_model *model = NULL;

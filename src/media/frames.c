@@ -46,11 +46,12 @@ static sam2d_status env_int(const char *name, int max, int *out) {
 sam2d_status sam_media_limits_from_env(sam_media_limits *l) {
     SAM_TRY(env_int("MAX_VIDEO_FRAMES", 1000000, &l->max_frames));
     SAM_TRY(env_int("MAX_FRAME_DIMENSION", 65536, &l->max_dimension));
-    const char *p = getenv("FRAME_OVERSIZE");
+    /* the same variable and values as `sam2d serve` (server/settings.c) */
+    const char *p = getenv("DOWNSCALE_OVERSIZE");
     if (p && *p) {
-        if (!strcmp(p, "refuse")) l->oversize = SAM_OVERSIZE_REFUSE;
-        else if (!strcmp(p, "downscale")) l->oversize = SAM_OVERSIZE_DOWNSCALE;
-        else return SAM_ERR(SAM2D_ERR_INVALID_ARG, "FRAME_OVERSIZE=\"%.40s\" must be refuse or downscale", p);
+        if (!strcmp(p, "0") || !strcmp(p, "false") || !strcmp(p, "no")) l->oversize = SAM_OVERSIZE_REFUSE;
+        else if (!strcmp(p, "1") || !strcmp(p, "true") || !strcmp(p, "yes")) l->oversize = SAM_OVERSIZE_DOWNSCALE;
+        else return SAM_ERR(SAM2D_ERR_INVALID_ARG, "DOWNSCALE_OVERSIZE=\"%.40s\" must be 0 or 1", p);
     }
     return SAM2D_OK;
 }

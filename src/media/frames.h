@@ -39,7 +39,7 @@ typedef struct {
 void sam_media_limits_default(sam_media_limits *l);
 
 /* Override from the environment: MAX_VIDEO_FRAMES, MAX_FRAME_DIMENSION (whole
- * numbers >= 1) and FRAME_OVERSIZE (refuse | downscale). Unset variables keep
+ * numbers >= 1) and DOWNSCALE_OVERSIZE (0 | 1, as `sam2d serve`). Unset variables keep
  * l's values; an invalid value gives SAM2D_ERR_INVALID_ARG naming the variable
  * (the service stops start-up with that message). */
 sam2d_status sam_media_limits_from_env(sam_media_limits *l);

@@ -328,7 +328,7 @@ static void check_env(void) {
     CHECK(l.max_frames == 300 && l.max_dimension == 1920 && l.oversize == SAM_OVERSIZE_REFUSE);
     setenv("MAX_VIDEO_FRAMES", "450", 1);
     setenv("MAX_FRAME_DIMENSION", "3840", 1);
-    setenv("FRAME_OVERSIZE", "downscale", 1);
+    setenv("DOWNSCALE_OVERSIZE", "1", 1);
     CHECK(sam_media_limits_from_env(&l) == SAM2D_OK);
     CHECK(l.max_frames == 450 && l.max_dimension == 3840 && l.oversize == SAM_OVERSIZE_DOWNSCALE);
     setenv("MAX_VIDEO_FRAMES", "12x", 1);
@@ -338,9 +338,9 @@ static void check_env(void) {
     setenv("MAX_VIDEO_FRAMES", "0", 1);
     CHECK(sam_media_limits_from_env(&l) == SAM2D_ERR_INVALID_ARG);
     unsetenv("MAX_VIDEO_FRAMES");
-    setenv("FRAME_OVERSIZE", "shrink", 1);
-    CHECK(sam_media_limits_from_env(&l) == SAM2D_ERR_INVALID_ARG && strstr(sam2d_last_error(), "FRAME_OVERSIZE"));
-    unsetenv("FRAME_OVERSIZE");
+    setenv("DOWNSCALE_OVERSIZE", "shrink", 1);
+    CHECK(sam_media_limits_from_env(&l) == SAM2D_ERR_INVALID_ARG && strstr(sam2d_last_error(), "DOWNSCALE_OVERSIZE"));
+    unsetenv("DOWNSCALE_OVERSIZE");
     unsetenv("MAX_FRAME_DIMENSION");
 }
 
