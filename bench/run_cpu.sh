@@ -11,7 +11,9 @@
 # Environment: SAM2D (default build/sam2d), SAM2_THREADS (default 2), RUNS
 # (default 5), FRAMES (default 16), REFERENCE (default
 # /work/shared/bench/reference-cpu.json, or bench/results/reference-cpu.json),
-# OUT (the results file).
+# OUT (the results file), CHRT (a scheduling prefix, e.g. "chrt -f 10": real-time
+# priority, so that builds of other users on a shared machine do not delay the
+# thread pool's wake-ups; recorded in the results as "priority").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SAM2D=${SAM2D:-$ROOT/build/sam2d}
@@ -21,16 +23,17 @@ FRAMES=${FRAMES:-16}
 REFERENCE=${REFERENCE:-/work/shared/bench/reference-cpu.json}
 [ -f "$REFERENCE" ] || REFERENCE=$ROOT/bench/results/reference-cpu.json
 OUT=${OUT:-$ROOT/bench/results/cpu-$(date -u +%F).json}
+CHRT=${CHRT:-}
 command -v jq >/dev/null || { echo "run_cpu: needs jq" >&2; exit 1; }
 [ -x "$SAM2D" ] || { echo "run_cpu: no program at $SAM2D" >&2; exit 1; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 echo "tiny: image encoder, clicks, tracking ($FRAMES frames) ..." >&2
-"$SAM2D" bench --preset sam2.1_tiny --random-weights --runs "$RUNS" --frames "$FRAMES" --profile --json \
+$CHRT "$SAM2D" bench --preset sam2.1_tiny --random-weights --runs "$RUNS" --frames "$FRAMES" --profile --json \
     >"$TMP/tiny.json" 2>"$TMP/tiny.log"
 echo "large: image encoder ..." >&2
-"$SAM2D" bench --preset sam2.1_large --random-weights --stages image --runs "$RUNS" --profile --json \
+$CHRT "$SAM2D" bench --preset sam2.1_large --random-weights --stages image --runs "$RUNS" --profile --json \
     >"$TMP/large.json" 2>"$TMP/large.log"
 tail -n 1 "$TMP/tiny.json" >"$TMP/t.json"
 tail -n 1 "$TMP/large.json" >"$TMP/l.json"
@@ -38,14 +41,14 @@ tail -n 1 "$TMP/large.json" >"$TMP/l.json"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 jq -n --slurpfile t "$TMP/t.json" --slurpfile l "$TMP/l.json" --slurpfile ref "$REFERENCE" \
     --arg cpu "$CPU" --arg cores "$(nproc)" --arg mem "$(free -b | awk '/Mem:/ {print $2}')" \
-    --arg kernel "$(uname -r)" --arg date "$(date -u +%FT%TZ)" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
+    --arg kernel "$(uname -r)" --arg prio "${CHRT:-normal (nice 0)}" --arg date "$(date -u +%FT%TZ)" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
   ($t[0]) as $t | ($l[0]) as $l | ($ref[0].results) as $r |
   def ratio(a; b): if (a // 0) > 0 and (b // 0) > 0 then (a / b * 1000 | round / 1000) else null end;
   {
     what: "sam2d bench on this machine vs Meta reference figures (reference-cpu.json), fp32, random weights of the real shapes",
     date: $date, commit: $commit,
     machine: {cpu: $cpu, online_cpus: ($cores | tonumber), mem_bytes: ($mem | tonumber), kernel: $kernel},
-    threads: $t.threads,
+    threads: $t.threads, priority: $prio,
     note: "other engineers build and test on the same 2 cores: wall times depend on the load average recorded with each run; *_cpu_s is the process CPU time of all threads",
     comparison: [
       {stage: "tiny image encoder", reference_s: $r[0].median_s, ours_s: $t.image_encoder_s,
