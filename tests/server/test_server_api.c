@@ -329,6 +329,17 @@ static void test_limits_and_expiry(const tar_buf *frames) {
     srv_stop(&p);
 
     /* dimension limit, auth, reaper */
+    /* memory budget: admission by estimated session memory */
+    const char *envm[] = {model_env[0], model_env[1], model_env[2], "MAX_MEMORY_MB=1", NULL};
+    CHECK(srv_start(&p, envm, "budget") == 0);
+    if (!p.pid) return;
+    CHECK(http_upload(p.port, frames->buf, frames->len, "frames.tar", NULL, &r) == 0);
+    CHECK_MSG(r.status == 429 && strstr(r.body, "Memory budget exceeded") && strstr(r.body, "MAX_MEMORY_MB") &&
+                  strcasestr(r.headers, "Retry-After:"),
+              "%d %s", r.status, r.body);
+    http_resp_free(&r);
+    srv_stop(&p);
+
     const char *env2[] = {model_env[0], model_env[1], model_env[2], "MAX_FRAME_DIMENSION=100", "API_TOKEN=s3cret",
                           NULL};
     CHECK(srv_start(&p, env2, "dims") == 0);
