@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "ops/cpu/bf16.h"
 #include "ops/cpu/cpu_internal.h"
 
 #include "ops/cpu/simd.h"
@@ -223,6 +224,10 @@ void sam_cpu_attention(sam_backend *be, float *out, const float *q, const float 
                        (size_t)p->heads * p->d_v * sizeof(float));
         return;
     }
+    /* bf16 mode: the products in bf16 where the CPU has a fast path for them. */
+    if (be->precision == SAM_PRECISION_BF16 && (int64_t)p->Lq * p->Lk * p->d_qk >= 4096 &&
+        sam_cpu_attention_bf16(be, out, q, k, v, p))
+        return;
     const int nt = sam_cpu_threads(be);
     /* Large query tiles amortise the passes over K and V (repeated per item);
      * shrink them while there would be too few items to keep threads busy. */

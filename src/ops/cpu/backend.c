@@ -1,9 +1,12 @@
 /* The CPU back end: the function table, its thread pool and its scratch. */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
 #include "ops/cpu/cpu_internal.h"
 
 float *sam_cpu_scratch_lock(sam_backend *be, size_t want, size_t *got) {
@@ -39,11 +42,37 @@ void sam_cpu_scratch_unlock(sam_backend *be) {
     pthread_mutex_unlock(&cb->scratch_mu);
 }
 
+bool sam_precision_parse(const char *s, sam_precision *out) {
+    if (!s) return false;
+    if (strcasecmp(s, "fp32") == 0 || strcasecmp(s, "float32") == 0) {
+        *out = SAM_PRECISION_FP32;
+        return true;
+    }
+    if (strcasecmp(s, "bf16") == 0 || strcasecmp(s, "bfloat16") == 0) {
+        *out = SAM_PRECISION_BF16;
+        return true;
+    }
+    return false;
+}
+
+const char *sam_precision_name(sam_precision p) { return p == SAM_PRECISION_BF16 ? "bf16" : "fp32"; }
+
 sam_backend *sam_backend_cpu_create(int nthreads) {
+    sam_precision prec = SAM_PRECISION_FP32;
+    const char *env = getenv("SAM2_PRECISION");
+    if (env && *env && !sam_precision_parse(env, &prec)) {
+        sam_logf(SAM_LOG_ERROR, "SAM2_PRECISION: '%s' is not fp32 or bf16", env);
+        return NULL;
+    }
+    return sam_backend_cpu_create_ex(nthreads, prec);
+}
+
+sam_backend *sam_backend_cpu_create_ex(int nthreads, sam_precision precision) {
     sam_cpu_backend *cb = sam_calloc(1, sizeof *cb);
     if (!cb) return NULL;
     sam_backend *be = &cb->base;
     be->name = "cpu";
+    be->precision = precision == SAM_PRECISION_BF16 ? SAM_PRECISION_BF16 : SAM_PRECISION_FP32;
     be->pool = sam_threadpool_create(nthreads);
     cb->scratch = sam_malloc(SAM_CPU_SCRATCH_INIT * sizeof(float));
     if (!be->pool || !cb->scratch) {

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "ops/cpu/bf16.h"
 #include "ops/cpu/cpu_internal.h"
 
 /* Below this many multiply-adds a product runs on the calling thread. */
@@ -68,6 +69,10 @@ void sam_cpu_gemm(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int
 
 void sam_cpu_linear(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
     if (M <= 0 || N <= 0) return;
+    /* bf16 mode: the big products only (small ones gain nothing and lose accuracy). */
+    if (be->precision == SAM_PRECISION_BF16 && K > 0 && (int64_t)M * N * K >= GEMM_PAR_MIN &&
+        sam_cpu_linear_bf16(be, y, x, w, b, M, N, K))
+        return;
     /* Start from the bias and accumulate (beta = 1): the same sum as torch's addmm. */
     for (int64_t r = 0; r < M; r++) {
         if (b)

@@ -1,0 +1,664 @@
+/* bf16 products with fp32 accumulation (SAM2_PRECISION=bf16).
+ *
+ * Operands are rounded to bf16 (round to nearest even, as torch's .bfloat16())
+ * and multiplied pairwise along K. Where the CPU has AMX-BF16 (Sapphire Rapids
+ * and later) tiles of 16x16 outputs come from tdpbf16ps, ~15x the fp32 FMA
+ * rate measured on this project's machine (where vdpbf16ps runs at only half
+ * the FMA rate, so it is no gain there). Else the AVX512_BF16 vdpbf16ps adds
+ * two exact bf16 x bf16 products into each fp32 lane, twice the work of an
+ * fp32 FMA per instruction. Where the CPU lacks it the same sums are formed
+ * with two fp32 FMAs (AVX-512F), or by a plain C loop: every path gives the
+ * same numbers up to fp32 summation order (and denormals, which vdpbf16ps
+ * flushes).
+ *
+ * Layouts: A (rows, Kp) bf16 row-major with K padded to an even Kp; B packed
+ * in panels of NR = 32 columns, (Kp/2, NR, 2) per panel: for every pair of k
+ * the 32 columns' two values side by side, so one 64-byte load feeds one
+ * vdpbf16ps with 16 columns. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include "ops/cpu/bf16.h"
+#include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/simd.h"
+
+#define NR 32   /* columns per B panel: two 16-lane vectors */
+#define MR 12   /* rows per micro-tile: 24 accumulators */
+#define KC 256  /* k per cache block (B panel slice of KC x NR bf16 = 16 KiB stays in L1) */
+#define MC 96   /* rows of A converted per work item */
+#define NC 256  /* columns per work item */
+
+/* ---- conversion ---------------------------------------------------------- */
+
+/* bf16 pairs handled as 32-bit words (the buffers are typed float or uint16_t) */
+typedef uint32_t u32a __attribute__((may_alias, aligned(4)));
+
+static inline uint16_t f2bf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN stays NaN (quiet) */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* 16 at a time with AVX-512: the same integer rounding as f2bf, narrowed by vpmovdw. */
+static __attribute__((target("avx512f,avx512bw,avx512vl"))) int64_t from_f32_avx512(uint16_t *dst, const float *src,
+                                                                                 int64_t n) {
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), qnan = _mm512_set1_epi32(0x40);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i u = _mm512_loadu_si512(src + i);
+        const __mmask16 isnan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absmask), inf);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+        r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(_mm512_srli_epi32(u, 16), qnan));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    return i;
+}
+
+static bool have_avx512(void) {
+    static int v = -1; /* benign race: every thread computes the same answer */
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl");
+    }
+    return v;
+}
+
+void sam_bf16_from_f32(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = have_avx512() ? from_f32_avx512(dst, src, n) : 0;
+    for (; i < n; i++) dst[i] = f2bf(src[i]);
+}
+
+float sam_bf16_round(float f) {
+    uint32_t u = (uint32_t)f2bf(f) << 16;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+static inline float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Rows [r0, r1) of x (rows, K) at row stride ldx -> a (r1-r0, Kp) bf16, zero in the pad column. */
+static void pack_a(uint16_t *a, int64_t Kp, const float *x, int64_t ldx, int r0, int r1, int K) {
+    for (int r = r0; r < r1; r++) {
+        uint16_t *d = a + (int64_t)(r - r0) * Kp;
+        sam_bf16_from_f32(d, x + (int64_t)r * ldx, K);
+        if (Kp > K) memset(d + K, 0, sizeof(uint16_t) * (size_t)(Kp - K));
+    }
+}
+
+/* Panel p of w (N, K) (rows = output columns, at row stride ldw) -> (Kp/2, NR, 2), zero outside.
+ * Each row is converted contiguously first; its bf16 pairs are then 32-bit
+ * words that only need transposing into the panel. */
+static void pack_b_panel(uint16_t *bp, const float *w, int64_t ldw, int N, int K, int Kp, int p) {
+    const int n0 = p * NR, kp2 = Kp / 2;
+    u32a row32[1024]; /* one converted row (2048 k) at a time */
+    uint16_t *row = (uint16_t *)row32;
+    u32a *d32 = (u32a *)(void *)bp;
+    for (int j = 0; j < NR; j++) {
+        const int n = n0 + j;
+        if (n >= N) {
+            for (int k = 0; k < kp2; k++) d32[(int64_t)k * NR + j] = 0;
+            continue;
+        }
+        const float *src = w + (int64_t)n * ldw;
+        for (int k0 = 0; k0 < Kp; k0 += 2048) {
+            const int kc = Kp - k0 < 2048 ? Kp - k0 : 2048;
+            const int valid = K - k0 < kc ? (K - k0 > 0 ? K - k0 : 0) : kc;
+            sam_bf16_from_f32(row, src + k0, valid);
+            if (valid < kc) memset(row + valid, 0, sizeof(uint16_t) * (size_t)(kc - valid));
+            for (int k = 0; k < kc / 2; k++) d32[(int64_t)(k0 / 2 + k) * NR + j] = row32[k];
+        }
+    }
+}
+
+/* ---- micro-kernels --------------------------------------------------------
+ * C(mr, ncols <= NR) (= or +=) A(mr, 2*kp) . Bpanel(2*kp, NR): A rows at lda
+ * (bf16 elements), C rows at ldc. init: start from bias (or 0) instead of C. */
+
+#define TGT_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define TGT_F __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+static TGT_BF16 inline __attribute__((always_inline)) void micro_bf16(const int mr, int kp, const uint16_t *A,
+                                                                     int64_t lda, const uint16_t *B, float *C,
+                                                                     int64_t ldc, int ncols, const float *bias,
+                                                                     bool init) {
+    __m512 c0[MR], c1[MR];
+    const __mmask16 m0 = ncols >= 16 ? 0xffff : (__mmask16)((1u << ncols) - 1);
+    const __mmask16 m1 = ncols >= 32 ? 0xffff : ncols <= 16 ? 0 : (__mmask16)((1u << (ncols - 16)) - 1);
+    for (int r = 0; r < mr; r++) {
+        if (init) {
+            c0[r] = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+            c1[r] = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        } else {
+            c0[r] = _mm512_maskz_loadu_ps(m0, C + r * ldc);
+            c1[r] = _mm512_maskz_loadu_ps(m1, C + r * ldc + 16);
+        }
+    }
+    for (int k = 0; k < kp; k++) {
+        const __m512i b0 = _mm512_loadu_si512(B + (int64_t)k * 2 * NR);
+        const __m512i b1 = _mm512_loadu_si512(B + (int64_t)k * 2 * NR + NR);
+        for (int r = 0; r < mr; r++) {
+            int32_t pair;
+            memcpy(&pair, A + r * lda + 2 * k, 4);
+            const __m512i a = _mm512_set1_epi32(pair);
+            c0[r] = _mm512_dpbf16_ps(c0[r], (__m512bh)a, (__m512bh)b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], (__m512bh)a, (__m512bh)b1);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(C + r * ldc, m0, c0[r]);
+        if (m1) _mm512_mask_storeu_ps(C + r * ldc + 16, m1, c1[r]);
+    }
+}
+
+/* Same sums with fp32 FMAs: a bf16 pair (lo = even k, hi = odd k) becomes two
+ * fp32 vectors by shifting / masking. Odd k first, as vdpbf16ps adds them. */
+static TGT_F inline __attribute__((always_inline)) void micro_emul(const int mr, int kp, const uint16_t *A, int64_t lda,
+                                                                   const uint16_t *B, float *C, int64_t ldc, int ncols,
+                                                                   const float *bias, bool init) {
+    __m512 c0[MR], c1[MR];
+    const __mmask16 m0 = ncols >= 16 ? 0xffff : (__mmask16)((1u << ncols) - 1);
+    const __mmask16 m1 = ncols >= 32 ? 0xffff : ncols <= 16 ? 0 : (__mmask16)((1u << (ncols - 16)) - 1);
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < mr; r++) {
+        if (init) {
+            c0[r] = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+            c1[r] = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        } else {
+            c0[r] = _mm512_maskz_loadu_ps(m0, C + r * ldc);
+            c1[r] = _mm512_maskz_loadu_ps(m1, C + r * ldc + 16);
+        }
+    }
+    for (int k = 0; k < kp; k++) {
+        const __m512i b0 = _mm512_loadu_si512(B + (int64_t)k * 2 * NR);
+        const __m512i b1 = _mm512_loadu_si512(B + (int64_t)k * 2 * NR + NR);
+        const __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16)), b0o = _mm512_castsi512_ps(_mm512_and_si512(b0, hi));
+        const __m512 b1e = _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16)), b1o = _mm512_castsi512_ps(_mm512_and_si512(b1, hi));
+        for (int r = 0; r < mr; r++) {
+            uint32_t pair;
+            memcpy(&pair, A + r * lda + 2 * k, 4);
+            const __m512 ae = _mm512_set1_ps(bf2f((uint16_t)pair)), ao = _mm512_set1_ps(bf2f((uint16_t)(pair >> 16)));
+            c0[r] = _mm512_fmadd_ps(ao, b0o, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ao, b1o, c1[r]);
+            c0[r] = _mm512_fmadd_ps(ae, b0e, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ae, b1e, c1[r]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(C + r * ldc, m0, c0[r]);
+        if (m1) _mm512_mask_storeu_ps(C + r * ldc + 16, m1, c1[r]);
+    }
+}
+
+/* Plain C, for CPUs without AVX-512. */
+static void micro_c(int mr, int kp, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, int64_t ldc, int ncols,
+                    const float *bias, bool init) {
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < ncols; j++) {
+            float s = init ? (bias ? bias[j] : 0.0f) : C[r * ldc + j];
+            for (int k = 0; k < kp; k++) {
+                const uint16_t *b = B + (int64_t)k * 2 * NR + 2 * j;
+                s = fmaf(bf2f(A[r * lda + 2 * k + 1]), bf2f(b[1]), s);
+                s = fmaf(bf2f(A[r * lda + 2 * k]), bf2f(b[0]), s);
+            }
+            C[r * ldc + j] = s;
+        }
+}
+
+/* Block loops: C(M, ncols) over all rows of a (M, Kp) at once; one version per micro-kernel. */
+#define DEFINE_BLOCK(NAME, MICRO, TGT)                                                                                \
+    static TGT void NAME(int M, int Kp, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, int64_t ldc,    \
+                         int ncols, const float *bias, bool init) {                                                   \
+        for (int i = 0; i < M; i += MR) {                                                                             \
+            const uint16_t *a = A + (int64_t)i * lda;                                                                 \
+            float *c = C + (int64_t)i * ldc;                                                                          \
+            const int kp = Kp / 2;                                                                                    \
+            switch (M - i < MR ? M - i : MR) {                                                                        \
+            case 12: MICRO(12, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                      \
+            case 11: MICRO(11, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                      \
+            case 10: MICRO(10, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                      \
+            case 9: MICRO(9, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 8: MICRO(8, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 7: MICRO(7, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 6: MICRO(6, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 5: MICRO(5, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 4: MICRO(4, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 3: MICRO(3, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            case 2: MICRO(2, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                        \
+            default: MICRO(1, kp, a, lda, B, c, ldc, ncols, bias, init); break;                                       \
+            }                                                                                                         \
+        }                                                                                                             \
+    }
+DEFINE_BLOCK(block_bf16, micro_bf16, TGT_BF16)
+DEFINE_BLOCK(block_emul, micro_emul, TGT_F)
+
+typedef void (*block_fn)(int M, int Kp, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, int64_t ldc,
+                         int ncols, const float *bias, bool init);
+
+static void block_c(int M, int Kp, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, int64_t ldc, int ncols,
+                    const float *bias, bool init) {
+    micro_c(M, Kp / 2, A, lda, B, C, ldc, ncols, bias, init);
+}
+
+static int forced_path = -1;
+void sam_bf16_force_path(int path) { forced_path = path; }
+
+/* AMX needs the kernel's permission for the (8 KiB) tile state, once per process. */
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+static bool amx_usable(void) {
+#if defined(__x86_64__) && defined(SYS_arch_prctl)
+    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("amx-tile")) return false;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
+#endif
+}
+
+static int detect_path(void) {
+    __builtin_cpu_init();
+    if (amx_usable()) return SAM_BF16_PATH_AMX;
+    if (__builtin_cpu_supports("avx512bf16")) return SAM_BF16_PATH_NATIVE;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return SAM_BF16_PATH_AVX512F;
+    return SAM_BF16_PATH_C;
+}
+
+static pthread_once_t path_once = PTHREAD_ONCE_INIT;
+static int detected_path;
+static void detect_once(void) { detected_path = detect_path(); }
+
+/* The best path this CPU runs (checked once; the answer never changes). */
+static int pick_path(void) {
+    if (forced_path >= 0) return forced_path;
+    pthread_once(&path_once, detect_once);
+    return detected_path;
+}
+
+static block_fn path_block(int p) {
+    return p == SAM_BF16_PATH_NATIVE ? block_bf16 : p == SAM_BF16_PATH_AVX512F ? block_emul : block_c;
+}
+
+int sam_bf16_path(void) { return pick_path(); }
+
+/* ---- AMX ------------------------------------------------------------------
+ * Tiles: 0-3 accumulate a 32x32 output block (2x2 tiles of 16x16 fp32),
+ * 4-5 hold 16 rows x 32 k of A, 6-7 hold 16 k-pairs x 16 columns of B (the
+ * packed panel's left and right halves: rows of 128 bytes). */
+
+#define TGT_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+#define AMX_KB 32 /* k per tile step */
+
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) amx_cfg;
+
+static TGT_AMX void amx_begin(void) {
+    amx_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        c.rows[t] = 16;
+        c.colsb[t] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+static TGT_AMX void amx_end(void) { _tile_release(); }
+
+/* cb (32, 32) fp32 at row stride ldc = A (32 rows at lda bf16, Kp) . Bpanel (Kp/2, 32, 2); Kp a multiple of 32. */
+static TGT_AMX void amx_block_ld(const uint16_t *A, int64_t lda, const uint16_t *B, int Kp, float *cb, int64_t ldc) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int k0 = 0; k0 < Kp; k0 += AMX_KB) {
+        _tile_loadd(4, A + k0, lda * 2);
+        _tile_loadd(5, A + 16 * lda + k0, lda * 2);
+        _tile_loadd(6, B + (int64_t)(k0 / 2) * 2 * NR, 2 * NR * 2);
+        _tile_loadd(7, B + (int64_t)(k0 / 2) * 2 * NR + NR, 2 * NR * 2);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, cb, ldc * 4);
+    _tile_stored(1, cb + 16, ldc * 4);
+    _tile_stored(2, cb + 16 * ldc, ldc * 4);
+    _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
+}
+
+static void amx_block(const uint16_t *A, int64_t lda, const uint16_t *B, int Kp, float *cb) {
+    amx_block_ld(A, lda, B, Kp, cb, 32);
+}
+
+/* y (rows, ncols) at ldy = cb (32-stride) + bias (ncols) or 0. */
+static TGT_F void amx_out(float *y, int64_t ldy, const float *cb, int rows, int ncols, const float *bias) {
+    const __mmask16 m0 = ncols >= 16 ? 0xffff : (__mmask16)((1u << ncols) - 1);
+    const __mmask16 m1 = ncols >= 32 ? 0xffff : ncols <= 16 ? 0 : (__mmask16)((1u << (ncols - 16)) - 1);
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        _mm512_mask_storeu_ps(y + r * ldy, m0, _mm512_add_ps(_mm512_loadu_ps(cb + r * 32), b0));
+        if (m1) _mm512_mask_storeu_ps(y + r * ldy + 16, m1, _mm512_add_ps(_mm512_loadu_ps(cb + r * 32 + 16), b1));
+    }
+}
+
+/* ---- linear --------------------------------------------------------------- */
+
+typedef struct {
+    float *y;          /* (M, N) */
+    const float *x;    /* (M, K) */
+    const float *b;    /* (N) or NULL */
+    const uint16_t *wp; /* (npanels, Kp/2, NR, 2) packed weights */
+    const float *w;    /* (N, K), for packing */
+    int M, N, K, Kp, npanels, nmb, nnb;
+    uint16_t *abuf;    /* per thread (MCp, Kp) */
+    size_t a_per;      /* bf16 elements per thread */
+    float *cbuf;       /* per thread (32, 32) AMX output block */
+    bool amx;
+    block_fn blk;
+} lin_ctx;
+
+static void lin_pack(void *vc, int64_t p0, int64_t p1, int tid) {
+    (void)tid;
+    const lin_ctx *c = vc;
+    for (int64_t p = p0; p < p1; p++)
+        pack_b_panel((uint16_t *)c->wp + p * (int64_t)c->Kp * NR, c->w, c->K, c->N, c->K, c->Kp, (int)p);
+}
+
+/* AMX: A rows padded with zeros to a multiple of 32, K to a multiple of 32. */
+static void lin_items_amx(const lin_ctx *c, int64_t i0, int64_t i1, int tid) {
+    uint16_t *a = c->abuf + (size_t)tid * c->a_per;
+    float *cb = c->cbuf + (size_t)tid * 32 * 32;
+    int last_mb = -1;
+    amx_begin();
+    for (int64_t it = i0; it < i1; it++) {
+        const int mb = (int)(it / c->nnb), nb = (int)(it % c->nnb);
+        const int m0 = mb * MC, mr = c->M - m0 < MC ? c->M - m0 : MC, mrp = (mr + 31) & ~31;
+        if (mb != last_mb) {
+            pack_a(a, c->Kp, c->x, c->K, m0, m0 + mr, c->K);
+            memset(a + (int64_t)mr * c->Kp, 0, sizeof(uint16_t) * (size_t)(mrp - mr) * c->Kp);
+            last_mb = mb;
+        }
+        const int p0 = nb * (NC / NR), p1 = p0 + NC / NR < c->npanels ? p0 + NC / NR : c->npanels;
+        for (int i = 0; i < mr; i += 32)
+            for (int p = p0; p < p1; p++) {
+                const int n0 = p * NR, ncols = c->N - n0 < NR ? c->N - n0 : NR;
+                amx_block(a + (int64_t)i * c->Kp, c->Kp, c->wp + (int64_t)p * c->Kp * NR, c->Kp, cb);
+                amx_out(c->y + (int64_t)(m0 + i) * c->N + n0, c->N, cb, mr - i < 32 ? mr - i : 32, ncols,
+                        c->b ? c->b + n0 : NULL);
+            }
+    }
+    amx_end();
+}
+
+static void lin_items(void *vc, int64_t i0, int64_t i1, int tid) {
+    const lin_ctx *c = vc;
+    if (c->amx) {
+        lin_items_amx(c, i0, i1, tid);
+        return;
+    }
+    uint16_t *a = c->abuf + (size_t)tid * c->a_per;
+    int last_mb = -1;
+    for (int64_t it = i0; it < i1; it++) {
+        /* items are ordered m-block major: the converted rows are reused across n-blocks */
+        const int mb = (int)(it / c->nnb), nb = (int)(it % c->nnb);
+        const int m0 = mb * MC, mr = c->M - m0 < MC ? c->M - m0 : MC;
+        if (mb != last_mb) {
+            pack_a(a, c->Kp, c->x, c->K, m0, m0 + mr, c->K);
+            last_mb = mb;
+        }
+        const int p0 = nb * (NC / NR), p1 = p0 + NC / NR < c->npanels ? p0 + NC / NR : c->npanels;
+        for (int k0 = 0; k0 < c->Kp; k0 += KC) {
+            const int kc = c->Kp - k0 < KC ? c->Kp - k0 : KC;
+            for (int p = p0; p < p1; p++) {
+                const int n0 = p * NR, ncols = c->N - n0 < NR ? c->N - n0 : NR;
+                const uint16_t *bp = c->wp + (int64_t)p * c->Kp * NR + (int64_t)k0 * NR;
+                c->blk(mr, kc, a + k0, c->Kp, bp, c->y + (int64_t)m0 * c->N + n0, c->N, ncols,
+                       c->b ? c->b + n0 : NULL, k0 == 0);
+            }
+        }
+    }
+}
+
+bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
+                         int K) {
+    if (M <= 0 || N <= 0 || K <= 0) return false;
+    const int nt = sam_cpu_threads(be);
+    const int path = pick_path();
+    const bool amx = path == SAM_BF16_PATH_AMX;
+    const int Kp = amx ? (K + AMX_KB - 1) / AMX_KB * AMX_KB : (K + 1) & ~1, npanels = (N + NR - 1) / NR;
+    const size_t wp_n = (size_t)npanels * Kp * NR;      /* bf16 elements */
+    size_t a_per = (size_t)((MC + 31) & ~31) * Kp;
+    a_per = (a_per + 31) & ~(size_t)31;
+    const size_t cb_f = (size_t)nt * 32 * 32;
+    const size_t want_f = (wp_n + a_per * (size_t)nt + 64) / 2 + 16 + cb_f; /* in floats */
+    size_t got;
+    float *s = sam_cpu_scratch_lock(be, want_f, &got);
+    if (got < want_f) {
+        sam_cpu_scratch_unlock(be);
+        return false; /* too large for the scratch: the caller runs fp32 */
+    }
+    lin_ctx c;
+    c.y = y;
+    c.x = x;
+    c.b = b;
+    c.w = w;
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.Kp = Kp;
+    c.npanels = npanels;
+    c.nmb = (M + MC - 1) / MC;
+    c.nnb = (N + NC - 1) / NC;
+    c.wp = (const uint16_t *)s;
+    c.abuf = (uint16_t *)s + ((wp_n + 31) & ~(size_t)31);
+    c.a_per = a_per;
+    c.cbuf = s + (want_f - cb_f);
+    c.amx = amx;
+    c.blk = path_block(path);
+    sam_parallel_for(be->pool, npanels, 1, lin_pack, &c);
+    sam_parallel_for(be->pool, (int64_t)c.nmb * c.nnb, 1, lin_items, &c);
+    sam_cpu_scratch_unlock(be);
+    return true;
+}
+
+/* ---- attention -------------------------------------------------------------
+ * K and V of every (batch, head) are packed once into bf16 panels (K as the B
+ * operand of S = Q K^T, V as the B operand of O = P V; keys padded to a
+ * multiple of 32 with zeros), then each work item takes 32 queries: S for all
+ * keys (32 x Lk fp32, not the whole score matrix), an fp32 softmax whose
+ * unnormalised exponentials are rounded to bf16 for P V, and a division by the
+ * fp32 row sums at the end. */
+
+#define AQ 32 /* queries per item (one AMX block of rows) */
+
+typedef struct {
+    float *out;
+    const float *q, *k, *v;
+    const sam_attn_params *p;
+    int dqp, dvp, Lkp, nqt, nkp, nvp;
+    uint16_t *kp;   /* (batch*heads, nkp, dqp/2, 32, 2) */
+    uint16_t *vp;   /* (batch*heads, nvp, Lkp/2, 32, 2) */
+    uint16_t *abuf; /* per thread (AQ, max(dqp, Lkp)) bf16 */
+    size_t a_per;
+    float *sbuf;    /* per thread (AQ, Lkp) scores + (AQ, 32) block + (AQ) sums */
+    size_t s_per;
+    int path;
+    block_fn blk;
+} att16_ctx;
+
+/* V rows (Lk, dv) at stride ldv, columns [32j, 32j+32) -> (Lkp/2, 32, 2), zero outside. */
+static void pack_v_panel(uint16_t *bp, const float *V, int64_t ldv, int Lk, int dv, int Lkp, int j) {
+    for (int kk = 0; kk < Lkp; kk++) {
+        uint16_t *d = bp + (int64_t)(kk >> 1) * 2 * NR + (kk & 1);
+        const float *src = V + (int64_t)kk * ldv + j * NR;
+        const int nc = kk < Lk ? (dv - j * NR < NR ? dv - j * NR : NR) : 0;
+        int c = 0;
+        for (; c < nc; c++) d[2 * c] = f2bf(src[c]);
+        for (; c < NR; c++) d[2 * c] = 0;
+    }
+}
+
+static void att16_pack(void *vc, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const att16_ctx *c = vc;
+    const sam_attn_params *p = c->p;
+    const int per = c->nkp + c->nvp;
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t bh = it / per;
+        const int j = (int)(it % per), h = (int)(bh % p->heads);
+        const int64_t b = bh / p->heads;
+        if (j < c->nkp) {
+            const float *K = c->k + b * p->k_batch + (int64_t)h * p->d_qk;
+            pack_b_panel(c->kp + (bh * c->nkp + j) * (int64_t)c->dqp * NR, K, p->k_stride, p->Lk, p->d_qk, c->dqp, j);
+        } else {
+            const int jv = j - c->nkp;
+            const float *V = c->v + b * p->v_batch + (int64_t)h * p->d_v;
+            pack_v_panel(c->vp + (bh * c->nvp + jv) * (int64_t)c->Lkp * NR, V, p->v_stride, p->Lk, p->d_v, c->Lkp, jv);
+        }
+    }
+}
+
+/* out (32, 32) at ldo = A (32, Kp) . panel, through whichever kernel the path has. */
+static inline void panel_prod(const att16_ctx *c, const uint16_t *A, int64_t lda, const uint16_t *B, int Kp,
+                              float *out, int64_t ldo) {
+    if (c->path == SAM_BF16_PATH_AMX)
+        amx_block_ld(A, lda, B, Kp, out, ldo);
+    else
+        c->blk(AQ, Kp, A, lda, B, out, ldo, NR, NULL, true);
+}
+
+static void att16_items(void *vc, int64_t i0, int64_t i1, int tid) {
+    const att16_ctx *c = vc;
+    const sam_attn_params *p = c->p;
+    const int Lkp = c->Lkp, dqp = c->dqp;
+    uint16_t *A = c->abuf + (size_t)tid * c->a_per;
+    float *S = c->sbuf + (size_t)tid * c->s_per; /* (AQ, Lkp) */
+    float *cb = S + (size_t)AQ * Lkp;            /* (AQ, 32) */
+    float *inv = cb + AQ * 32;                   /* (AQ) */
+    const sam_vf vscale = sam_vsplat(p->scale);
+    if (c->path == SAM_BF16_PATH_AMX) amx_begin();
+    for (int64_t it = i0; it < i1; it++) {
+        const int qt = (int)(it % c->nqt);
+        const int64_t bh = it / c->nqt;
+        const int h = (int)(bh % p->heads);
+        const int64_t b = bh / p->heads;
+        const int q0 = qt * AQ, nq = p->Lq - q0 < AQ ? p->Lq - q0 : AQ;
+        const float *Q = c->q + b * p->q_batch + (int64_t)q0 * p->q_stride + (int64_t)h * p->d_qk;
+        float *O = c->out + b * p->o_batch + (int64_t)q0 * p->o_stride + (int64_t)h * p->d_v;
+        /* queries -> bf16 rows, zero padded */
+        for (int i = 0; i < AQ; i++) {
+            uint16_t *d = A + (int64_t)i * dqp;
+            if (i < nq) {
+                sam_bf16_from_f32(d, Q + (int64_t)i * p->q_stride, p->d_qk);
+                memset(d + p->d_qk, 0, sizeof(uint16_t) * (size_t)(dqp - p->d_qk));
+            } else {
+                memset(d, 0, sizeof(uint16_t) * (size_t)dqp);
+            }
+        }
+        for (int j = 0; j < c->nkp; j++)
+            panel_prod(c, A, dqp, c->kp + (bh * c->nkp + j) * (int64_t)dqp * NR, dqp, S + j * NR, Lkp);
+        /* fp32 softmax per query; P (unnormalised) -> bf16 rows of A */
+        for (int i = 0; i < AQ; i++) {
+            float *srow = S + (size_t)i * Lkp;
+            uint16_t *prow = A + (size_t)i * Lkp;
+            if (i >= nq) {
+                memset(prow, 0, sizeof(uint16_t) * (size_t)Lkp);
+                continue;
+            }
+            for (int kk = p->Lk; kk < Lkp; kk++) srow[kk] = -INFINITY;
+            sam_vf vm = sam_vsplat(-INFINITY);
+            for (int kk = 0; kk < Lkp; kk += SAM_VL) {
+                const sam_vf x = *(sam_vf *)(srow + kk) * vscale;
+                *(sam_vf *)(srow + kk) = x;
+                vm = sam_vmax(vm, x);
+            }
+            float mx = vm[0];
+            for (int l = 1; l < SAM_VL; l++) mx = vm[l] > mx ? vm[l] : mx;
+            const sam_vf vmx = sam_vsplat(mx);
+            sam_vf vs = sam_vsplat(0.0f);
+            for (int kk = 0; kk < Lkp; kk += SAM_VL) {
+                const sam_vf e = sam_vexp(*(sam_vf *)(srow + kk) - vmx);
+                *(sam_vf *)(srow + kk) = e;
+                vs += e;
+            }
+            double sum = 0;
+            for (int l = 0; l < SAM_VL; l++) sum += vs[l];
+            inv[i] = (float)(1.0 / sum);
+            sam_bf16_from_f32(prow, srow, Lkp);
+        }
+        for (int j = 0; j < c->nvp; j++) {
+            panel_prod(c, A, Lkp, c->vp + (bh * c->nvp + j) * (int64_t)Lkp * NR, Lkp, cb, NR);
+            const int nc = p->d_v - j * NR < NR ? p->d_v - j * NR : NR;
+            for (int i = 0; i < nq; i++) {
+                float *o = O + (int64_t)i * p->o_stride + j * NR;
+                const float *r = cb + i * NR;
+                for (int e = 0; e < nc; e++) o[e] = r[e] * inv[i];
+            }
+        }
+    }
+    if (c->path == SAM_BF16_PATH_AMX) amx_end();
+}
+
+bool sam_cpu_attention_bf16(sam_backend *be, float *out, const float *q, const float *k, const float *v,
+                            const sam_attn_params *p) {
+    const int path = pick_path();
+    if (path == SAM_BF16_PATH_C || p->Lk <= 0 || p->Lq <= 0 || p->batch <= 0 || p->heads <= 0) return false;
+    const int nt = sam_cpu_threads(be);
+    att16_ctx c;
+    memset(&c, 0, sizeof c);
+    c.out = out;
+    c.q = q;
+    c.k = k;
+    c.v = v;
+    c.p = p;
+    c.dqp = (p->d_qk + 31) & ~31;
+    c.dvp = (p->d_v + 31) & ~31;
+    c.Lkp = (p->Lk + 31) & ~31;
+    c.nqt = (p->Lq + AQ - 1) / AQ;
+    c.nkp = c.Lkp / NR;
+    c.nvp = c.dvp / NR;
+    const int64_t bh = (int64_t)p->batch * p->heads;
+    const size_t kp_n = (size_t)bh * c.nkp * c.dqp * NR, vp_n = (size_t)bh * c.nvp * c.Lkp * NR; /* bf16 */
+    c.a_per = ((size_t)AQ * (c.dqp > c.Lkp ? c.dqp : c.Lkp) + 31) & ~(size_t)31;
+    c.s_per = ((size_t)AQ * c.Lkp + AQ * 32 + AQ + 15) & ~(size_t)15;
+    const size_t bf_n = ((kp_n + 31) & ~(size_t)31) + ((vp_n + 31) & ~(size_t)31) + c.a_per * nt;
+    const size_t want_f = bf_n / 2 + c.s_per * nt + 16;
+    size_t got;
+    float *s = sam_cpu_scratch_lock(be, want_f, &got);
+    if (got < want_f) {
+        sam_cpu_scratch_unlock(be);
+        return false; /* too big for the scratch: the fp32 kernel (tiled) runs instead */
+    }
+    c.sbuf = s; /* 64-byte aligned: the scratch is */
+    uint16_t *h16 = (uint16_t *)(s + c.s_per * nt);
+    c.kp = h16;
+    c.vp = h16 + ((kp_n + 31) & ~(size_t)31);
+    c.abuf = c.vp + ((vp_n + 31) & ~(size_t)31);
+    c.path = path;
+    c.blk = path_block(path);
+    sam_parallel_for(be->pool, bh * (c.nkp + c.nvp), 4, att16_pack, &c);
+    sam_parallel_for(be->pool, bh * c.nqt, 1, att16_items, &c);
+    sam_cpu_scratch_unlock(be);
+    return true;
+}
