@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "usage: sam2d bench [--preset NAME | --config FILE] [--random-weights | --checkpoint FILE]\n"
             "                   [--runs N] [--warmup N] [--frames N] [--video WxH] [--threads N]\n"
             "                   [--stages image,track] [--profile] [--peak-gflops X] [--json] [--quiet]\n"
+            "       sam2d bench [--preset NAME | --config FILE] --save-random-weights FILE.safetensors\n"
             "\n"
             "Times one model on this machine: the image encoder per 1024 px frame, tracking\n"
             "per frame once the memory bank is full (a synthetic video, one object clicked\n"
@@ -39,6 +40,8 @@ static void usage(FILE *f) {
             "                     166.4 per thread: 2.6 GHz x 2 AVX-512 FMA pipes x 16 lanes x 2)\n"
             "  --json             print one JSON line last (stdout)\n"
             "  --quiet            no progress lines\n"
+            "  --save-random-weights FILE  write random weights of the config's real shapes as a\n"
+            "                     .safetensors checkpoint (e.g. to serve a real-size model) and exit\n"
             "Exit status: 0 ok, 1 failure, 2 usage.\n",
             sam2d_config_preset_names());
 }
@@ -123,6 +126,7 @@ static void print_profile(double peak) {
 static int run_bench(int argc, char **argv) {
     sam_bench_params p = sam_bench_default_params();
     bool json = false, quiet = false, random_flag = false, preset_given = false;
+    const char *save_path = NULL;
     const char *env_peak = getenv("SAM2_PEAK_GFLOPS");
     if (env_peak && *env_peak) {
         char *end;
@@ -197,6 +201,9 @@ static int run_bench(int argc, char **argv) {
             char *end;
             p.peak_gflops = strtod(v, &end);
             if (*end || p.peak_gflops <= 0) BAD_VALUE;
+        } else if (!strcmp(a, "--save-random-weights")) {
+            NEED_VALUE;
+            save_path = v;
         } else if (!strcmp(a, "--json")) {
             json = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -212,6 +219,19 @@ static int run_bench(int argc, char **argv) {
     if (random_flag && p.checkpoint) {
         fprintf(stderr, "sam2d bench: --random-weights and --checkpoint exclude each other\n");
         return SAM2D_EXIT_USAGE;
+    }
+    if (save_path) {
+        if (p.checkpoint) {
+            fprintf(stderr, "sam2d bench: --save-random-weights takes a preset or --config, not a checkpoint\n");
+            return SAM2D_EXIT_USAGE;
+        }
+        sam2d_model_config cfg;
+        sam2d_status st = p.config_path ? sam2d_config_load_yaml(p.config_path, &cfg) : sam2d_config_preset(p.preset, &cfg);
+        if (st == SAM2D_OK) st = sam2d_config_validate(&cfg);
+        if (st == SAM2D_OK) st = sam_bench_write_random_weights(&cfg, save_path, false);
+        if (st != SAM2D_OK) return sam2d_cli_fail("bench", "writing random weights");
+        if (!quiet) fprintf(stderr, "sam2d bench: wrote %s\n", save_path);
+        return SAM2D_EXIT_OK;
     }
     /* with a checkpoint the config is guessed from its shapes unless a preset is named */
     if (p.checkpoint && !preset_given) p.preset = NULL;

@@ -111,7 +111,7 @@ static bool is_video_tensor(const char *name) {
            strncmp(name, "sam_prompt_encoder.", 19) != 0;
 }
 
-static sam2d_status write_random_video_tensors(const sam2d_model_config *cfg, const char *path) {
+sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path, bool video_only) {
     sam2d_config_tensor *t = NULL;
     size_t n = 0;
     SAM_TRY(sam2d_config_tensors(cfg, &t, &n));
@@ -126,7 +126,7 @@ static sam2d_status write_random_video_tensors(const sam2d_model_config *cfg, co
     len += (size_t)snprintf(hdr + len, cap - len, "{");
     bool first = true;
     for (size_t i = 0; i < n; i++) {
-        if (!is_video_tensor(t[i].name)) continue;
+        if (video_only && !is_video_tensor(t[i].name)) continue;
         uint64_t numel = 1;
         len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", first ? "" : ",",
                                 t[i].name);
@@ -153,7 +153,7 @@ static sam2d_status write_random_video_tensors(const sam2d_model_config *cfg, co
     sam_weight_loader L;
     sam_weight_loader_init_random(&L, 2, 0.05f, NULL);
     for (size_t i = 0; f && st == SAM2D_OK && i < n; i++) {
-        if (!is_video_tensor(t[i].name)) continue;
+        if (video_only && !is_video_tensor(t[i].name)) continue;
         float *w = sam_weight(&L, t[i].ndim, t[i].shape, "%s", t[i].name);
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
@@ -207,7 +207,7 @@ static sam2d_status build_model(const sam_bench_params *p, sam_bench_result *r, 
     int fd = mkstemps(path, 12);
     sam2d_status st = fd < 0 ? SAM_ERR(SAM2D_ERR_IO, "bench: cannot create %s", path) : SAM2D_OK;
     if (fd >= 0) close(fd);
-    if (st == SAM2D_OK) st = write_random_video_tensors(&cfg, path);
+    if (st == SAM2D_OK) st = sam_bench_write_random_weights(&cfg, path, true);
     if (st == SAM2D_OK) st = sam2d_video_model_attach(*out, path);
     if (fd >= 0) unlink(path);
     if (st != SAM2D_OK) {

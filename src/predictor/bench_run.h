@@ -133,6 +133,12 @@ typedef struct {
 /* Build the model (random weights or checkpoint), run the requested stages. */
 sam2d_status sam_bench_run(const sam_bench_params *p, sam_bench_result *r);
 
+/* Write random weights (uniform in [-0.05, 0.05), deterministic) of every
+ * state-dict tensor of cfg -- or only those the video modules read (not
+ * image_encoder.*, sam_mask_decoder.*, sam_prompt_encoder.*) -- as a float32
+ * .safetensors file, e.g. for serving a real-size model without a checkpoint. */
+sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path, bool video_only);
+
 /* Peak resident set size of this process so far (VmHWM), and current RSS. 0 when unknown. */
 size_t sam_bench_peak_rss(void);
 size_t sam_bench_current_rss(void);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "predictor/bench_run.h"
 #include "sam2d/config.h"
@@ -111,6 +112,26 @@ int main(void) {
         CHECK(!strcmp(json_string_value(json_object_get(j, "weights")), "random"));
         json_decref(j);
     }
+
+    /* --save-random-weights writes a checkpoint of the config's shapes that the real load path accepts */
+    char ck[256];
+    snprintf(ck, sizeof ck, "/tmp/sam2d-test-bench-%d.safetensors", (int)getpid());
+    char args[1024];
+    snprintf(args, sizeof args, "bench --config " MICRO "config.yaml --save-random-weights %s", ck);
+    rc = run(args);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    snprintf(args, sizeof args, "bench --checkpoint %s --config " MICRO "config.yaml --json " FAST, ck);
+    rc = run(args);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    j = last_json_line();
+    CHECK(j != NULL);
+    if (j) {
+        check_required(j, true);
+        json_decref(j);
+    }
+    remove(ck);
+    snprintf(args, sizeof args, "bench --checkpoint " MICRO "model.pt --save-random-weights %s", ck);
+    CHECK(run(args) == 2);
 
     /* image stage only: track keys present but null */
     rc = run("bench --config " MICRO "config.yaml --stages image --json " FAST);
