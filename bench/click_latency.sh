@@ -13,7 +13,10 @@
 # Environment: SAM2D (the program, default build/sam2d), CLICKS (per phase,
 # default 30), FRAMES (video length, default 60), SIZE (WxH, default 640x480),
 # PORT (default: a free one from 18000 on), SAM2_THREADS (passed to the service),
-# CHECKPOINT / CONFIG (default: the micro model).
+# CHECKPOINT / CONFIG (default: the micro model; CONFIG= empty: guessed from the
+# checkpoint). A real-size model without a download:
+#   build/sam2d bench --preset sam2.1_tiny --save-random-weights /tmp/tiny.safetensors
+#   CHECKPOINT=/tmp/tiny.safetensors CONFIG= FRAMES=20 CLICKS=10 bench/click_latency.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +25,7 @@ CLICKS=${CLICKS:-30}
 FRAMES=${FRAMES:-60}
 SIZE=${SIZE:-640x480}
 CHECKPOINT=${CHECKPOINT:-$ROOT/tests/data/golden/micro/model.pt}
-CONFIG=${CONFIG:-$ROOT/tests/data/golden/micro/config.yaml}
+CONFIG=${CONFIG-$ROOT/tests/data/golden/micro/config.yaml}
 for tool in curl jq ffmpeg; do
     command -v "$tool" >/dev/null || { echo "click_latency: needs $tool" >&2; exit 1; }
 done
@@ -51,10 +54,12 @@ ffmpeg -loglevel error -f lavfi -i "testsrc=size=${SIZE}:rate=10" \
     -vf "drawbox=x='mod(t*60\,${W}-120)':y=$((H / 3)):w=120:h=120:color=red@1:t=fill" \
     -frames:v "$FRAMES" -pix_fmt yuv420p "$WORK/video.mp4"
 
-"$SAM2D" serve --checkpoint "$CHECKPOINT" --config "$CONFIG" --host 127.0.0.1 --port "$PORT" \
+CONFIG_ARGS=()
+[ -n "$CONFIG" ] && CONFIG_ARGS=(--config "$CONFIG")
+"$SAM2D" serve --checkpoint "$CHECKPOINT" "${CONFIG_ARGS[@]}" --host 127.0.0.1 --port "$PORT" \
     --max-sessions 4 --session-timeout 3600 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
     curl -sf "$BASE/health" >/dev/null 2>&1 && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
     sleep 0.1

@@ -2,14 +2,12 @@
  * is replaced by a wrapper that times the call and charges it (with the FLOPs
  * its arguments imply, for matmul-like kernels) to the current stage. Model
  * code keeps calling through the same table, so nothing else changes. */
-#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
 #include "predictor/bench_run.h"
 
-static sam_backend orig;            /* the table before wrapping */
-static sam_backend *wrapped;        /* the table we patched */
+static sam_backend orig;            /* the kernels before wrapping (the CPU back end's, same for every instance) */
 static sam_prof_stage stages[SAM_PROF_MAX_STAGES];
 static int n_stages;
 static int cur = -1;                /* index into stages, -1: not recording */
@@ -183,9 +181,8 @@ static void w_attention(sam_backend *be, float *out, const float *q, const float
 
 void sam_prof_install(sam_backend *be) {
     sam_prof_reset();
-    if (wrapped == be) return;
+    if (be->linear == w_linear) return; /* already wrapped */
     orig = *be;
-    wrapped = be;
 #define WRAP(field, fn) \
     if (be->field) be->field = fn
     WRAP(linear, w_linear);
