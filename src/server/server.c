@@ -539,6 +539,33 @@ static enum MHD_Result send_frame_result(reqinfo *r, sam_session *s, const sam2d
 
 static bool coord_ok(double v, int limit) { return v >= 0 && v <= limit; }
 
+/* Take the session's operation lock, or answer 409 (operations are not queued). */
+static bool take_op(reqinfo *r, sam_session *s, enum MHD_Result *ret) {
+    if (pthread_mutex_trylock(&s->op_lock) == 0) return true;
+    *ret = send_error(r, 409,
+                      "session %s is busy with another operation (one at a time; POST /session/%s/cancel stops a "
+                      "propagation)",
+                      s->id, s->id);
+    return false;
+}
+
+static bool has_object(sam_session *s, long long obj) {
+    int n = sam2d_video_num_objects(s->vs);
+    const int *ids = sam2d_video_obj_ids(s->vs);
+    for (int i = 0; i < n; i++)
+        if (ids[i] == obj) return true;
+    return false;
+}
+
+/* take_op for an operation on an existing object (404 otherwise, lock released). */
+static bool take_op_on_object(reqinfo *r, sam_session *s, long long obj, enum MHD_Result *ret) {
+    if (!take_op(r, s, ret)) return false;
+    if (has_object(s, obj)) return true;
+    pthread_mutex_unlock(&s->op_lock);
+    *ret = send_error(r, 404, "object %lld does not exist in session %s", obj, s->id);
+    return false;
+}
+
 static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
     jreq j;
     if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
@@ -551,7 +578,7 @@ static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
     bool has_box = false;
     if (!jcheck_keys(&j, keys) || !jint(&j, "frame_idx", true, 0, 0, s->num_frames - 1, &frame) ||
         !jint(&j, "obj_id", true, 0, 0, 2147483647LL, &obj) || !jbool(&j, "clear_old_points", true, &clear_old)) {
-        ret = send_error(r, j.err[0] == 'f' && strstr(j.err, "out of range") ? 400 : 400, "%s", j.err);
+        ret = send_error(r, 400, "%s", j.err);
         goto out;
     }
     json_t *jp = json_object_get(j.root, "points"), *jl = json_object_get(j.root, "labels"),
@@ -621,11 +648,7 @@ static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 400, "a 'box' can only be given with clear_old_points=true (as SAM 2 requires)");
         goto out;
     }
-    if (pthread_mutex_trylock(&s->op_lock) != 0) {
-        ret = send_error(r, 409, "session %s is busy with another operation (e.g. a propagation); retry when it "
-                                 "finishes or cancel it", s->id);
-        goto out;
-    }
+    if (!take_op(r, s, &ret)) goto out;
     double t0 = sam_now(), enc = 0, trk = 0;
     sam2d_video_stats before;
     sam2d_video_get_stats(s->vs, &before);
@@ -677,10 +700,7 @@ static enum MHD_Result h_mask(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 400, "invalid RLE counts: %s", client_message());
         goto out;
     }
-    if (pthread_mutex_trylock(&s->op_lock) != 0) {
-        ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
-        goto out;
-    }
+    if (!take_op(r, s, &ret)) goto out;
     double t0 = sam_now(), enc = 0, trk = 0;
     sam2d_video_stats before;
     sam2d_video_get_stats(s->vs, &before);
@@ -700,14 +720,6 @@ out:
     return ret;
 }
 
-static bool has_object(sam_session *s, long long obj) {
-    int n = sam2d_video_num_objects(s->vs);
-    const int *ids = sam2d_video_obj_ids(s->vs);
-    for (int i = 0; i < n; i++)
-        if (ids[i] == obj) return true;
-    return false;
-}
-
 static enum MHD_Result h_clear(reqinfo *r, reqctx *c, sam_session *s) {
     jreq j;
     if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
@@ -719,20 +731,12 @@ static enum MHD_Result h_clear(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 400, "%s", j.err);
         goto out;
     }
-    if (pthread_mutex_trylock(&s->op_lock) != 0) {
-        ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
-        goto out;
-    }
-    if (!has_object(s, obj)) {
-        ret = send_error(r, 404, "object %lld does not exist in session %s", obj, s->id);
-    } else {
-        sam2d_video_frame_result res;
-        turn_take();
-        sam2d_status st = sam2d_video_clear_prompts(s->vs, (int)frame, (int)obj, &res);
-        turn_give();
-        ret = st == SAM2D_OK ? send_frame_result(r, s, &res)
-                             : send_error(r, http_status_of(st), "%s", client_message());
-    }
+    if (!take_op_on_object(r, s, obj, &ret)) goto out;
+    sam2d_video_frame_result res;
+    turn_take();
+    sam2d_status st = sam2d_video_clear_prompts(s->vs, (int)frame, (int)obj, &res);
+    turn_give();
+    ret = st == SAM2D_OK ? send_frame_result(r, s, &res) : send_error(r, http_status_of(st), "%s", client_message());
     pthread_mutex_unlock(&s->op_lock);
 out:
     json_decref(j.root);
@@ -749,24 +753,17 @@ static enum MHD_Result h_remove_object(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 400, "%s", j.err);
         goto out;
     }
-    if (pthread_mutex_trylock(&s->op_lock) != 0) {
-        ret = send_error(r, 409, "session %s is busy with another operation; retry when it finishes", s->id);
-        goto out;
-    }
-    if (!has_object(s, obj)) {
-        ret = send_error(r, 404, "object %lld does not exist in session %s", obj, s->id);
+    if (!take_op_on_object(r, s, obj, &ret)) goto out;
+    sam2d_status st = sam2d_video_remove_object(s->vs, (int)obj);
+    if (st == SAM2D_OK) {
+        sam_session_clear_frames(s); /* cached masks listed the removed object */
+        json_t *ids = json_array();
+        int n = sam2d_video_num_objects(s->vs);
+        const int *p = sam2d_video_obj_ids(s->vs);
+        for (int i = 0; i < n; i++) json_array_append_new(ids, json_integer(p[i]));
+        ret = send_json(r, 200, json_pack("{s:o}", "obj_ids", ids));
     } else {
-        sam2d_status st = sam2d_video_remove_object(s->vs, (int)obj);
-        if (st == SAM2D_OK) {
-            sam_session_clear_frames(s); /* cached masks listed the removed object */
-            json_t *ids = json_array();
-            int n = sam2d_video_num_objects(s->vs);
-            const int *p = sam2d_video_obj_ids(s->vs);
-            for (int i = 0; i < n; i++) json_array_append_new(ids, json_integer(p[i]));
-            ret = send_json(r, 200, json_pack("{s:o}", "obj_ids", ids));
-        } else {
-            ret = send_error(r, http_status_of(st), "%s", client_message());
-        }
+        ret = send_error(r, http_status_of(st), "%s", client_message());
     }
     pthread_mutex_unlock(&s->op_lock);
 out:
@@ -781,9 +778,7 @@ static enum MHD_Result h_reset(reqinfo *r, reqctx *c, sam_session *s) {
     enum MHD_Result ret;
     if (!jcheck_keys(&j, keys)) {
         ret = send_error(r, 400, "%s", j.err);
-    } else if (pthread_mutex_trylock(&s->op_lock) != 0) {
-        ret = send_error(r, 409, "session %s is busy with another operation; cancel it first", s->id);
-    } else {
+    } else if (take_op(r, s, &ret)) {
         sam2d_status st = sam2d_video_reset(s->vs);
         if (st == SAM2D_OK) sam_session_clear_frames(s);
         pthread_mutex_unlock(&s->op_lock);
@@ -1061,10 +1056,7 @@ static enum MHD_Result h_propagate(reqinfo *r, reqctx *c, sam_session *s, bool *
         ret = send_error(r, 400, "%s", j.err);
         goto out;
     }
-    if (pthread_mutex_trylock(&s->op_lock) != 0) {
-        ret = send_error(r, 409, "session %s is busy with another operation (one propagation at a time)", s->id);
-        goto out;
-    }
+    if (!take_op(r, s, &ret)) goto out;
     if (sam2d_video_num_objects(s->vs) == 0) {
         pthread_mutex_unlock(&s->op_lock);
         ret = send_error(r, 400, "no objects to propagate: add a prompt first");
