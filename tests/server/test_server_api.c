@@ -356,7 +356,11 @@ static void test_limits_and_expiry(const tar_buf *frames) {
     http_resp_free(&r);
     srv_stop(&p);
 
-    const char *env3[] = {model_env[0], model_env[1], model_env[2], "SESSION_TIMEOUT=1", "CLEANUP_INTERVAL=1", NULL};
+    char logfile[128], logenv[160];
+    snprintf(logfile, sizeof logfile, "/tmp/sam2d-test-logfile-%d.log", (int)getpid());
+    snprintf(logenv, sizeof logenv, "LOG_FILE=%s", logfile);
+    const char *env3[] = {model_env[0], model_env[1], model_env[2], "SESSION_TIMEOUT=1", "CLEANUP_INTERVAL=1",
+                          "LOG_FORMAT=json", logenv, NULL};
     CHECK(srv_start(&p, env3, "reaper") == 0);
     if (!p.pid) return;
     small = tar_of_jpegs(MICRO "/video", 2);
@@ -374,7 +378,13 @@ static void test_limits_and_expiry(const tar_buf *frames) {
     size_t n;
     char *log = read_whole(p.log_path, &n);
     CHECK(log && strstr(log, "reaper: 1 idle session(s) expired"));
+    /* LOG_FORMAT=json: one JSON object a line; LOG_FILE gets the same lines */
+    CHECK(log && strstr(log, "{\"ts\":\"") && strstr(log, "\"level\":\"INFO\",\"msg\":\"session started\""));
     free(log);
+    log = read_whole(logfile, &n);
+    CHECK(log && strstr(log, "\"msg\":\"reaper: 1 idle session(s) expired\""));
+    free(log);
+    unlink(logfile);
 
     /* an invalid variable stops start-up naming it */
     const char *env4[] = {model_env[0], model_env[1], "MAX_CONCURRENT_SESSIONS=zero", NULL};
