@@ -21,6 +21,11 @@
 #define MEM_MAX_DS_LAYERS 8
 #define MEM_MAX_FUSER 8
 #define MEM_MAX_ATTN_LAYERS 16
+/* Token rows per MLP chunk: the (rows, hidden) activation is the largest
+ * buffer of both modules at 1024 px (32 MiB for the attention's FFN);
+ * chunks of 1024 rows keep it at 8 MiB with GEMMs as efficient. Rows are
+ * independent, so the results are the same. */
+#define MEM_MLP_CHUNK 1024
 
 /* Arena allocations are 64-byte aligned: count each with its padding. */
 static size_t arena_bytes(size_t nfloats) { return (nfloats * sizeof(float) + 63) & ~(size_t)63; }
@@ -98,7 +103,8 @@ static size_t menc_scratch_bytes(const sam_memory_encoder *m) {
         if (n > ds_max) ds_max = n;
     }
     size_t hw = (size_t)m->h * m->w;
-    return 2 * arena_bytes(ds_max) + 3 * arena_bytes(hw * m->C) + arena_bytes(hw * 4 * m->C) + 4096;
+    size_t chunk = hw < MEM_MLP_CHUNK ? hw : MEM_MLP_CHUNK;
+    return 2 * arena_bytes(ds_max) + 3 * arena_bytes(hw * m->C) + arena_bytes(chunk * 4 * m->C) + 4096;
 }
 
 sam2d_status sam_memory_encoder_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L,
@@ -263,7 +269,8 @@ sam2d_status sam_memory_encoder_forward(sam_memory_encoder *m, const float *pix_
     float *x = sam_arena_f32(&m->arena, (size_t)hw * C);      // (hw, C) fused features
     float *t = sam_arena_f32(&m->arena, (size_t)hw * C);      // (hw, C) temporaries
     float *t2 = sam_arena_f32(&m->arena, (size_t)hw * C);     // (hw, C)
-    float *hid = sam_arena_f32(&m->arena, (size_t)hw * 4 * C); // (hw, 4C) CX block MLP
+    const int64_t chunk = hw < MEM_MLP_CHUNK ? hw : MEM_MLP_CHUNK;
+    float *hid = sam_arena_f32(&m->arena, (size_t)chunk * 4 * C); // (chunk, 4C) CX block MLP
     if (!ping || !pong || !x || !t || !t2 || !hid) return SAM_ERR(SAM2D_ERR_NOMEM, "memory encoder: scratch");
 
     /* Mask down-sampler: the (S, S) mask is a one-channel channels-last map. */
@@ -295,9 +302,12 @@ sam2d_status sam_memory_encoder_forward(sam_memory_encoder *m, const float *pix_
                                .pad_w = m->fuser_p, .groups = C};
         be->conv2d(be, t, x, b->dw_w, b->dw_b, &p);
         be->layer_norm(be, t, t, b->ln_w, b->ln_b, hw, C, 1e-6f);
-        be->linear(be, hid, t, b->pw1_w, b->pw1_b, (int)hw, 4 * C, C);
-        be->gelu(be, hid, hid, hw * 4 * C);
-        be->linear(be, t2, hid, b->pw2_w, b->pw2_b, (int)hw, C, 4 * C);
+        for (int64_t r0 = 0; r0 < hw; r0 += chunk) {
+            const int n = (int)(hw - r0 < chunk ? hw - r0 : chunk);
+            be->linear(be, hid, t + r0 * C, b->pw1_w, b->pw1_b, n, 4 * C, C);
+            be->gelu(be, hid, hid, (int64_t)n * 4 * C);
+            be->linear(be, t2 + r0 * C, hid, b->pw2_w, b->pw2_b, n, C, 4 * C);
+        }
         if (b->gamma) be->mul_row(be, t2, t2, b->gamma, hw, C);
         be->add(be, x, x, t2, hw * C);
     }
@@ -446,7 +456,7 @@ static size_t mattn_scratch_bytes(const sam_memory_attention *a, int64_t Lq, int
            + arena_bytes((size_t)Lq * a->Ci)           /* v (self-attention only) */
            + arena_bytes((size_t)Lq * a->heads * a->kv_dim) /* cross-attention out at kv width */
            + arena_bytes((size_t)M * a->kv_dim)        /* memory + pos */
-           + arena_bytes((size_t)Lq * a->dff) + 4096;  /* FFN hidden */
+           + arena_bytes((size_t)(Lq < MEM_MLP_CHUNK ? Lq : MEM_MLP_CHUNK) * a->dff) + 4096; /* FFN hidden */
 }
 
 /* W_ov = W_o . blockdiag(W_v per head), b_ov = b_o + W_o . b_v, in double
@@ -681,7 +691,8 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
     float *v = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);           // (Lq, Ci) self-attention values
     float *aov = sam_arena_f32(&a->arena, (size_t)Lq * a->heads * a->kv_dim); // (Lq, heads*kv_dim)
     float *kin = sam_arena_f32(&a->arena, (size_t)M * a->kv_dim);      // (M, kv_dim) memory + memory_pos
-    float *hid = sam_arena_f32(&a->arena, (size_t)Lq * a->dff);        // (Lq, dff)
+    const int64_t chunk = Lq < MEM_MLP_CHUNK ? Lq : MEM_MLP_CHUNK;
+    float *hid = sam_arena_f32(&a->arena, (size_t)chunk * a->dff);     // (chunk, dff) FFN hidden
     if (!x || !t || !qin || !t2 || !q || !ao || !k || !v || !aov || !kin || !hid)
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: scratch");
 
@@ -720,9 +731,12 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
 
         /* feed-forward */
         be->layer_norm(be, t, x, ly->n3_w, ly->n3_b, Lq, C, 1e-5f);
-        be->linear(be, hid, t, ly->lin1_w, ly->lin1_b, (int)Lq, a->dff, C);
-        be->relu(be, hid, hid, Lq * a->dff);
-        be->linear(be, t2, hid, ly->lin2_w, ly->lin2_b, (int)Lq, C, a->dff);
+        for (int64_t r0 = 0; r0 < Lq; r0 += chunk) {
+            const int n = (int)(Lq - r0 < chunk ? Lq - r0 : chunk);
+            be->linear(be, hid, t + r0 * C, ly->lin1_w, ly->lin1_b, n, a->dff, C);
+            be->relu(be, hid, hid, (int64_t)n * a->dff);
+            be->linear(be, t2 + r0 * C, hid, ly->lin2_w, ly->lin2_b, n, C, a->dff);
+        }
         be->add(be, x, x, t2, Lq * C);
         if (layer_out) memcpy(layer_out + (size_t)i * Lq * C, x, (size_t)Lq * C * sizeof(float));
     }
