@@ -101,6 +101,7 @@ struct sam_image_encoder {
     float *UP;                   /* (max h*w, d_model) top-down upsample of a kept level */
     enc_tap taps[MAX_TAPS];
     int ntaps;
+    bool prepared;               /* linear weights registered with the back end (forgotten at free) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -469,6 +470,35 @@ static void load_weights(sam_image_encoder *e, sam_weight_loader *L) {
     }
 }
 
+/* Let the back end prepare (bf16 mode: pack once) or forget every Linear /
+ * 1x1-conv weight of the encoder. Preparing is only a speed-up: a failure
+ * leaves the per-call path. */
+static void prepare_linears(sam_image_encoder *e, bool forget) {
+    sam_backend *be = e->be;
+    if (!be->linear_prepare || !be->linear_forget) return;
+#define PREP(w, n, k)                                         \
+    do {                                                      \
+        if (w) {                                              \
+            if (forget)                                       \
+                be->linear_forget(be, (w));                   \
+            else                                              \
+                (void)be->linear_prepare(be, (w), (n), (k));  \
+        }                                                     \
+    } while (0)
+    for (int i = 0; i < e->nblocks; i++) {
+        hiera_block *b = &e->blk[i];
+        PREP(b->qkv_w, 3 * b->dim_out, b->dim);
+        PREP(b->proj_w, b->dim_out, b->dim_out);
+        PREP(b->mlp1_w, b->hidden, b->dim_out);
+        PREP(b->mlp2_w, b->dim_out, b->hidden);
+        PREP(b->sc_w, b->dim_out, b->dim);
+    }
+    for (int l = 0; l < e->nstages; l++) PREP(e->lat_w[l], e->d_model, e->stage_c[l]);
+    PREP(e->conv_s0_w, e->d_model / 8, e->d_model);
+    PREP(e->conv_s1_w, e->d_model / 4, e->d_model);
+#undef PREP
+}
+
 /* Rows of the map per shortcut band in a pooling block: even, about GROUP_TOKENS tokens, at most the map. */
 static int pool_band(const hiera_block *b) {
     int band = GROUP_TOKENS / b->W;
@@ -569,6 +599,8 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
         return SAM_ERR(SAM2D_ERR_MISMATCH, "image encoder: %d checkpoint problem(s): %s", L->nerr - nerr0,
                        L->msg ? L->msg : "");
     }
+    prepare_linears(e, false);
+    e->prepared = true;
     /* Sine tables per neck level. */
     int half = e->d_model / 2;
     for (int l = 0; l < e->nstages; l++) {
@@ -627,6 +659,7 @@ sam2d_status sam_image_encoder_create(const sam2d_model_config *cfg, const sam2d
 
 void sam_image_encoder_free(sam_image_encoder *e) {
     if (!e) return;
+    if (e->prepared) prepare_linears(e, true); /* before the weights go */
     sam_weight_set_free(&e->weights);
     sam_free(e->pos_embed);
     for (int l = 0; l < SAM2D_MAX_STAGES; l++) {

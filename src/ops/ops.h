@@ -59,6 +59,14 @@ struct sam_backend {
     /* y(M,N) = x(M,K) . w(N,K)^T + b(N); b may be NULL. */
     void (*linear)(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K);
 
+    /* Optional preparation of a Linear weight w (N, K) that is used many times:
+     * later linear calls with this exact w, N and K use a copy in the back
+     * end's preferred form (bf16 panels in bf16 mode; nothing in fp32 mode).
+     * The owner must call linear_forget before freeing or changing w. false
+     * when out of memory (linear calls still work, just without the copy). */
+    bool (*linear_prepare)(sam_backend *be, const float *w, int N, int K);
+    void (*linear_forget)(sam_backend *be, const float *w);
+
     /* C(M,N) = alpha * op(A) . op(B) + beta * C; op transposes when the flag is set.
      * lda/ldb/ldc are row strides of the stored (untransposed) matrices. */
     void (*gemm)(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,

@@ -156,6 +156,33 @@ int main(void) {
         double rel = rel_l2(y, y32, (size_t)M * N);
         printf("table linear %dx%dx%d: normalised error vs fp32 %.3g\n", M, N, K, rel);
         CHECK(rel > 0 && rel < 1e-2);
+        /* a prepared weight gives the same numbers as packing per call */
+        float *y2 = malloc(sizeof(float) * M * N);
+        CHECK(be16->linear_prepare(be16, w, N, K));
+        CHECK(sam_bf16_prepared_bytes(be16) > 0);
+        be16->linear(be16, y2, x, w, NULL, M, N, K);
+        CHECK(memcmp(y, y2, sizeof(float) * M * N) == 0);
+        /* a different shape at the same pointer is not taken for it */
+        be16->linear(be16, y2, x, w, NULL, M, N - 32, K);
+        {
+            float *r = malloc(sizeof(float) * M * (N - 32));
+            be32->linear(be32, r, x, w, NULL, M, N - 32, K);
+            double e = rel_l2(y2, r, (size_t)M * (N - 32));
+            CHECK(e > 0 && e < 1e-2);
+            free(r);
+        }
+        be16->linear_forget(be16, w);
+        CHECK(sam_bf16_prepared_bytes(be16) == 0);
+        CHECK(be32->linear_prepare(be32, w, N, K)); /* fp32: nothing to do */
+        be32->linear_forget(be32, w);
+        /* many prepared weights (table growth, removal in any order) */
+        for (int i = 0; i < 100; i++) CHECK(be16->linear_prepare(be16, w + i, 8, 8));
+        for (int i = 0; i < 100; i += 2) be16->linear_forget(be16, w + i);
+        be16->linear(be16, y2, x, w + 1, NULL, M, 8, 8);
+        for (int i = 1; i < 100; i += 2) be16->linear_forget(be16, w + i);
+        CHECK(sam_bf16_prepared_bytes(be16) == 0);
+        CHECK(be16->linear_prepare(be16, w, N, K)); /* left prepared: freed with the back end */
+        free(y2);
         /* the table's attention in bf16 mode differs from fp32 only by rounding */
         sam_attn_params p = sam_attn_dense(2, 40, 60, 32, 32);
         be16->attention(be16, y, x, w, w + 1, &p);

@@ -84,11 +84,14 @@ sam_backend *sam_backend_cpu_create_ex(int nthreads, sam_precision precision) {
     cb->scratch_cap = SAM_CPU_SCRATCH_INIT;
     cb->scratch_max = SAM_CPU_SCRATCH_MAX;
     pthread_mutex_init(&cb->scratch_mu, NULL);
+    pthread_mutex_init(&cb->wreg_mu, NULL);
     /* Our pool parallelises BLAS calls itself (see gemm.c); OpenBLAS's own
      * threads would compete with it. Process-wide, but sam2d is the only user. */
     openblas_set_num_threads(1);
 
     be->linear = sam_cpu_linear;
+    be->linear_prepare = sam_cpu_linear_prepare;
+    be->linear_forget = sam_cpu_linear_forget;
     be->gemm = sam_cpu_gemm;
     be->conv2d = sam_cpu_conv2d;
     be->conv_transpose2x2 = sam_cpu_conv_transpose2x2;
@@ -116,6 +119,8 @@ void sam_backend_cpu_free(sam_backend *be) {
     if (!be) return;
     sam_cpu_backend *cb = (sam_cpu_backend *)be;
     sam_threadpool_free(be->pool);
+    sam_cpu_wreg_free(be);
+    pthread_mutex_destroy(&cb->wreg_mu);
     pthread_mutex_destroy(&cb->scratch_mu);
     sam_free(cb->scratch);
     sam_free(cb);

@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 
+#include "core/alloc.h"
 #include "ops/cpu/bf16.h"
 #include "ops/cpu/cpu_internal.h"
 #include "ops/cpu/simd.h"
@@ -362,6 +363,127 @@ static TGT_F void amx_out(float *y, int64_t ldy, const float *cb, int rows, int 
     }
 }
 
+/* ---- prepared weights ----------------------------------------------------- */
+
+struct sam_bf16_wentry {
+    const float *w; /* key; NULL = free slot */
+    int N, K, Kp;   /* Kp as the path that packed it pads */
+    uint16_t *wp;   /* (npanels, Kp/2, NR, 2) */
+};
+
+static size_t wreg_slot(const sam_cpu_backend *cb, const float *w) {
+    uint64_t h = (uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 20) & (cb->wreg_cap - 1);
+}
+
+static int padded_k(int K, int path) { return path == SAM_BF16_PATH_AMX ? (K + 31) & ~31 : (K + 1) & ~1; }
+
+typedef struct {
+    uint16_t *wp;
+    const float *w;
+    int N, K, Kp;
+} packw_ctx;
+
+static void packw_range(void *vc, int64_t p0, int64_t p1, int tid) {
+    (void)tid;
+    const packw_ctx *c = vc;
+    for (int64_t p = p0; p < p1; p++)
+        pack_b_panel(c->wp + p * (int64_t)c->Kp * NR, c->w, c->K, c->N, c->K, c->Kp, (int)p);
+}
+
+/* Insert into a table with room (cap a power of two, load <= 1/2). */
+static void wreg_put(struct sam_bf16_wentry *t, size_t cap, struct sam_bf16_wentry e) {
+    uint64_t h = (uint64_t)(uintptr_t)e.w * 0x9e3779b97f4a7c15ull;
+    size_t i = (size_t)(h >> 20) & (cap - 1);
+    while (t[i].w) i = (i + 1) & (cap - 1);
+    t[i] = e;
+}
+
+bool sam_cpu_linear_prepare(sam_backend *be, const float *w, int N, int K) {
+    if (be->precision != SAM_PRECISION_BF16 || !w || N <= 0 || K <= 0) return true; /* fp32 reads w as it is */
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    const int path = pick_path(), Kp = padded_k(K, path), npanels = (N + NR - 1) / NR;
+    const size_t bytes = (size_t)npanels * Kp * NR * sizeof(uint16_t);
+    uint16_t *wp = sam_malloc(bytes);
+    if (!wp) return false;
+    packw_ctx pc = {wp, w, N, K, Kp};
+    sam_parallel_for(be->pool, npanels, 1, packw_range, &pc);
+    sam_cpu_linear_forget(be, w); /* re-preparing replaces */
+    pthread_mutex_lock(&cb->wreg_mu);
+    if (2 * (cb->wreg_n + 1) > cb->wreg_cap) {
+        size_t ncap = cb->wreg_cap ? 2 * cb->wreg_cap : 64;
+        struct sam_bf16_wentry *nt = sam_calloc(ncap, sizeof *nt);
+        if (!nt) {
+            pthread_mutex_unlock(&cb->wreg_mu);
+            sam_free(wp);
+            return false;
+        }
+        for (size_t i = 0; i < cb->wreg_cap; i++)
+            if (cb->wreg[i].w) wreg_put(nt, ncap, cb->wreg[i]);
+        sam_free(cb->wreg);
+        cb->wreg = nt;
+        cb->wreg_cap = ncap;
+    }
+    wreg_put(cb->wreg, cb->wreg_cap, (struct sam_bf16_wentry){w, N, K, Kp, wp});
+    cb->wreg_n++;
+    cb->wreg_bytes += bytes;
+    pthread_mutex_unlock(&cb->wreg_mu);
+    return true;
+}
+
+void sam_cpu_linear_forget(sam_backend *be, const float *w) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    pthread_mutex_lock(&cb->wreg_mu);
+    if (cb->wreg_n && w) {
+        size_t i = wreg_slot(cb, w);
+        while (cb->wreg[i].w && cb->wreg[i].w != w) i = (i + 1) & (cb->wreg_cap - 1);
+        if (cb->wreg[i].w == w) {
+            cb->wreg_bytes -= (size_t)((cb->wreg[i].N + NR - 1) / NR) * cb->wreg[i].Kp * NR * sizeof(uint16_t);
+            sam_free(cb->wreg[i].wp);
+            /* re-insert the rest of the cluster so lookups still find them */
+            cb->wreg[i].w = NULL;
+            cb->wreg_n--;
+            for (size_t j = (i + 1) & (cb->wreg_cap - 1); cb->wreg[j].w; j = (j + 1) & (cb->wreg_cap - 1)) {
+                struct sam_bf16_wentry e = cb->wreg[j];
+                cb->wreg[j].w = NULL;
+                wreg_put(cb->wreg, cb->wreg_cap, e);
+            }
+        }
+    }
+    pthread_mutex_unlock(&cb->wreg_mu);
+}
+
+/* The prepared panels of w for this shape and path, or NULL. */
+static const uint16_t *wreg_find(sam_backend *be, const float *w, int N, int K, int Kp) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    const uint16_t *r = NULL;
+    pthread_mutex_lock(&cb->wreg_mu);
+    if (cb->wreg_n) {
+        size_t i = wreg_slot(cb, w);
+        while (cb->wreg[i].w && cb->wreg[i].w != w) i = (i + 1) & (cb->wreg_cap - 1);
+        if (cb->wreg[i].w == w && cb->wreg[i].N == N && cb->wreg[i].K == K && cb->wreg[i].Kp == Kp) r = cb->wreg[i].wp;
+    }
+    pthread_mutex_unlock(&cb->wreg_mu);
+    return r;
+}
+
+void sam_cpu_wreg_free(sam_backend *be) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    for (size_t i = 0; i < cb->wreg_cap; i++)
+        if (cb->wreg[i].w) sam_free(cb->wreg[i].wp);
+    sam_free(cb->wreg);
+    cb->wreg = NULL;
+    cb->wreg_cap = cb->wreg_n = cb->wreg_bytes = 0;
+}
+
+size_t sam_bf16_prepared_bytes(sam_backend *be) {
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    pthread_mutex_lock(&cb->wreg_mu);
+    size_t b = cb->wreg_bytes;
+    pthread_mutex_unlock(&cb->wreg_mu);
+    return b;
+}
+
 /* ---- linear --------------------------------------------------------------- */
 
 typedef struct {
@@ -446,8 +568,9 @@ bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float 
     const int nt = sam_cpu_threads(be);
     const int path = pick_path();
     const bool amx = path == SAM_BF16_PATH_AMX;
-    const int Kp = amx ? (K + AMX_KB - 1) / AMX_KB * AMX_KB : (K + 1) & ~1, npanels = (N + NR - 1) / NR;
-    const size_t wp_n = (size_t)npanels * Kp * NR;      /* bf16 elements */
+    const int Kp = padded_k(K, path), npanels = (N + NR - 1) / NR;
+    const uint16_t *prepared = wreg_find(be, w, N, K, Kp);
+    const size_t wp_n = prepared ? 0 : (size_t)npanels * Kp * NR; /* bf16 elements packed per call */
     size_t a_per = (size_t)((MC + 31) & ~31) * Kp;
     a_per = (a_per + 31) & ~(size_t)31;
     const size_t cb_f = (size_t)nt * 32 * 32;
@@ -476,7 +599,10 @@ bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float 
     c.cbuf = s + (want_f - cb_f);
     c.amx = amx;
     c.blk = path_block(path);
-    sam_parallel_for(be->pool, npanels, 1, lin_pack, &c);
+    if (prepared)
+        c.wp = prepared;
+    else
+        sam_parallel_for(be->pool, npanels, 1, lin_pack, &c);
     sam_parallel_for(be->pool, (int64_t)c.nmb * c.nnb, 1, lin_items, &c);
     sam_cpu_scratch_unlock(be);
     return true;

@@ -26,6 +26,9 @@ float sam_bf16_round(float f);
 bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
                          int K);
 
+/* Bytes of prepared (linear_prepare) weight panels the back end holds. */
+size_t sam_bf16_prepared_bytes(sam_backend *be);
+
 /* Attention as sam_backend.attention with bf16 products (fp32 softmax and sums).
  * false (nothing written) when the CPU has no fast bf16 path or the packed K/V
  * do not fit the scratch; the caller then runs fp32. */

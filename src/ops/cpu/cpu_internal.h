@@ -4,6 +4,7 @@
 #define SAM_OPS_CPU_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,17 @@ typedef struct {
     float *scratch;     /* (scratch_cap,) */
     size_t scratch_cap; /* floats */
     size_t scratch_max; /* floats it may grow to (SAM_CPU_SCRATCH_MAX unless a test lowers it) */
+    /* Prepared weights (linear_prepare): bf16 panels keyed by the weight pointer. */
+    pthread_mutex_t wreg_mu;
+    struct sam_bf16_wentry *wreg; /* (wreg_cap,) open addressing, NULL keys free */
+    size_t wreg_cap, wreg_n;
+    size_t wreg_bytes;            /* packed bytes held */
 } sam_cpu_backend;
+
+/* bf16.c: prepared weights. */
+bool sam_cpu_linear_prepare(sam_backend *be, const float *w, int N, int K);
+void sam_cpu_linear_forget(sam_backend *be, const float *w);
+void sam_cpu_wreg_free(sam_backend *be);
 
 /* Initial scratch (floats) reserved at create, and the size it may grow to. */
 #define SAM_CPU_SCRATCH_INIT ((size_t)2 << 20) /* 8 MiB */
