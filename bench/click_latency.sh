@@ -101,6 +101,7 @@ stats() { # file -> "median p95 n" (seconds)
 measure idle "$WORK/idle.txt"
 
 # A propagates over its whole video again and again until we stop it
+: >"$WORK/propagations"
 (
     while true; do
         curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"start_frame_idx":0}' \
@@ -115,7 +116,7 @@ kill "$LOOP_PID" 2>/dev/null || true
 wait "$LOOP_PID" 2>/dev/null || true
 LOOP_PID=""
 curl -s -o /dev/null -X POST "$BASE/session/$A/cancel" || true
-PROPS=$(wc -l <"$WORK/propagations" 2>/dev/null || echo 0)
+PROPS=$(wc -l <"$WORK/propagations")
 
 read -r IM IP IN < <(stats "$WORK/idle.txt")
 read -r BM BP BN < <(stats "$WORK/busy.txt")
