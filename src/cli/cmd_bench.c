@@ -34,10 +34,13 @@ static void usage(FILE *f) {
             "  --frames N         video length; frames from num_maskmem + 1 on are measured (default 16)\n"
             "  --video WxH        synthetic video size (default 640x480)\n"
             "  --threads N        CPU threads (default SAM2_THREADS, else all CPUs)\n"
+            "  --precision P      fp32 or bf16 (default SAM2_PRECISION, else fp32)\n"
             "  --stages LIST      image, track or both (default image,track)\n"
             "  --profile          time every back-end kernel per stage\n"
             "  --peak-gflops X    machine peak for the %% column (default SAM2_PEAK_GFLOPS, else\n"
-            "                     166.4 per thread: 2.6 GHz x 2 AVX-512 FMA pipes x 16 lanes x 2)\n"
+            "                     166.4 per thread: 2.6 GHz x 2 AVX-512 FMA pipes x 16 lanes x 2;\n"
+            "                     doubled in bf16). GFLOP/s = FLOPs counted as the reference does them\n"
+            "                     / time: an effective rate (our kernels may do fewer; --profile shows theirs)\n"
             "  --json             print one JSON line last (stdout)\n"
             "  --quiet            no progress lines\n"
             "  --save-random-weights FILE  write random weights of the config's real shapes as a\n"
@@ -189,6 +192,11 @@ static int run_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             NEED_VALUE;
             if (!parse_int(v, 1, 1024, &p.threads)) BAD_VALUE;
+        } else if (!strcmp(a, "--precision")) {
+            NEED_VALUE;
+            sam_precision prec;
+            if (!sam_precision_parse(v, &prec)) BAD_VALUE;
+            setenv("SAM2_PRECISION", v, 1); /* the back end reads it, for both weight sources */
         } else if (!strcmp(a, "--stages")) {
             NEED_VALUE;
             p.image = strstr(v, "image") != NULL;
@@ -228,7 +236,7 @@ static int run_bench(int argc, char **argv) {
         sam2d_model_config cfg;
         sam2d_status st = p.config_path ? sam2d_config_load_yaml(p.config_path, &cfg) : sam2d_config_preset(p.preset, &cfg);
         if (st == SAM2D_OK) st = sam2d_config_validate(&cfg);
-        if (st == SAM2D_OK) st = sam_bench_write_random_weights(&cfg, save_path, false);
+        if (st == SAM2D_OK) st = sam_bench_write_random_weights(&cfg, save_path);
         if (st != SAM2D_OK) return sam2d_cli_fail("bench", "writing random weights");
         if (!quiet) fprintf(stderr, "sam2d bench: wrote %s\n", save_path);
         return SAM2D_EXIT_OK;
@@ -246,8 +254,9 @@ static int run_bench(int argc, char **argv) {
     if (st != SAM2D_OK) return sam2d_cli_fail("bench", "benchmark failed");
 
     const double peak = r.peak_gflops;
-    fprintf(stderr, "%s, %s weights, %d threads, peak %.1f GFLOP/s, load average %.2f -> %.2f\n", r.model,
-            r.random_weights ? "random" : "checkpoint", r.threads, peak, r.loadavg_start[0], r.loadavg_end[0]);
+    fprintf(stderr, "%s, %s weights, %s, %d threads, peak %.1f GFLOP/s, load average %.2f -> %.2f\n", r.model,
+            r.random_weights ? "random" : "checkpoint", r.precision, r.threads, peak, r.loadavg_start[0],
+            r.loadavg_end[0]);
     fprintf(stderr, "  %-38s %11s %15s %16s %8s\n", "stage (median)", "time", "counted", "achieved", "of peak");
     print_row("image encoder", r.image_encoder_s, r.flops.image_encoder, peak);
     print_row("tracked frame, full memory bank", r.track_frame_s, r.track_frame_flops, peak);
@@ -271,6 +280,7 @@ static int run_bench(int argc, char **argv) {
         json_object_set_new(o, "preset", json_string(r.preset));
         json_object_set_new(o, "weights", json_string(r.random_weights ? "random" : "checkpoint"));
         json_object_set_new(o, "threads", json_integer(r.threads));
+        json_object_set_new(o, "precision", json_string(r.precision));
         json_object_set_new(o, "image_size", json_integer(r.image_size));
         json_object_set_new(o, "runs", json_integer(p.runs));
         json_object_set_new(o, "warmup", json_integer(p.warmup));

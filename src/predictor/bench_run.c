@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -100,18 +99,9 @@ static void logf_(const sam_bench_params *p, const char *fmt, ...) {
     p->log(p->log_user, line);
 }
 
-/* ---------------- random video modules ----------------
- * The video modules are attached from a checkpoint file only, so for random
- * weights the tensors they read (everything outside the image encoder and the
- * SAM heads) are written to a temporary .safetensors file, attached, and the
- * file is removed. A few MB: the big image encoder is built in memory. */
+/* ---------------- random checkpoint file ---------------- */
 
-static bool is_video_tensor(const char *name) {
-    return strncmp(name, "image_encoder.", 14) != 0 && strncmp(name, "sam_mask_decoder.", 17) != 0 &&
-           strncmp(name, "sam_prompt_encoder.", 19) != 0;
-}
-
-sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path, bool video_only) {
+sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path) {
     sam2d_config_tensor *t = NULL;
     size_t n = 0;
     SAM_TRY(sam2d_config_tensors(cfg, &t, &n));
@@ -126,7 +116,6 @@ sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const
     len += (size_t)snprintf(hdr + len, cap - len, "{");
     bool first = true;
     for (size_t i = 0; i < n; i++) {
-        if (video_only && !is_video_tensor(t[i].name)) continue;
         uint64_t numel = 1;
         len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", first ? "" : ",",
                                 t[i].name);
@@ -149,11 +138,10 @@ sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const
     for (int b = 0; b < 8; b++) hl8[b] = (uint8_t)(hl >> (8 * b));
     if (f && (fwrite(hl8, 1, 8, f) != 8 || fwrite(hdr, 1, len, f) != len)) st = SAM_ERR(SAM2D_ERR_IO, "bench: write");
     sam_free(hdr);
-    /* same generator as the in-memory model's loader, another seed */
+    /* the in-memory random model's generator and seed: same values as --random-weights */
     sam_weight_loader L;
-    sam_weight_loader_init_random(&L, 2, 0.05f, NULL);
+    sam_weight_loader_init_random(&L, 1, 0.05f, NULL);
     for (size_t i = 0; f && st == SAM2D_OK && i < n; i++) {
-        if (video_only && !is_video_tensor(t[i].name)) continue;
         float *w = sam_weight(&L, t[i].ndim, t[i].shape, "%s", t[i].name);
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
@@ -177,16 +165,7 @@ static sam2d_status build_model(const sam_bench_params *p, sam_bench_result *r, 
         mp.config_path = p->config_path;
         mp.preset = p->config_path ? NULL : p->preset;
         mp.num_threads = p->threads;
-        SAM_TRY(sam2d_model_load(&mp, out));
-        if (p->track) {
-            sam2d_status st = sam2d_video_model_attach(*out, p->checkpoint);
-            if (st != SAM2D_OK) {
-                sam2d_model_free(*out);
-                *out = NULL;
-                return st;
-            }
-        }
-        return SAM2D_OK;
+        return sam2d_model_load(&mp, out); /* video modules included */
     }
     r->random_weights = true;
     sam2d_model_config cfg;
@@ -195,26 +174,12 @@ static sam2d_status build_model(const sam_bench_params *p, sam_bench_result *r, 
     else
         SAM_TRY(sam2d_config_preset(p->preset ? p->preset : "sam2.1_tiny", &cfg));
     SAM_TRY(sam2d_config_validate(&cfg));
-    sam_backend *be = sam_backend_cpu_create(p->threads);
-    if (!be) return SAM_ERR(SAM2D_ERR_NOMEM, "bench: CPU back end");
+    sam_backend *be = sam_backend_cpu_create(p->threads); /* SAM2_PRECISION picks fp32 / bf16 */
+    if (!be) return SAM_ERR(SAM2D_ERR_NOMEM, "bench: CPU back end (or an invalid SAM2_PRECISION)");
+    /* every module, video side included, from one random-mode loader: no file */
     sam_weight_loader L;
     sam_weight_loader_init_random(&L, 1, 0.05f, NULL);
-    SAM_TRY(sam_model_build(&cfg, &L, be, true, out));
-    if (!p->track) return SAM2D_OK;
-    const char *dir = getenv("TMPDIR");
-    char path[512];
-    snprintf(path, sizeof path, "%s/sam2d-bench-XXXXXX.safetensors", dir && *dir ? dir : "/tmp");
-    int fd = mkstemps(path, 12);
-    sam2d_status st = fd < 0 ? SAM_ERR(SAM2D_ERR_IO, "bench: cannot create %s", path) : SAM2D_OK;
-    if (fd >= 0) close(fd);
-    if (st == SAM2D_OK) st = sam_bench_write_random_weights(&cfg, path, true);
-    if (st == SAM2D_OK) st = sam2d_video_model_attach(*out, path);
-    if (fd >= 0) unlink(path);
-    if (st != SAM2D_OK) {
-        sam2d_model_free(*out);
-        *out = NULL;
-    }
-    return st;
+    return sam_model_build(&cfg, &L, be, true, out);
 }
 
 /* ---------------- engine timers ----------------
@@ -490,7 +455,10 @@ sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
     const sam2d_model_config *cfg = sam2d_model_get_config(m);
     r->image_size = cfg->image_size;
     r->threads = m->be && m->be->pool ? sam_threadpool_size(m->be->pool) : 1;
-    r->peak_gflops = p.peak_gflops > 0 ? p.peak_gflops : 166.4 * r->threads;
+    snprintf(r->precision, sizeof r->precision, "%s", m->be ? sam_precision_name(m->be->precision) : "?");
+    /* bf16 dot products (AVX512_BF16) double the fp32 FMA rate */
+    r->peak_gflops = p.peak_gflops > 0 ? p.peak_gflops
+                                       : 166.4 * r->threads * (m->be && m->be->precision == SAM_PRECISION_BF16 ? 2 : 1);
     sam2d_status st = sam_bench_count_flops(cfg, &r->flops);
     logf_(&p, "%s; load %.2f s; %d threads; load average %.2f", r->model, r->load_s, r->threads, r->loadavg_start[0]);
     if (p.profile) sam_prof_install(m->be);
@@ -499,7 +467,6 @@ sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
     sam_prof_set_stage(NULL);
     r->peak_rss_bytes = sam_bench_peak_rss();
     loadavg(r->loadavg_end);
-    if (p.track) sam2d_video_model_detach(m);
     sam2d_model_free(m);
     return st;
 }

@@ -3,7 +3,7 @@
  *    every linear, conv, transposed conv and attention QK^T / AV, padded
  *    window tokens included, as the reference computes them);
  *  - a kernel profiler that wraps a back end's function table with timers;
- *  - a model with random weights of the real shapes, video modules included;
+ *  - a model with random weights of the real shapes (video modules included);
  *  - the measured stages: image encoder per frame, tracking per frame with a
  *    full memory bank, click latency, peak RSS.
  *
@@ -85,7 +85,7 @@ typedef struct {
     bool image;              /* measure the image encoder */
     bool track;              /* measure propagation (and clicks) */
     bool profile;            /* per-kernel timers */
-    double peak_gflops;      /* machine peak for the % column; <= 0: 166.4 per thread (2.6 GHz, 2 AVX-512 FMA) */
+    double peak_gflops;      /* machine peak for the % column; <= 0: 166.4 per thread (2.6 GHz, 2 AVX-512 FMA), x2 in bf16 */
     sam_bench_log_fn log;    /* progress lines, may be NULL */
     void *log_user;
 } sam_bench_params;
@@ -99,6 +99,7 @@ typedef struct {
     char preset[64];
     bool random_weights;
     int threads;
+    char precision[8];       /* the back end's: fp32 / bf16 (SAM2_PRECISION) */
     int image_size;
     double peak_gflops;
     double load_s;           /* model build (and video attach) */
@@ -133,11 +134,10 @@ typedef struct {
 /* Build the model (random weights or checkpoint), run the requested stages. */
 sam2d_status sam_bench_run(const sam_bench_params *p, sam_bench_result *r);
 
-/* Write random weights (uniform in [-0.05, 0.05), deterministic) of every
- * state-dict tensor of cfg -- or only those the video modules read (not
- * image_encoder.*, sam_mask_decoder.*, sam_prompt_encoder.*) -- as a float32
- * .safetensors file, e.g. for serving a real-size model without a checkpoint. */
-sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path, bool video_only);
+/* Write the random weights --random-weights uses (uniform in [-0.05, 0.05),
+ * deterministic) for every state-dict tensor of cfg as a float32 .safetensors
+ * file, e.g. to serve a real-size model without a checkpoint. */
+sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path);
 
 /* Peak resident set size of this process so far (VmHWM), and current RSS. 0 when unknown. */
 size_t sam_bench_peak_rss(void);

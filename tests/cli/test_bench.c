@@ -141,8 +141,22 @@ int main(void) {
     if (j) {
         check_required(j, false);
         CHECK(json_is_null(json_object_get(j, "track_frame_s")));
+        CHECK(!strcmp(json_string_value(json_object_get(j, "precision")), "fp32"));
         json_decref(j);
     }
+
+    /* bf16 back end: reported, peak doubled */
+    rc = run("bench --config " MICRO "config.yaml --stages image --precision bf16 --json " FAST);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    j = last_json_line();
+    CHECK(j != NULL);
+    if (j) {
+        check_required(j, false);
+        CHECK(!strcmp(json_string_value(json_object_get(j, "precision")), "bf16"));
+        CHECK(fabs(num(j, "peak_gflops") - 2 * 166.4 * num(j, "threads")) < 0.01);
+        json_decref(j);
+    }
+    CHECK(run("bench --precision fp64") == 2);
 
     /* errors: usage (2) and a video too short for a full memory bank (1) */
     CHECK(run("bench --runs 0") == 2);
