@@ -13,7 +13,8 @@
 # /work/shared/bench/reference-cpu.json, or bench/results/reference-cpu.json),
 # OUT (the results file), CHRT (a scheduling prefix, e.g. "chrt -f 10": real-time
 # priority, so that builds of other users on a shared machine do not delay the
-# thread pool's wake-ups; recorded in the results as "priority").
+# thread pool's wake-ups; recorded in the results as "priority"), PRECISION
+# (fp32, the default, or bf16).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SAM2D=${SAM2D:-$ROOT/build/sam2d}
@@ -22,18 +23,21 @@ RUNS=${RUNS:-5}
 FRAMES=${FRAMES:-16}
 REFERENCE=${REFERENCE:-/work/shared/bench/reference-cpu.json}
 [ -f "$REFERENCE" ] || REFERENCE=$ROOT/bench/results/reference-cpu.json
-OUT=${OUT:-$ROOT/bench/results/cpu-$(date -u +%F).json}
 CHRT=${CHRT:-}
+PRECISION=${PRECISION:-fp32}
+SUFFIX=""
+[ "$PRECISION" = fp32 ] || SUFFIX="-$PRECISION"
+OUT=${OUT:-$ROOT/bench/results/cpu-$(date -u +%F)$SUFFIX.json}
 command -v jq >/dev/null || { echo "run_cpu: needs jq" >&2; exit 1; }
 [ -x "$SAM2D" ] || { echo "run_cpu: no program at $SAM2D" >&2; exit 1; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 echo "tiny: image encoder, clicks, tracking ($FRAMES frames) ..." >&2
-$CHRT "$SAM2D" bench --preset sam2.1_tiny --random-weights --runs "$RUNS" --frames "$FRAMES" --profile --json \
+$CHRT "$SAM2D" bench --preset sam2.1_tiny --random-weights --runs "$RUNS" --frames "$FRAMES" --precision "$PRECISION" --profile --json \
     >"$TMP/tiny.json" 2>"$TMP/tiny.log"
 echo "large: image encoder ..." >&2
-$CHRT "$SAM2D" bench --preset sam2.1_large --random-weights --stages image --runs "$RUNS" --profile --json \
+$CHRT "$SAM2D" bench --preset sam2.1_large --random-weights --stages image --runs "$RUNS" --precision "$PRECISION" --profile --json \
     >"$TMP/large.json" 2>"$TMP/large.log"
 tail -n 1 "$TMP/tiny.json" >"$TMP/t.json"
 tail -n 1 "$TMP/large.json" >"$TMP/l.json"
@@ -45,10 +49,10 @@ jq -n --slurpfile t "$TMP/t.json" --slurpfile l "$TMP/l.json" --slurpfile ref "$
   ($t[0]) as $t | ($l[0]) as $l | ($ref[0].results) as $r |
   def ratio(a; b): if (a // 0) > 0 and (b // 0) > 0 then (a / b * 1000 | round / 1000) else null end;
   {
-    what: "sam2d bench on this machine vs Meta reference figures (reference-cpu.json), fp32, random weights of the real shapes",
+    what: "sam2d bench on this machine vs Meta reference figures (reference-cpu.json, fp32), random weights of the real shapes",
     date: $date, commit: $commit,
     machine: {cpu: $cpu, online_cpus: ($cores | tonumber), mem_bytes: ($mem | tonumber), kernel: $kernel},
-    threads: $t.threads, priority: $prio,
+    threads: $t.threads, priority: $prio, precision: $t.precision,
     note: "other engineers build and test on the same 2 cores: wall times depend on the load average recorded with each run; *_cpu_s is the process CPU time of all threads",
     comparison: [
       {stage: "tiny image encoder", reference_s: $r[0].median_s, ours_s: $t.image_encoder_s,
