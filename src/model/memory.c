@@ -85,6 +85,7 @@ struct sam_memory_encoder {
     float *pos;                                       // (h*w, mem_dim) sine encoding, computed once
     sam_weight_set weights;
     sam_arena arena;
+    sam_arena *scratch;   /* &arena, or the memory attention's arena once shared */
 };
 
 void sam_memory_encoder_free(sam_memory_encoder *m) {
@@ -129,6 +130,7 @@ sam2d_status sam_memory_encoder_create_from_loader(const sam2d_model_config *cfg
     if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "memory encoder: out of memory");
     sam_weight_set_init(&m->weights);
     sam_arena_init(&m->arena);
+    m->scratch = &m->arena;
     m->be = be;
     m->S = cfg->image_size;
     m->h = m->w = cfg->image_size / cfg->backbone_stride;
@@ -258,19 +260,20 @@ sam2d_status sam_memory_encoder_forward(sam_memory_encoder *m, const float *pix_
     const int C = m->C;
     const int64_t hw = (int64_t)m->h * m->w;
 
-    sam_arena_reset(&m->arena);
+    sam_arena *ar = m->scratch;
+    sam_arena_reset(ar);
     size_t ds_max = 0;
     for (int i = 1; i <= m->ds_layers; i++) {
         size_t n = (size_t)m->ds_hw[i] * m->ds_hw[i] * m->ds_ch[i];
         if (n > ds_max) ds_max = n;
     }
-    float *ping = sam_arena_f32(&m->arena, ds_max); // down-sampler activations, ping-pong
-    float *pong = sam_arena_f32(&m->arena, ds_max);
-    float *x = sam_arena_f32(&m->arena, (size_t)hw * C);      // (hw, C) fused features
-    float *t = sam_arena_f32(&m->arena, (size_t)hw * C);      // (hw, C) temporaries
-    float *t2 = sam_arena_f32(&m->arena, (size_t)hw * C);     // (hw, C)
+    float *ping = sam_arena_f32(ar, ds_max); // down-sampler activations, ping-pong
+    float *pong = sam_arena_f32(ar, ds_max);
+    float *x = sam_arena_f32(ar, (size_t)hw * C);      // (hw, C) fused features
+    float *t = sam_arena_f32(ar, (size_t)hw * C);      // (hw, C) temporaries
+    float *t2 = sam_arena_f32(ar, (size_t)hw * C);     // (hw, C)
     const int64_t chunk = hw < MEM_MLP_CHUNK ? hw : MEM_MLP_CHUNK;
-    float *hid = sam_arena_f32(&m->arena, (size_t)chunk * 4 * C); // (chunk, 4C) CX block MLP
+    float *hid = sam_arena_f32(ar, (size_t)chunk * 4 * C); // (chunk, 4C) CX block MLP
     if (!ping || !pong || !x || !t || !t2 || !hid) return SAM_ERR(SAM2D_ERR_NOMEM, "memory encoder: scratch");
 
     /* Mask down-sampler: the (S, S) mask is a one-channel channels-last map. */
@@ -741,5 +744,17 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
         if (layer_out) memcpy(layer_out + (size_t)i * Lq * C, x, (size_t)Lq * C * sizeof(float));
     }
     be->layer_norm(be, out, x, a->norm_w, a->norm_b, Lq, C, 1e-5f);
+    return SAM2D_OK;
+}
+
+sam2d_status sam_memory_share_scratch(sam_memory_encoder *m, sam_memory_attention *a) {
+    if (!m || !a) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "memory: NULL argument");
+    if (m->scratch == &a->arena) return SAM2D_OK;
+    const size_t need = menc_scratch_bytes(m), have = mattn_scratch_bytes(a, a->max_hw, a->max_mem);
+    if (!sam_arena_reserve(&a->arena, need > have ? need : have))
+        return SAM_ERR(SAM2D_ERR_NOMEM, "memory: shared scratch");
+    sam_arena_free(&m->arena);
+    sam_arena_init(&m->arena);
+    m->scratch = &a->arena;
     return SAM2D_OK;
 }

@@ -86,4 +86,11 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
                                                  int num_obj_ptr_tokens, int feat_h, int feat_w, float *out,
                                                  float *layer_out);
 
+/* Makes the encoder run in the attention's scratch arena (grown to fit both)
+ * and frees its own: a tracker runs them one after the other, never at once.
+ * From then on the two handles are one unit for thread safety (never run both
+ * at the same time), and the attention must outlive the encoder's calls.
+ * Saves the encoder's scratch (24 MiB for tiny at 1024 px). */
+sam2d_status sam_memory_share_scratch(sam_memory_encoder *m, sam_memory_attention *a);
+
 #endif

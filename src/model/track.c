@@ -388,6 +388,12 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
         sam_track_free(t);
         return st;
     }
+    /* the step runs memory attention, heads, memory encoder in turn (callers
+     * serialise steps): one scratch arena serves both memory modules */
+    if (menc && mattn && (st = sam_memory_share_scratch(menc, mattn)) != SAM2D_OK) {
+        sam_track_free(t);
+        return st;
+    }
     *out = t;
     return SAM2D_OK;
 }
