@@ -595,7 +595,9 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
     const sam2d_model_config *cfg = t->cfg;
     const int64_t SS = (int64_t)t->S * t->S, hw = t->hw;
     const int D = t->D;
-    float *m = t->mask_mem;
+    /* our own (S, S) buffer is transformed in place (nothing reads it after),
+     * so mask_mem's pages are only touched for a caller's mask */
+    float *m = high_res == t->high_res ? t->high_res : t->mask_mem;
     if (cfg->binarize_mask_from_pts_for_mem_enc && is_mask_from_pts) {
         for (int64_t i = 0; i < SS; i++) m[i] = high_res[i] > 0.0f ? 1.0f : 0.0f;
     } else {
