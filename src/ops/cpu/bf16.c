@@ -674,6 +674,52 @@ static inline void panel_prod(const att16_ctx *c, const uint16_t *A, int64_t lda
         c->blk(AQ, Kp, A, lda, B, out, ldo, NR, NULL, true);
 }
 
+/* exp(x) for x <= 0 to well within bf16 rounding (relative error < 5e-5):
+ * 2^t = 2^n * 2^f, |f| <= 1/2, 2^f by its degree-5 Taylor series; scalef
+ * applies 2^n and gives 0 for very negative t (and exp(-inf) = 0). */
+static TGT_F inline __m512 exp_bf16ish(__m512 x) {
+    const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504f));
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.69314718f));
+    __m512 p = _mm512_set1_ps(1.0f / 120);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* p (Lkp) bf16 = exp((s - max s) * scale) over the Lk real keys, 0 after them;
+ * returns the fp32 sum of the exponentials (before rounding). scale > 0. */
+static TGT_F float softmax_row_bf16(const float *s, uint16_t *p, int Lk, int Lkp, float scale) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    int k = 0;
+    for (; k + 16 <= Lk; k += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + k));
+    const __mmask16 tail = (__mmask16)((1u << (Lk - k)) - 1);
+    if (tail) vm = _mm512_mask_max_ps(vm, tail, vm, _mm512_maskz_loadu_ps(tail, s + k));
+    const float mx = _mm512_reduce_max_ps(vm);
+    const __m512 vmx = _mm512_set1_ps(mx), vsc = _mm512_set1_ps(scale);
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), qnan = _mm512_set1_epi32(0x40);
+    __m512 sum = _mm512_setzero_ps();
+    for (k = 0; k < Lkp; k += 16) {
+        const int left = Lk - k;
+        const __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+        const __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + k), vmx), vsc);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp_bf16ish(x));
+        sum = _mm512_add_ps(sum, e);
+        /* to bf16, rounding as f2bf */
+        const __m512i u = _mm512_castps_si512(e);
+        const __mmask16 isnan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absmask), inf);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+        r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(_mm512_srli_epi32(u, 16), qnan));
+        _mm256_storeu_si256((__m256i *)(p + k), _mm512_cvtepi32_epi16(r));
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
 static void att16_items(void *vc, int64_t i0, int64_t i1, int tid) {
     const att16_ctx *c = vc;
     const sam_attn_params *p = c->p;
@@ -682,7 +728,6 @@ static void att16_items(void *vc, int64_t i0, int64_t i1, int tid) {
     float *S = c->sbuf + (size_t)tid * c->s_per; /* (AQ, Lkp) */
     float *cb = S + (size_t)AQ * Lkp;            /* (AQ, 32) */
     float *inv = cb + AQ * 32;                   /* (AQ) */
-    const sam_vf vscale = sam_vsplat(p->scale);
     if (c->path == SAM_BF16_PATH_AMX) amx_begin();
     for (int64_t it = i0; it < i1; it++) {
         const int qt = (int)(it % c->nqt);
@@ -706,32 +751,11 @@ static void att16_items(void *vc, int64_t i0, int64_t i1, int tid) {
             panel_prod(c, A, dqp, c->kp + (bh * c->nkp + j) * (int64_t)dqp * NR, dqp, S + j * NR, Lkp);
         /* fp32 softmax per query; P (unnormalised) -> bf16 rows of A */
         for (int i = 0; i < AQ; i++) {
-            float *srow = S + (size_t)i * Lkp;
             uint16_t *prow = A + (size_t)i * Lkp;
-            if (i >= nq) {
+            if (i >= nq)
                 memset(prow, 0, sizeof(uint16_t) * (size_t)Lkp);
-                continue;
-            }
-            for (int kk = p->Lk; kk < Lkp; kk++) srow[kk] = -INFINITY;
-            sam_vf vm = sam_vsplat(-INFINITY);
-            for (int kk = 0; kk < Lkp; kk += SAM_VL) {
-                const sam_vf x = *(sam_vf *)(srow + kk) * vscale;
-                *(sam_vf *)(srow + kk) = x;
-                vm = sam_vmax(vm, x);
-            }
-            float mx = vm[0];
-            for (int l = 1; l < SAM_VL; l++) mx = vm[l] > mx ? vm[l] : mx;
-            const sam_vf vmx = sam_vsplat(mx);
-            sam_vf vs = sam_vsplat(0.0f);
-            for (int kk = 0; kk < Lkp; kk += SAM_VL) {
-                const sam_vf e = sam_vexp(*(sam_vf *)(srow + kk) - vmx);
-                *(sam_vf *)(srow + kk) = e;
-                vs += e;
-            }
-            double sum = 0;
-            for (int l = 0; l < SAM_VL; l++) sum += vs[l];
-            inv[i] = (float)(1.0 / sum);
-            sam_bf16_from_f32(prow, srow, Lkp);
+            else
+                inv[i] = 1.0f / softmax_row_bf16(S + (size_t)i * Lkp, prow, p->Lk, Lkp, p->scale);
         }
         for (int j = 0; j < c->nvp; j++) {
             panel_prod(c, A, Lkp, c->vp + (bh * c->nvp + j) * (int64_t)Lkp * NR, Lkp, cb, NR);
