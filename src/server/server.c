@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,7 +29,6 @@
 #include "server/sessions.h"
 
 #define MAX_JSON_BODY (32u << 20) /* a mask prompt of a 4K frame as RLE stays far below */
-#define STREAM_QUEUE_BYTES (8u << 20)
 
 struct sam_server {
     sam_settings cfg;
@@ -38,6 +38,7 @@ struct sam_server {
     double started;
     int port;
     atomic_int in_flight;
+    atomic_int busy;      /* handlers running and propagation threads alive: what SIGTERM drains */
     atomic_bool stopping;
 };
 
@@ -234,7 +235,7 @@ typedef struct {
     int fd;
     char tmp_path[256];
     size_t upload_bytes;
-    bool upload_too_large, got_file, upload_io_error;
+    bool upload_too_large, got_file, upload_io_error, extra_file;
     char filename[256];
     double t0;
     reqinfo info;
@@ -253,9 +254,11 @@ static void reqctx_free(reqctx *c) {
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                  const char *content_type, const char *transfer_encoding, const char *data,
                                  uint64_t off, size_t size) {
-    (void)kind, (void)content_type, (void)transfer_encoding, (void)off;
+    (void)kind, (void)content_type, (void)transfer_encoding;
     reqctx *c = cls;
     if (strcmp(key, "file") != 0) return MHD_YES; /* other fields are ignored */
+    /* a second 'file' part would be appended to the first one's bytes: refuse it instead */
+    if (c->got_file && off == 0) c->extra_file = true;
     c->got_file = true;
     if (filename && !c->filename[0]) snprintf(c->filename, sizeof c->filename, "%s", filename);
     if (c->upload_too_large || c->upload_io_error) return MHD_YES;
@@ -401,12 +404,18 @@ static size_t session_estimate(const sam2d_model *m, int frames) {
 
 static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
     sam_server *srv = r->srv;
+    /* the post processor reports a body that ended before the closing boundary */
+    bool complete = MHD_destroy_post_processor(c->pp) == MHD_YES;
+    c->pp = NULL;
     if (c->upload_io_error) return send_error(r, 500, "could not store the upload in a temporary file");
     if (c->upload_too_large)
         return send_error(r, 413, "Upload too large: more than %d MiB (raise MAX_UPLOAD_MB)", srv->cfg.max_upload_mb);
     if (!c->got_file || c->upload_bytes == 0)
         return send_error(r, 400, "expected a multipart/form-data upload with a non-empty field 'file' (a video, "
                                   "or a tar/zip archive of JPEG/PNG frames)");
+    if (c->extra_file) return send_error(r, 400, "the upload holds more than one 'file' part: send one video or archive");
+    if (!complete)
+        return send_error(r, 400, "the multipart body is truncated or malformed (no closing boundary after 'file')");
     sam_metrics_observe(SAM_H_UPLOAD_BYTES, (double)c->upload_bytes);
     double t0 = sam_now();
     sam_media_limits lim;
@@ -566,6 +575,18 @@ static bool take_op_on_object(reqinfo *r, sam_session *s, long long obj, enum MH
     return false;
 }
 
+/* take_op for a prompt, which may add an object: each object costs memory on every frame it is
+ * tracked on, so a session holds at most MAX_OBJECTS (413 otherwise, lock released). */
+static bool take_op_adding(reqinfo *r, sam_session *s, long long obj, enum MHD_Result *ret) {
+    if (!take_op(r, s, ret)) return false;
+    int n = sam2d_video_num_objects(s->vs);
+    if (n < r->srv->cfg.max_objects || has_object(s, obj)) return true;
+    pthread_mutex_unlock(&s->op_lock);
+    *ret = send_error(r, 413, "Too many objects: session %s already tracks %d (raise MAX_OBJECTS, or remove one)",
+                      s->id, n);
+    return false;
+}
+
 static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
     jreq j;
     if (!parse_body(c, &j)) return send_error(r, 400, "%s", j.err);
@@ -648,7 +669,7 @@ static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 400, "a 'box' can only be given with clear_old_points=true (as SAM 2 requires)");
         goto out;
     }
-    if (!take_op(r, s, &ret)) goto out;
+    if (!take_op_adding(r, s, obj, &ret)) goto out;
     double t0 = sam_now(), enc = 0, trk = 0;
     sam2d_video_stats before;
     sam2d_video_get_stats(s->vs, &before);
@@ -700,7 +721,7 @@ static enum MHD_Result h_mask(reqinfo *r, reqctx *c, sam_session *s) {
         ret = send_error(r, 400, "invalid RLE counts: %s", client_message());
         goto out;
     }
-    if (!take_op(r, s, &ret)) goto out;
+    if (!take_op_adding(r, s, obj, &ret)) goto out;
     double t0 = sam_now(), enc = 0, trk = 0;
     sam2d_video_stats before;
     sam2d_video_get_stats(s->vs, &before);
@@ -894,6 +915,10 @@ typedef struct {
     sam2d_video_stats stats;       /* model time at the previous frame */
 } stream;
 
+static bool stream_aborted(stream *sp) {
+    return atomic_load(&sp->s->cancel_requested) || atomic_load(&sp->srv->stopping);
+}
+
 static void stream_push(stream *sp, char *text) {
     size_t n = strlen(text);
     line_node *ln = malloc(sizeof *ln + n + 2);
@@ -904,7 +929,17 @@ static void stream_push(stream *sp, char *text) {
     ln->len = n + 1;
     ln->next = NULL;
     pthread_mutex_lock(&sp->mu);
-    while (sp->queued_bytes > STREAM_QUEUE_BYTES && !sp->client_gone) pthread_cond_wait(&sp->cv, &sp->mu);
+    /* back-pressure: wait for a slow reader, but not past a cancel, a close or a shutdown (a reader that
+     * never reads would otherwise pin the session's operation lock until its connection times out);
+     * then the line is queued anyway: at most one frame line and the summary go over the limit */
+    size_t limit = (size_t)sp->srv->cfg.stream_buffer_kb << 10;
+    while (sp->queued_bytes > limit && !sp->client_gone && !stream_aborted(sp)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&sp->cv, &sp->mu, &ts);
+    }
     if (sp->client_gone) {
         free(ln);
     } else {
@@ -987,6 +1022,7 @@ static void *stream_main(void *arg) {
     sp->done = true;
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
+    atomic_fetch_sub(&sp->srv->busy, 1);
     return NULL;
 }
 
@@ -1083,7 +1119,9 @@ static enum MHD_Result h_propagate(reqinfo *r, reqctx *c, sam_session *s, bool *
     atomic_store(&s->propagating, true);
     /* the stream owns the session reference and the op lock from here */
     *keep_ref = true;
+    atomic_fetch_add(&r->srv->busy, 1); /* given back by the stream thread */
     if (pthread_create(&sp->th, NULL, stream_main, sp) != 0) {
+        atomic_fetch_sub(&r->srv->busy, 1);
         atomic_store(&s->propagating, false);
         pthread_mutex_unlock(&s->op_lock);
         sp->done = true;
@@ -1288,7 +1326,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (c->body_too_large) return send_error(&c->info, 413, "request body larger than %u MiB", MAX_JSON_BODY >> 20);
-    return dispatch(&c->info, c, url);
+    atomic_fetch_add(&srv->busy, 1);
+    enum MHD_Result ret = dispatch(&c->info, c, url);
+    atomic_fetch_sub(&srv->busy, 1);
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -1332,7 +1373,7 @@ sam2d_status sam_server_start(const sam_settings *cfg, sam2d_model *model, const
                                        MHD_USE_ERROR_LOG,
                                    (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_threads,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
                                    srv, MHD_OPTION_END);
     if (!srv->daemon) {
         free(srv);
@@ -1351,8 +1392,11 @@ void sam_server_stop(sam_server *srv) {
     if (!srv) return;
     atomic_store(&srv->stopping, true);
     MHD_quiesce_daemon(srv->daemon);
-    /* running propagations see `stopping` at their next frame and end their streams */
-    for (int i = 0; i < 600 && atomic_load(&srv->in_flight) > 0; i++) usleep(50 * 1000);
+    /* running propagations see `stopping` at their next frame and end their streams; requests being
+     * computed finish (30 s at most) */
+    for (int i = 0; i < 600 && atomic_load(&srv->busy) > 0; i++) usleep(50 * 1000);
+    /* then clients get a moment to read what is left; one that does not read is cut off by the stop */
+    for (int i = 0; i < 40 && atomic_load(&srv->in_flight) > 0; i++) usleep(50 * 1000);
     MHD_stop_daemon(srv->daemon);
     sam_sessions_shutdown();
     free(srv);

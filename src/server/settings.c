@@ -57,6 +57,13 @@ static const setting table[] = {
     {"SAM2_THREADS", "threads", T_INT, OFF(threads), "0", 0, 1024, NULL, "compute threads; 0 = all CPUs"},
     {"HTTP_MAX_CONNECTIONS", "http-max-connections", T_INT, OFF(http_threads), "64", 1, 10000, NULL,
      "simultaneous HTTP connections (one thread each)"},
+    {"HTTP_TIMEOUT", "http-timeout", T_INT, OFF(http_timeout_s), "120", 1, 86400, NULL,
+     "seconds a connection may stay silent (idle keep-alive, stalled upload, client not reading) before it is "
+     "closed"},
+    {"STREAM_BUFFER_KB", "stream-buffer-kb", T_INT, OFF(stream_buffer_kb), "8192", 16, 1 << 20, NULL,
+     "propagation output queued for a slow reader before the propagation waits for it"},
+    {"MAX_OBJECTS", "max-objects", T_INT, OFF(max_objects), "64", 1, 100000, NULL,
+     "objects one session may track"},
     {"DOWNSCALE_OVERSIZE", "downscale-oversize", T_BOOL, OFF(downscale_oversize), "0", 0, 1, NULL,
      "1: shrink videos larger than MAX_FRAME_DIMENSION instead of refusing them"},
 };

@@ -30,6 +30,9 @@ typedef struct {
     char log_file[512];
     int threads;                  /* compute threads; 0 = all CPUs */
     int http_threads;             /* connection limit of the HTTP server */
+    int http_timeout_s;           /* silent seconds before a connection is dropped */
+    int stream_buffer_kb;         /* NDJSON queued per propagation stream for a slow reader */
+    int max_objects;              /* objects per session */
     bool downscale_oversize;      /* shrink frames over MAX_FRAME_DIMENSION instead of refusing */
 } sam_settings;
 
