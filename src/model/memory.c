@@ -30,6 +30,17 @@
 /* Arena allocations are 64-byte aligned: count each with its padding. */
 static size_t arena_bytes(size_t nfloats) { return (nfloats * sizeof(float) + 63) & ~(size_t)63; }
 
+/* Register a Linear weight w (N, K) with the back end (bf16 mode packs it once)
+ * or forget it (before w is freed). Preparing is only a speed-up: a failure
+ * leaves the per-call path. */
+static void prep_linear(sam_backend *be, const float *w, int N, int K, bool forget) {
+    if (!w || !be || !be->linear_prepare || !be->linear_forget) return;
+    if (forget)
+        be->linear_forget(be, w);
+    else
+        (void)be->linear_prepare(be, w, N, K);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Sine position encoding (PositionEmbeddingSine, normalize=True, scale 2*pi),
  * float32 arithmetic in the reference's order. pos (h*w, num_feats):
@@ -86,10 +97,25 @@ struct sam_memory_encoder {
     sam_weight_set weights;
     sam_arena arena;
     sam_arena *scratch;   /* &arena, or the memory attention's arena once shared */
+    bool prepared;        /* linear weights registered with the back end */
 };
+
+static void menc_prepare(sam_memory_encoder *m, bool forget) {
+    sam_backend *be = m->be;
+    const int C = m->C;
+    prep_linear(be, m->ds_out_w, C, m->ds_ch[m->ds_layers], forget);
+    prep_linear(be, m->pix_w, C, C, forget);
+    prep_linear(be, m->fuser_proj_w, C, C, forget);
+    for (int i = 0; i < m->n_fuser; i++) {
+        prep_linear(be, m->fuser[i].pw1_w, 4 * C, C, forget);
+        prep_linear(be, m->fuser[i].pw2_w, C, 4 * C, forget);
+    }
+    prep_linear(be, m->out_w, m->mem_dim, C, forget);
+}
 
 void sam_memory_encoder_free(sam_memory_encoder *m) {
     if (!m) return;
+    if (m->prepared) menc_prepare(m, true);
     sam_weight_set_free(&m->weights);
     sam_arena_free(&m->arena);
     sam_free(m->pos);
@@ -230,6 +256,8 @@ sam2d_status sam_memory_encoder_create_from_loader(const sam2d_model_config *cfg
     }
     /* The encoding depends only on the (fixed) feature size: compute it once. */
     sine_pos_encoding(m->pos, m->h, m->w, cfg->mem_pos_num_feats, 10000.0f);
+    menc_prepare(m, false);
+    m->prepared = true;
     *out = m;
     return SAM2D_OK;
 }
@@ -359,10 +387,29 @@ struct sam_memory_attention {
     int64_t max_mem;  /* memory tokens reserved for */
     sam_weight_set weights;
     sam_arena arena;
+    bool prepared;    /* linear weights registered with the back end */
 };
+
+static void mattn_prepare(sam_memory_attention *a, bool forget) {
+    sam_backend *be = a->be;
+    const int C = a->C, Ci = a->Ci;
+    for (int i = 0; i < a->n_layers; i++) {
+        const mattn_layer *ly = &a->layers[i];
+        prep_linear(be, ly->sa.q_w, Ci, C, forget);
+        prep_linear(be, ly->sa.k_w, Ci, C, forget);
+        prep_linear(be, ly->sa.v_w, Ci, C, forget);
+        prep_linear(be, ly->sa.o_w, C, Ci, forget);
+        prep_linear(be, ly->ca.q_w, Ci, C, forget);
+        prep_linear(be, ly->ca.k_w, Ci, a->kv_dim, forget);
+        prep_linear(be, ly->ca.ov_w, C, a->heads * a->kv_dim, forget);
+        prep_linear(be, ly->lin1_w, a->dff, C, forget);
+        prep_linear(be, ly->lin2_w, C, a->dff, forget);
+    }
+}
 
 void sam_memory_attention_free(sam_memory_attention *a) {
     if (!a) return;
+    if (a->prepared) mattn_prepare(a, true);
     for (int i = 0; i < MEM_MAX_ATTN_LAYERS; i++) {
         sam_free(a->layers[i].ca.ov_w);
         sam_free(a->layers[i].ca.ov_b);
@@ -582,6 +629,8 @@ sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *c
         sam_memory_attention_free(a);
         return st;
     }
+    mattn_prepare(a, false);
+    a->prepared = true;
     *out = a;
     return SAM2D_OK;
 }
