@@ -67,6 +67,10 @@ int main(void) {
     test_linear_case(be, 1, 7, 3, true, 3);
     test_linear_case(be, 257, 65, 129, true, 4);
     test_linear_case(be, 5, 3, 1, true, 5);
+    /* narrow layers with many rows: our AVX-512 kernel (row, column and k tails) */
+    test_linear_case(be, 613, 70, 300, true, 6);
+    test_linear_case(be, 512, 33, 7, false, 7);
+    test_linear_case(be, 530, 576, 384, true, 8);
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             test_gemm_case(be, ta, tb, 19, 23, 31, 1.0f, 0.0f, 10 + ta * 2 + tb);

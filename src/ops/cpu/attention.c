@@ -29,7 +29,7 @@ typedef sam_vi vi;
 #define vexp sam_vexp
 
 #define NR (2 * VL) /* columns per micro-tile: two vectors */
-#define MR 6        /* rows per micro-tile: 12 accumulators */
+#define MR 12       /* rows per micro-tile: 24 accumulators (of 32 registers) */
 #define ATT_TK 256  /* keys per tile */
 #define ATT_TQ_MAX 256
 #define ATT_BLAS_MIN_D 128 /* head dims from which the BLAS path is used */
@@ -75,6 +75,12 @@ static void gemm_panel(int M, int N, int K, const float *A, int64_t ars, int64_t
             const float *b = B + j;
             float *c = C + i * ldc + j;
             switch (M - i < MR ? M - i : MR) {
+            case 12: micro(12, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 11: micro(11, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 10: micro(10, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 9: micro(9, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 8: micro(8, K, a, ars, acs, b, ldb, c, ldc, zero); break;
+            case 7: micro(7, K, a, ars, acs, b, ldb, c, ldc, zero); break;
             case 6: micro(6, K, a, ars, acs, b, ldb, c, ldc, zero); break;
             case 5: micro(5, K, a, ars, acs, b, ldb, c, ldc, zero); break;
             case 4: micro(4, K, a, ars, acs, b, ldb, c, ldc, zero); break;
@@ -237,7 +243,9 @@ void sam_cpu_attention(sam_backend *be, float *out, const float *q, const float 
     if (TQ > p->Lq) TQ = p->Lq;
     const int dvp = round_up(p->d_v, NR);
     const bool blas = p->d_qk >= ATT_BLAS_MIN_D;
-    const bool pack_v = dvp != p->d_v && !blas;
+    /* V rows are far apart in qkv layouts (a page each): a packed tile keeps the
+     * P.V kernel out of the TLB misses (long key lists); copying costs 1/TQ of the products. */
+    const bool pack_v = !blas && (dvp != p->d_v || p->Lk > 128);
     size_t cap = 0, per = 0;
     float *s = NULL;
     for (;;) { /* shrink the query tile until every thread's slice fits (it always does for SAM's sizes) */
