@@ -298,7 +298,6 @@ static int run_bench(int argc, char **argv) {
             json_object_set_new(o, "track_full_bank_from_frame", json_integer(r.full_from));
             json_object_set_new(o, "track_image_encoder_s", json_real(r.track_features_s));
             json_object_set_new(o, "track_step_s", json_real(r.track_step_s));
-            json_object_set_new(o, "track_memory_encoder_s", json_real(r.track_memenc_s));
             json_object_set_new(o, "prompt_s", json_real(r.prompt_s));
             json_object_set_new(o, "prompt_runs_s", json_runs(r.prompt_runs, r.n_prompt));
             json_object_set_new(o, "first_click_s", json_real(r.first_click_s));

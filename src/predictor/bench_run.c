@@ -424,7 +424,6 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
             r->track_frame_cpu_s = sam_bench_median(c.cpu + r->full_from, n);
             r->track_features_s = sam_bench_median(c.feat + r->full_from, n);
             r->track_step_s = sam_bench_median(c.step + r->full_from, n);
-            r->track_memenc_s = sam_bench_median(c.enc + r->full_from, n);
             double fl = 0;
             for (int i = r->full_from; i < r->n_frames; i++) {
                 int ptrs = i < cfg->max_obj_ptrs_in_encoder ? i : cfg->max_obj_ptrs_in_encoder;

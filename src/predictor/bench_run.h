@@ -120,8 +120,9 @@ typedef struct {
     int full_from;           /* first frame with a full memory bank */
     double track_frame_s;    /* median over frames >= full_from */
     double track_frame_cpu_s; /* median process CPU time of the same frames */
-    /* sub-stages of a full-bank tracked frame (medians over the same frames) */
-    double track_features_s, track_step_s, track_memenc_s;
+    /* sub-stages of a full-bank tracked frame (medians over the same frames); the step
+     * includes the memory encoder (the engine's separate encode runs only before propagation) */
+    double track_features_s, track_step_s;
     size_t session_bytes;    /* sam2d_video_session_memory_bytes after propagation */
     /* memory */
     size_t rss_after_load_bytes;
