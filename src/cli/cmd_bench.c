@@ -86,6 +86,7 @@ static json_t *json_profile(void) {
     for (int i = 0; i < n; i++) {
         json_t *s = json_object();
         json_object_set_new(s, "seconds", json_real(st[i].seconds));
+        json_object_set_new(s, "entries", json_integer(st[i].entries));
         json_t *ops = json_object();
         for (int k = 0; k < st[i].n_ops; k++) {
             json_t *op = json_object();
@@ -112,14 +113,16 @@ static void print_profile(double peak) {
         sam_prof_op ops[SAM_PROF_MAX_OPS];
         memcpy(ops, st[i].ops, sizeof(sam_prof_op) * (size_t)st[i].n_ops);
         qsort(ops, (size_t)st[i].n_ops, sizeof(sam_prof_op), cmp_op);
-        fprintf(stderr, "kernels of \"%s\" (all measured runs together, %.3f s in kernels):\n", st[i].name,
-                st[i].seconds);
+        if (st[i].n_ops == 0) continue; /* e.g. the propagation loop itself: no kernels */
+        const double n = st[i].entries > 0 ? st[i].entries : 1;
+        fprintf(stderr, "kernels of \"%s\" (%d runs/frames; per run: %.3f s in kernels):\n", st[i].name,
+                st[i].entries, st[i].seconds / n);
         for (int k = 0; k < st[i].n_ops; k++) {
             const sam_prof_op *o = &ops[k];
-            fprintf(stderr, "  %-20s %7llu calls %9.3f s %5.1f %%", o->name, (unsigned long long)o->calls, o->seconds,
+            fprintf(stderr, "  %-20s %7.1f calls %9.4f s %5.1f %%", o->name, (double)o->calls / n, o->seconds / n,
                     st[i].seconds > 0 ? 100.0 * o->seconds / st[i].seconds : 0);
             if (o->flops > 0 && o->seconds > 0)
-                fprintf(stderr, " %9.1f GFLOP %7.1f GFLOP/s %5.1f %% of peak", o->flops / 1e9,
+                fprintf(stderr, " %9.2f GFLOP %7.1f GFLOP/s %5.1f %% of peak", o->flops / 1e9 / n,
                         o->flops / 1e9 / o->seconds, pct(o->flops / 1e9 / o->seconds, peak));
             fputc('\n', stderr);
         }

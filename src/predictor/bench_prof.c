@@ -51,6 +51,7 @@ const char *sam_prof_set_stage(const char *name) {
         stages[i].name = name;
         n_stages++;
     }
+    if (i != cur) stages[i].entries++;
     cur = i;
     return prev;
 }

@@ -191,6 +191,7 @@ static sam2d_status (*orig_hook)(struct sam2d_model *, sam_video_engine *);
 static sam_video_engine inner;
 static double acc_features, acc_step, acc_encode;
 static bool in_propagation; /* engine calls relabel the kernel profile only while propagating */
+static bool bank_full;      /* the frame being tracked has a full memory bank */
 
 static const char *sub_stage(const char *name) {
     return in_propagation ? sam_prof_set_stage(name) : NULL;
@@ -201,7 +202,7 @@ static void end_sub_stage(const char *prev) {
 
 static sam2d_status t_features(void *ctx, const uint8_t *frame, float *buf, sam_track_feats *f) {
     (void)ctx;
-    const char *prev = sub_stage("track: image encoder");
+    const char *prev = sub_stage(bank_full ? "track, full bank: image encoder" : "track, filling the bank: image encoder");
     double t = now_s();
     sam2d_status st = inner.features(inner.ctx, frame, buf, f);
     acc_features += now_s() - t;
@@ -211,7 +212,8 @@ static sam2d_status t_features(void *ctx, const uint8_t *frame, float *buf, sam_
 static sam2d_status t_step(void *ctx, const sam_track_feats *f, const sam_track_bank *bank,
                            const sam_track_step_in *in, sam_track_step_out *out) {
     (void)ctx;
-    const char *prev = sub_stage("track: step (memory attention, heads, memory encoder)");
+    const char *prev = sub_stage(bank_full ? "track, full bank: step (memory attention, heads, memory encoder)"
+                                           : "track, filling the bank: step");
     double t = now_s();
     sam2d_status st = inner.step(inner.ctx, f, bank, in, out);
     acc_step += now_s() - t;
@@ -298,6 +300,7 @@ static int on_frame(void *user, const sam2d_video_frame_result *res) {
               res->num_objects > 0 ? (double)res->object_scores[0] : 0.0);
     }
     c->f0 = acc_features, c->s0 = acc_step, c->e0 = acc_encode;
+    bank_full = i + 1 >= c->r->full_from; /* the next frame's */
     c->last = now_s(); /* the callback's own logging is not charged to the next frame */
     c->last_cpu = cpu_s();
     return 0;
@@ -409,6 +412,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         acc_features = acc_step = acc_encode = 0;
         sam_prof_set_stage("track: other");
         in_propagation = true;
+        bank_full = false;
         c.last = now_s();
         c.last_cpu = cpu_s();
         st = sam2d_video_propagate(s, 0, false, -1, on_frame, &c);

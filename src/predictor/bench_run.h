@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     const char *name;        /* stage label (static string) */
     double seconds;          /* time inside back-end calls while this stage was current */
+    int entries;             /* times the stage was switched to (runs, clicks, frames) */
     sam_prof_op ops[SAM_PROF_MAX_OPS];
     int n_ops;
 } sam_prof_stage;
