@@ -76,3 +76,4 @@ echo "wrote $OUT" >&2
 jq -r '.comparison[] | [.stage, (.reference_s // .reference_bytes), (.ours_s // .ours_bytes), .ratio_ours_over_ref,
        (.gflops_per_s // "")] | @tsv' "$OUT"
 jq -r '"load average: tiny \(.runs.tiny.loadavg_start[0]) -> \(.runs.tiny.loadavg_end[0]), large \(.runs.large.loadavg_start[0]) -> \(.runs.large.loadavg_end[0])"' "$OUT"
+jq -c '{date, commit, priority, precision, threads, comparison: [.comparison[] | {stage, ours: (.ours_s // .ours_bytes), ratio: .ratio_ours_over_ref}]}' "$OUT"
