@@ -498,15 +498,23 @@ static void rope_apply(sam_memory_attention *a, float *x, int64_t rows) {
     sam_parallel_for(a->be->pool, rows, 256, rope_rows, &J);
 }
 
+/* Floats of the region shared in turn by the self-attention's k, v and
+ * output (3 x (Lq, Ci)), the cross-attention's keys (max(M, Lq), Ci) and the
+ * FFN's hidden chunk (chunk, dff): none is live while another is in use. */
+static int64_t mattn_shared_floats(const sam_memory_attention *a, int64_t Lq, int64_t M) {
+    const int64_t Lk = M > Lq ? M : Lq, chunk = Lq < MEM_MLP_CHUNK ? Lq : MEM_MLP_CHUNK;
+    int64_t n = Lk * a->Ci;
+    if (3 * Lq * a->Ci > n) n = 3 * Lq * a->Ci;
+    if (chunk * a->dff > n) n = chunk * a->dff;
+    return n;
+}
+
 static size_t mattn_scratch_bytes(const sam_memory_attention *a, int64_t Lq, int64_t M) {
-    int64_t Lk = M > Lq ? M : Lq;
     return 4 * arena_bytes((size_t)Lq * a->C)          /* x, t, qin, t2 */
-           + 2 * arena_bytes((size_t)Lq * a->Ci)       /* q, attn out */
-           + arena_bytes((size_t)Lk * a->Ci)           /* k */
-           + arena_bytes((size_t)Lq * a->Ci)           /* v (self-attention only) */
+           + arena_bytes((size_t)Lq * a->Ci)           /* q */
+           + arena_bytes((size_t)mattn_shared_floats(a, Lq, M)) /* k / v / attn out / FFN hidden */
            + arena_bytes((size_t)Lq * a->heads * a->kv_dim) /* cross-attention out at kv width */
-           + arena_bytes((size_t)M * a->kv_dim)        /* memory + pos */
-           + arena_bytes((size_t)(Lq < MEM_MLP_CHUNK ? Lq : MEM_MLP_CHUNK) * a->dff) + 4096; /* FFN hidden */
+           + arena_bytes((size_t)M * a->kv_dim) + 4096; /* memory + pos */
 }
 
 /* W_ov = W_o . blockdiag(W_v per head), b_ov = b_o + W_o . b_v, in double
@@ -732,20 +740,20 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
      * once to one chunk of the new size; equal or smaller banks allocate nothing. */
     if (!sam_arena_reserve(&a->arena, mattn_scratch_bytes(a, Lq, M)))
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: scratch for %d memory tokens", M);
-    const int64_t Lk = M > Lq ? M : Lq;
     float *x = sam_arena_f32(&a->arena, (size_t)Lq * C);               // (Lq, C) running tgt
     float *t = sam_arena_f32(&a->arena, (size_t)Lq * C);               // (Lq, C) normed tgt
     float *qin = sam_arena_f32(&a->arena, (size_t)Lq * C);             // (Lq, C) normed tgt + pos
     float *t2 = sam_arena_f32(&a->arena, (size_t)Lq * C);              // (Lq, C) branch output
     float *q = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);           // (Lq, Ci)
-    float *ao = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);          // (Lq, Ci)
-    float *k = sam_arena_f32(&a->arena, (size_t)Lk * a->Ci);           // (Lk, Ci)
-    float *v = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);           // (Lq, Ci) self-attention values
+    float *big = sam_arena_f32(&a->arena, (size_t)mattn_shared_floats(a, Lq, M));
+    float *k = big;                                                    // (max(M, Lq), Ci) keys
+    float *v = big + Lq * a->Ci;                                       // (Lq, Ci) self-attention values
+    float *ao = big + 2 * Lq * a->Ci;                                  // (Lq, Ci) self-attention out
+    float *hid = big;                                                  // (chunk, dff) FFN hidden
     float *aov = sam_arena_f32(&a->arena, (size_t)Lq * a->heads * a->kv_dim); // (Lq, heads*kv_dim)
     float *kin = sam_arena_f32(&a->arena, (size_t)M * a->kv_dim);      // (M, kv_dim) memory + memory_pos
     const int64_t chunk = Lq < MEM_MLP_CHUNK ? Lq : MEM_MLP_CHUNK;
-    float *hid = sam_arena_f32(&a->arena, (size_t)chunk * a->dff);     // (chunk, dff) FFN hidden
-    if (!x || !t || !qin || !t2 || !q || !ao || !k || !v || !aov || !kin || !hid)
+    if (!x || !t || !qin || !t2 || !q || !big || !aov || !kin)
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: scratch");
 
     if (a->pos_at_input)
