@@ -715,10 +715,30 @@ sam2d_status sam_memory_attention_forward(sam_memory_attention *a, const float *
                                                feat_w, out, NULL);
 }
 
+/* keys_ready: memory_pos already holds the keys' input (memory + pos when the
+ * config adds it, else memory itself). */
+static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, const float *curr_pos,
+                                  const float *memory, const float *memory_pos, bool keys_ready, int M,
+                                  int num_obj_ptr_tokens, int feat_h, int feat_w, float *out, float *layer_out);
+
 sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const float *curr, const float *curr_pos,
                                                  const float *memory, const float *memory_pos, int M,
                                                  int num_obj_ptr_tokens, int feat_h, int feat_w, float *out,
                                                  float *layer_out) {
+    return mattn_forward(a, curr, curr_pos, memory, memory_pos, false, M, num_obj_ptr_tokens, feat_h, feat_w, out,
+                         layer_out);
+}
+
+sam2d_status sam_memory_attention_forward_keys(sam_memory_attention *a, const float *curr, const float *curr_pos,
+                                               const float *memory, const float *keys, int M, int num_obj_ptr_tokens,
+                                               int feat_h, int feat_w, float *out) {
+    if (!keys) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "memory attention: NULL keys");
+    return mattn_forward(a, curr, curr_pos, memory, keys, true, M, num_obj_ptr_tokens, feat_h, feat_w, out, NULL);
+}
+
+static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, const float *curr_pos,
+                                  const float *memory, const float *memory_pos, bool keys_ready, int M,
+                                  int num_obj_ptr_tokens, int feat_h, int feat_w, float *out, float *layer_out) {
     if (!a || !curr || !memory || !out || (a->pos_at_ca_keys && !memory_pos) ||
         ((a->pos_at_input || a->pos_at_attn || a->pos_at_ca_queries) && !curr_pos))
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "memory attention: NULL argument");
@@ -762,7 +782,9 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
         memcpy(x, curr, (size_t)Lq * C * sizeof(float));
     /* Cross-attention keys are the same for every layer. */
     const float *keys = memory;
-    if (a->pos_at_ca_keys) {
+    if (keys_ready) {
+        keys = memory_pos; /* the caller's sum: kin stays untouched (its pages never become resident) */
+    } else if (a->pos_at_ca_keys) {
         be->add(be, kin, memory, memory_pos, (int64_t)M * a->kv_dim);
         keys = kin;
     }

@@ -86,6 +86,14 @@ sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const 
                                                  int num_obj_ptr_tokens, int feat_h, int feat_w, float *out,
                                                  float *layer_out);
 
+/* Same as sam_memory_attention_forward with the cross-attention keys' input
+ * summed by the caller: keys (M, mem_dim) = memory + memory_pos when
+ * cfg->mem_attn_pos_enc_at_cross_attn_keys, else memory. Saves the (M, mem_dim)
+ * scratch copy (7 MiB with a full bank at 1024 px) when the caller can sum in place. */
+sam2d_status sam_memory_attention_forward_keys(sam_memory_attention *a, const float *curr, const float *curr_pos,
+                                               const float *memory, const float *keys, int M, int num_obj_ptr_tokens,
+                                               int feat_h, int feat_w, float *out);
+
 /* Makes the encoder run in the attention's scratch arena (grown to fit both)
  * and frees its own: a tracker runs them one after the other, never at once.
  * From then on the two handles are one unit for thread safety (never run both

@@ -573,8 +573,14 @@ static sam2d_status prepare_memory_conditioned(sam_track *t, const sam_track_fea
         *t->tap_M = (int)rows;
         t->tap_mem = NULL;
     }
-    SAM_TRY(sam_memory_attention_forward(t->mattn, f->vision_feat, f->vision_pos, t->memory, t->memory_pos,
-                                         (int)rows, n_tok, t->h, t->w, t->pix));
+    /* the keys' input (memory + pos) is summed in place: memory_pos is ours and not read again */
+    const float *keys = t->memory;
+    if (cfg->mem_attn_pos_enc_at_cross_attn_keys) {
+        t->be->add(t->be, t->memory_pos, t->memory, t->memory_pos, rows * D);
+        keys = t->memory_pos;
+    }
+    SAM_TRY(sam_memory_attention_forward_keys(t->mattn, f->vision_feat, f->vision_pos, t->memory, keys, (int)rows,
+                                              n_tok, t->h, t->w, t->pix));
     *feat_out = t->pix;
     if (diag) {
         diag->n_mem = n_mem < 32 ? n_mem : 32;
