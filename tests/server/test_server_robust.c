@@ -9,10 +9,13 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "core/alloc.h"
+#include "media/image_io.h"
 #include "server/server_harness.h"
 #include "test_util.h"
 
 #define MICRO SAM2D_TEST_DATA "/golden/micro"
+#define BIG_FRAMES 40 /* frames of the upscaled clip (see big_frames) */
 
 static const char *model_env[] = {"SAM2_CHECKPOINT=" MICRO "/model.pt", "SAM2_CONFIG=" MICRO "/config.yaml",
                                   "SAM2_THREADS=2", NULL};
@@ -197,9 +200,9 @@ static void *slowloris(void *arg) {
     const char *req = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: abcdefghij\r\nConnection: close\r\n\r\n";
     int fd = http_connect(sc->port);
     if (fd < 0) return NULL;
-    for (const char *p = req; *p; p++) { /* one byte every 50 ms: ~3.5 s for the request */
+    for (const char *p = req; *p; p++) { /* one byte every 25 ms: ~2 s for the request */
         if (write(fd, p, 1) != 1) break;
-        usleep(50 * 1000);
+        usleep(25 * 1000);
     }
     char buf[512];
     ssize_t r = read(fd, buf, sizeof buf - 1);
@@ -553,7 +556,7 @@ static void test_timeouts(const tar_buf *frames) {
         CHECK(wait_state(p.port, sid, "ready", 60));
         long long cancelled = number_in(p.port, "/metrics", "\nsam2d_propagations_cancelled_total ");
         long long frames = number_in(p.port, "/metrics", "\nsam2d_frames_propagated_total ");
-        CHECK_MSG(cancelled == 1 && frames < 300, "cancelled %lld, frames %lld", cancelled, frames);
+        CHECK_MSG(cancelled == 1 && frames < BIG_FRAMES, "cancelled %lld, frames %lld", cancelled, frames);
         CHECK(session_path_post(p.port, sid, "prompt",
                                 "{\"frame_idx\":3,\"obj_id\":2,\"points\":[[90,90]],\"labels\":[1]}", NULL) == 200);
         close(fd);
@@ -595,28 +598,41 @@ static void test_sigterm_unread(const tar_buf *frames) {
     free(sid);
 }
 
+/* BIG_FRAMES frames of the micro clip upscaled 2x (640x480): masks that large make NDJSON lines of
+ * hundreds of kB, so a reader that stops reading fills the socket buffers within a few frames. */
+static tar_buf big_frames(void) {
+    tar_buf t = {0};
+    uint8_t *jpg[10] = {0};
+    size_t jl[10] = {0};
+    for (int i = 0; i < 10; i++) {
+        char path[512];
+        snprintf(path, sizeof path, MICRO "/video/%05d.jpg", i);
+        uint8_t *rgb = NULL;
+        int w, h;
+        if (sam_image_decode_file(path, 0, &rgb, &w, &h) != SAM2D_OK) continue;
+        int W = 2 * w, H = 2 * h;
+        uint8_t *up = malloc((size_t)W * H * 3); /* (H, W, 3) nearest-neighbour */
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) memcpy(up + ((size_t)y * W + x) * 3, rgb + ((size_t)(y / 2) * w + x / 2) * 3, 3);
+        sam_jpeg_encode(up, W, H, 85, &jpg[i], &jl[i]);
+        free(up);
+        sam_free(rgb);
+    }
+    for (int f = 0; f < BIG_FRAMES; f++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%04d.jpg", f);
+        if (jpg[f % 10]) tar_add(&t, name, jpg[f % 10], jl[f % 10]);
+    }
+    tar_finish(&t);
+    for (int i = 0; i < 10; i++) sam_free(jpg[i]);
+    return t;
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
-    /* 300 frames (the micro clip repeated): enough NDJSON to fill the socket buffers */
-    tar_buf small = tar_of_jpegs(MICRO "/video", 1000), big = {0};
-    {
-        char names[10][16];
-        char *data[10];
-        size_t lens[10];
-        for (int i = 0; i < 10; i++) {
-            char path[512];
-            snprintf(names[i], sizeof names[i], "%05d.jpg", i);
-            snprintf(path, sizeof path, MICRO "/video/%s", names[i]);
-            data[i] = read_whole(path, &lens[i]);
-        }
-        for (int f = 0; f < 300; f++) {
-            char name[32];
-            snprintf(name, sizeof name, "f%04d.jpg", f);
-            if (data[f % 10]) tar_add(&big, name, data[f % 10], lens[f % 10]);
-        }
-        tar_finish(&big);
-        for (int i = 0; i < 10; i++) free(data[i]);
-    }
+    tar_buf small = tar_of_jpegs(MICRO "/video", 1000);
+    tar_buf big = big_frames();
+    CHECK(big.len > 1024);
     srv_proc p;
     const char *env[] = {model_env[0], model_env[1], model_env[2], "STREAM_BUFFER_KB=16", "MAX_OBJECTS=8",
                          "MAX_CONCURRENT_SESSIONS=4", NULL};
