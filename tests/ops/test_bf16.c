@@ -142,6 +142,8 @@ int main(void) {
         test_attention_case(be16, be32, 3, 2, 37, 45, 40, 24, 5);   /* odd sizes, windows as batch */
         test_attention_case(be16, be32, 1, 1, 70, 300, 96, 96, 6);  /* several key panels */
         test_attention_case(be16, be32, 2, 1, 5, 16, 72, 72, 7);    /* few keys and queries */
+        test_attention_case(be16, be32, 1, 2, 600, 1100, 64, 48, 8); /* key chunks (online softmax), row blocks */
+        test_attention_case(be16, be32, 1, 1, 150, 1100, 40, 24, 9); /* one row block per item */
     }
     sam_bf16_force_path(-1);
     {

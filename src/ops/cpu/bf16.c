@@ -611,23 +611,29 @@ bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float 
 /* ---- attention -------------------------------------------------------------
  * K and V of every (batch, head) are packed once into bf16 panels (K as the B
  * operand of S = Q K^T, V as the B operand of O = P V; keys padded to a
- * multiple of 32 with zeros), then each work item takes 32 queries: S for all
- * keys (32 x Lk fp32, not the whole score matrix), an fp32 softmax whose
- * unnormalised exponentials are rounded to bf16 for P V, and a division by the
- * fp32 row sums at the end. */
+ * multiple of 32 with zeros). A work item takes up to 128 queries (4 blocks
+ * of 32 rows) and walks the keys in chunks of 512 with an online softmax:
+ * S for the chunk (fp32), a running max and sum per query, the unnormalised
+ * exponentials rounded to bf16 for P V, and the fp32 output accumulator
+ * rescaled when the max grows. Each K/V panel is read once per 128 queries
+ * (the packed bank is ~18 MB for SAM 2's memory attention: streaming it once
+ * per 32 queries made that call memory-bound), and the per-thread buffers
+ * stay in L2 whatever Lk is. */
 
-#define AQ 32 /* queries per item (one AMX block of rows) */
+#define AQ 32   /* rows per block (one AMX block of rows) */
+#define AQB 4   /* blocks per item: 128 queries */
+#define KCH 512 /* keys per chunk */
 
 typedef struct {
     float *out;
     const float *q, *k, *v;
     const sam_attn_params *p;
-    int dqp, dvp, Lkp, nqt, nkp, nvp;
+    int dqp, dvp, Lkp, nqt, nkp, nvp, nrb;
     uint16_t *kp;   /* (batch*heads, nkp, dqp/2, 32, 2) */
     uint16_t *vp;   /* (batch*heads, nvp, Lkp/2, 32, 2) */
-    uint16_t *abuf; /* per thread (AQ, max(dqp, Lkp)) bf16 */
+    uint16_t *abuf; /* per thread: Q (nrb*AQ, dqp) then P (nrb*AQ, KCH) bf16 */
     size_t a_per;
-    float *sbuf;    /* per thread (AQ, Lkp) scores + (AQ, 32) block + (AQ) sums */
+    float *sbuf;    /* per thread: S (nrb*AQ, KCH), O (nrb*AQ, dvp), (AQ, 32) block, max and sum (nrb*AQ) */
     size_t s_per;
     int path;
     block_fn blk;
@@ -690,24 +696,29 @@ static TGT_F inline __m512 exp_bf16ish(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-/* p (Lkp) bf16 = exp((s - max s) * scale) over the Lk real keys, 0 after them;
- * returns the fp32 sum of the exponentials (before rounding). scale > 0. */
-static TGT_F float softmax_row_bf16(const float *s, uint16_t *p, int Lk, int Lkp, float scale) {
+/* One query's chunk of scores s (kc, the first nvalid real): with its running
+ * max *m (raw score units) and sum *l, writes p (kc) bf16 = exp((s - m') *
+ * scale) (0 after the real keys), updates *m and *l, and returns the factor
+ * exp((m - m') * scale) the query's accumulated output must be scaled by. */
+static TGT_F float softmax_chunk_bf16(const float *s, uint16_t *p, int nvalid, int kc, float scale, float *m,
+                                      float *l) {
     __m512 vm = _mm512_set1_ps(-INFINITY);
     int k = 0;
-    for (; k + 16 <= Lk; k += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + k));
-    const __mmask16 tail = (__mmask16)((1u << (Lk - k)) - 1);
+    for (; k + 16 <= nvalid; k += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + k));
+    const __mmask16 tail = (__mmask16)((1u << (nvalid - k)) - 1);
     if (tail) vm = _mm512_mask_max_ps(vm, tail, vm, _mm512_maskz_loadu_ps(tail, s + k));
-    const float mx = _mm512_reduce_max_ps(vm);
+    const float cmax = _mm512_reduce_max_ps(vm);
+    const float mold = *m, mx = cmax > mold ? cmax : mold;
+    const float corr = mold == -INFINITY ? 0.0f : expf((mold - mx) * scale);
     const __m512 vmx = _mm512_set1_ps(mx), vsc = _mm512_set1_ps(scale);
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), qnan = _mm512_set1_epi32(0x40);
     __m512 sum = _mm512_setzero_ps();
-    for (k = 0; k < Lkp; k += 16) {
-        const int left = Lk - k;
-        const __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-        const __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + k), vmx), vsc);
-        const __m512 e = _mm512_maskz_mov_ps(m, exp_bf16ish(x));
+    for (k = 0; k < kc; k += 16) {
+        const int left = nvalid - k;
+        const __mmask16 mk = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+        const __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + k), vmx), vsc);
+        const __m512 e = _mm512_maskz_mov_ps(mk, exp_bf16ish(x));
         sum = _mm512_add_ps(sum, e);
         /* to bf16, rounding as f2bf */
         const __m512i u = _mm512_castps_si512(e);
@@ -717,54 +728,86 @@ static TGT_F float softmax_row_bf16(const float *s, uint16_t *p, int Lk, int Lkp
         r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(_mm512_srli_epi32(u, 16), qnan));
         _mm256_storeu_si256((__m256i *)(p + k), _mm512_cvtepi32_epi16(r));
     }
-    return _mm512_reduce_add_ps(sum);
+    *l = *l * corr + _mm512_reduce_add_ps(sum);
+    *m = mx;
+    return corr;
 }
 
 static void att16_items(void *vc, int64_t i0, int64_t i1, int tid) {
     const att16_ctx *c = vc;
     const sam_attn_params *p = c->p;
-    const int Lkp = c->Lkp, dqp = c->dqp;
-    uint16_t *A = c->abuf + (size_t)tid * c->a_per;
-    float *S = c->sbuf + (size_t)tid * c->s_per; /* (AQ, Lkp) */
-    float *cb = S + (size_t)AQ * Lkp;            /* (AQ, 32) */
-    float *inv = cb + AQ * 32;                   /* (AQ) */
+    const int dqp = c->dqp, dvp = c->dvp, nrb = c->nrb, QR = nrb * AQ;
+    uint16_t *Qb = c->abuf + (size_t)tid * c->a_per; /* (QR, dqp) */
+    uint16_t *P = Qb + (size_t)QR * dqp;              /* (QR, KCH) */
+    float *S = c->sbuf + (size_t)tid * c->s_per;      /* (QR, KCH) */
+    float *O = S + (size_t)QR * KCH;                  /* (QR, dvp) */
+    float *cb = O + (size_t)QR * dvp;                 /* (AQ, 32) */
+    float *mrow = cb + AQ * 32;                       /* (QR) */
+    float *lrow = mrow + QR;                          /* (QR) */
     if (c->path == SAM_BF16_PATH_AMX) amx_begin();
     for (int64_t it = i0; it < i1; it++) {
         const int qt = (int)(it % c->nqt);
         const int64_t bh = it / c->nqt;
         const int h = (int)(bh % p->heads);
         const int64_t b = bh / p->heads;
-        const int q0 = qt * AQ, nq = p->Lq - q0 < AQ ? p->Lq - q0 : AQ;
+        const int q0 = qt * QR, nq = p->Lq - q0 < QR ? p->Lq - q0 : QR;
+        const int nb = (nq + AQ - 1) / AQ; /* row blocks in use */
         const float *Q = c->q + b * p->q_batch + (int64_t)q0 * p->q_stride + (int64_t)h * p->d_qk;
-        float *O = c->out + b * p->o_batch + (int64_t)q0 * p->o_stride + (int64_t)h * p->d_v;
+        float *out = c->out + b * p->o_batch + (int64_t)q0 * p->o_stride + (int64_t)h * p->d_v;
+        const uint16_t *Kp = c->kp + bh * c->nkp * (int64_t)dqp * NR;
+        const uint16_t *Vp = c->vp + bh * c->nvp * (int64_t)c->Lkp * NR;
         /* queries -> bf16 rows, zero padded */
-        for (int i = 0; i < AQ; i++) {
-            uint16_t *d = A + (int64_t)i * dqp;
+        for (int i = 0; i < nb * AQ; i++) {
+            uint16_t *d = Qb + (int64_t)i * dqp;
             if (i < nq) {
                 sam_bf16_from_f32(d, Q + (int64_t)i * p->q_stride, p->d_qk);
                 memset(d + p->d_qk, 0, sizeof(uint16_t) * (size_t)(dqp - p->d_qk));
             } else {
                 memset(d, 0, sizeof(uint16_t) * (size_t)dqp);
             }
+            mrow[i] = -INFINITY;
+            lrow[i] = 0.0f;
         }
-        for (int j = 0; j < c->nkp; j++)
-            panel_prod(c, A, dqp, c->kp + (bh * c->nkp + j) * (int64_t)dqp * NR, dqp, S + j * NR, Lkp);
-        /* fp32 softmax per query; P (unnormalised) -> bf16 rows of A */
-        for (int i = 0; i < AQ; i++) {
-            uint16_t *prow = A + (size_t)i * Lkp;
-            if (i >= nq)
-                memset(prow, 0, sizeof(uint16_t) * (size_t)Lkp);
-            else
-                inv[i] = 1.0f / softmax_row_bf16(S + (size_t)i * Lkp, prow, p->Lk, Lkp, p->scale);
-        }
-        for (int j = 0; j < c->nvp; j++) {
-            panel_prod(c, A, Lkp, c->vp + (bh * c->nvp + j) * (int64_t)Lkp * NR, Lkp, cb, NR);
-            const int nc = p->d_v - j * NR < NR ? p->d_v - j * NR : NR;
-            for (int i = 0; i < nq; i++) {
-                float *o = O + (int64_t)i * p->o_stride + j * NR;
-                const float *r = cb + i * NR;
-                for (int e = 0; e < nc; e++) o[e] = r[e] * inv[i];
+        memset(O, 0, sizeof(float) * (size_t)nb * AQ * dvp);
+        for (int c0 = 0; c0 < c->Lkp; c0 += KCH) {
+            const int kc = c->Lkp - c0 < KCH ? c->Lkp - c0 : KCH, nvalid = p->Lk - c0 < kc ? p->Lk - c0 : kc;
+            /* S chunk: each K panel read once for all row blocks */
+            for (int j = 0; j < kc / NR; j++) {
+                const uint16_t *kpan = Kp + (int64_t)(c0 / NR + j) * dqp * NR;
+                for (int rb = 0; rb < nb; rb++)
+                    panel_prod(c, Qb + (int64_t)rb * AQ * dqp, dqp, kpan, dqp, S + (size_t)rb * AQ * KCH + j * NR, KCH);
             }
+            for (int i = 0; i < nb * AQ; i++) {
+                uint16_t *prow = P + (size_t)i * KCH;
+                if (i >= nq) {
+                    memset(prow, 0, sizeof(uint16_t) * (size_t)kc);
+                    continue;
+                }
+                const float corr =
+                    softmax_chunk_bf16(S + (size_t)i * KCH, prow, nvalid, kc, p->scale, mrow + i, lrow + i);
+                if (corr != 1.0f) {
+                    float *o = O + (size_t)i * dvp;
+                    for (int e = 0; e < dvp; e++) o[e] *= corr;
+                }
+            }
+            /* O += P V for the chunk: the V panel slice (kc keys) serves every row block */
+            for (int j = 0; j < c->nvp; j++) {
+                const uint16_t *vpan = Vp + (int64_t)j * c->Lkp * NR + (int64_t)(c0 / 2) * 2 * NR;
+                for (int rb = 0; rb < nb; rb++) {
+                    panel_prod(c, P + (size_t)rb * AQ * KCH, KCH, vpan, kc, cb, NR);
+                    for (int r = 0; r < AQ; r++) {
+                        float *o = O + (size_t)(rb * AQ + r) * dvp + j * NR;
+                        const float *src = cb + r * NR;
+                        for (int e = 0; e < NR; e++) o[e] += src[e];
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            const float inv = 1.0f / lrow[i];
+            const float *o = O + (size_t)i * dvp;
+            float *dst = out + (int64_t)i * p->o_stride;
+            for (int e = 0; e < p->d_v; e++) dst[e] = o[e] * inv;
         }
     }
     if (c->path == SAM_BF16_PATH_AMX) amx_end();
@@ -785,13 +828,18 @@ bool sam_cpu_attention_bf16(sam_backend *be, float *out, const float *q, const f
     c.dqp = (p->d_qk + 31) & ~31;
     c.dvp = (p->d_v + 31) & ~31;
     c.Lkp = (p->Lk + 31) & ~31;
-    c.nqt = (p->Lq + AQ - 1) / AQ;
+    const int64_t bh = (int64_t)p->batch * p->heads;
+    /* 128 queries per item unless that leaves a thread idle */
+    c.nrb = AQB;
+    while (c.nrb > 1 && (c.nrb - 1) * AQ >= p->Lq) c.nrb--;
+    while (c.nrb > 1 && bh * ((p->Lq + c.nrb * AQ - 1) / (c.nrb * AQ)) < 2 * nt) c.nrb--;
+    const int QR = c.nrb * AQ;
+    c.nqt = (p->Lq + QR - 1) / QR;
     c.nkp = c.Lkp / NR;
     c.nvp = c.dvp / NR;
-    const int64_t bh = (int64_t)p->batch * p->heads;
     const size_t kp_n = (size_t)bh * c.nkp * c.dqp * NR, vp_n = (size_t)bh * c.nvp * c.Lkp * NR; /* bf16 */
-    c.a_per = ((size_t)AQ * (c.dqp > c.Lkp ? c.dqp : c.Lkp) + 31) & ~(size_t)31;
-    c.s_per = ((size_t)AQ * c.Lkp + AQ * 32 + AQ + 15) & ~(size_t)15;
+    c.a_per = ((size_t)QR * (c.dqp + KCH) + 31) & ~(size_t)31;
+    c.s_per = ((size_t)QR * KCH + (size_t)QR * c.dvp + AQ * 32 + 2 * (size_t)QR + 15) & ~(size_t)15;
     const size_t bf_n = ((kp_n + 31) & ~(size_t)31) + ((vp_n + 31) & ~(size_t)31) + c.a_per * nt;
     const size_t want_f = bf_n / 2 + c.s_per * nt + 16;
     size_t got;
