@@ -240,10 +240,12 @@ typedef struct {
     double t0;
     reqinfo info;
     bool counted;
+    bool slot_reserved;   /* a session slot held since the upload began (released unless consumed) */
 } reqctx;
 
 static void reqctx_free(reqctx *c) {
     if (!c) return;
+    if (c->slot_reserved) sam_sessions_unreserve(0);
     if (c->pp) MHD_destroy_post_processor(c->pp);
     if (c->fd > 0) close(c->fd);
     if (c->tmp_path[0]) unlink(c->tmp_path);
@@ -435,11 +437,12 @@ static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
         return send_error(r, 415, "the upload holds no frames");
     }
     size_t estimate = session_estimate(srv->model, n);
-    st = sam_sessions_reserve(estimate);
+    st = sam_sessions_reserve_more(estimate); /* the slot itself was taken when the upload began */
     if (st != SAM2D_OK) {
         sam_frame_source_free(src);
         return send_error(r, 429, "%s", client_message());
     }
+    c->slot_reserved = false; /* from here the reservation is consumed by add or given back below */
     sam_session *s = sam_session_new();
     uint8_t *rgb = malloc((size_t)W * H * 3); /* one decoded frame at a time */
     if (!s || !rgb) {
@@ -1283,14 +1286,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (!strcmp(url, "/session/start") && !strcmp(method, "POST")) {
             snprintf(c->info.route, sizeof c->info.route, "/session/start");
-            /* refuse before reading the upload when no slot is free */
-            if (sam_sessions_count() >= srv->cfg.max_sessions) {
-                sam_metrics_inc(SAM_C_SESSIONS_REJECTED, 1);
-                return send_error(&c->info, 429,
-                                  "Maximum concurrent sessions reached (%d). Close a session or wait for one to "
-                                  "expire (raise MAX_CONCURRENT_SESSIONS to allow more)",
-                                  srv->cfg.max_sessions);
-            }
             const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
             if (cl && strtoull(cl, NULL, 10) > ((unsigned long long)srv->cfg.max_upload_mb << 20) + (1u << 20))
                 return send_error(&c->info, 413, "Upload too large: more than %d MiB (raise MAX_UPLOAD_MB)",
@@ -1299,6 +1294,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             c->pp = MHD_create_post_processor(conn, 64 * 1024, post_iter, c);
             if (!c->pp)
                 return send_error(&c->info, 415, "expected a multipart/form-data body with a field 'file'");
+            /* take a session slot before reading the upload: refused at once when none is free, and
+             * uploads in progress (each up to MAX_UPLOAD_MB on disk) never outnumber the free slots */
+            if (sam_sessions_reserve(0) != SAM2D_OK) return send_error(&c->info, 429, "%s", client_message());
+            c->slot_reserved = true;
         }
         return MHD_YES;
     }

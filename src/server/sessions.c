@@ -107,6 +107,26 @@ static size_t listed_bytes_locked(void) {
     return n;
 }
 
+static sam2d_status budget_check_locked(size_t estimate) {
+    if (!limits.memory_budget) return SAM2D_OK;
+    size_t used = listed_bytes_locked() + reserved_bytes;
+    if (used + estimate > limits.memory_budget)
+        return SAM_ERR(SAM2D_ERR_LIMIT,
+                       "Memory budget exceeded: this video needs about %zu MiB, %zu of %zu MiB are in use "
+                       "(raise MAX_MEMORY_MB or close a session)",
+                       estimate >> 20, used >> 20, limits.memory_budget >> 20);
+    return SAM2D_OK;
+}
+
+sam2d_status sam_sessions_reserve_more(size_t extra) {
+    pthread_mutex_lock(&reg_mu);
+    sam2d_status st = budget_check_locked(extra);
+    if (st == SAM2D_OK) reserved_bytes += extra;
+    else sam_metrics_inc(SAM_C_SESSIONS_REJECTED, 1);
+    pthread_mutex_unlock(&reg_mu);
+    return st;
+}
+
 sam2d_status sam_sessions_reserve(size_t estimate) {
     pthread_mutex_lock(&reg_mu);
     sam2d_status st = SAM2D_OK;
@@ -115,13 +135,8 @@ sam2d_status sam_sessions_reserve(size_t estimate) {
                      "Maximum concurrent sessions reached (%d). Close a session or wait for one to expire "
                      "(raise MAX_CONCURRENT_SESSIONS to allow more)",
                      limits.max_sessions);
-    } else if (limits.memory_budget) {
-        size_t used = listed_bytes_locked() + reserved_bytes;
-        if (used + estimate > limits.memory_budget)
-            st = SAM_ERR(SAM2D_ERR_LIMIT,
-                         "Memory budget exceeded: this video needs about %zu MiB, %zu of %zu MiB are in use "
-                         "(raise MAX_MEMORY_MB or close a session)",
-                         estimate >> 20, used >> 20, limits.memory_budget >> 20);
+    } else {
+        st = budget_check_locked(estimate);
     }
     if (st == SAM2D_OK) {
         nreserved++;

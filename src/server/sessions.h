@@ -59,6 +59,10 @@ double sam_now(void); /* monotonic seconds */
  * SAM2D_ERR_LIMIT with the message for the client (429). A successful
  * reservation must be followed by sam_sessions_add() or sam_sessions_unreserve(). */
 sam2d_status sam_sessions_reserve(size_t estimate_bytes);
+/* Add bytes to a reservation once they are known (the slot is taken before an upload is read, the
+ * estimate after it is decoded): checks the memory budget only. On refusal the reservation keeps its
+ * previous bytes. */
+sam2d_status sam_sessions_reserve_more(size_t extra_bytes);
 void sam_sessions_unreserve(size_t estimate_bytes);
 /* List a fully built session (takes ownership; consumes the reservation). */
 void sam_sessions_add(sam_session *s);

@@ -519,7 +519,7 @@ static void test_unread_stream_close(int port, const char *sid, long long base) 
 static void test_timeouts(const tar_buf *frames) {
     srv_proc p;
     const char *env[] = {model_env[0], model_env[1], model_env[2], "HTTP_TIMEOUT=2", "HTTP_MAX_CONNECTIONS=4",
-                         "STREAM_BUFFER_KB=16", "MAX_OBJECTS=8", NULL};
+                         "STREAM_BUFFER_KB=16", "MAX_OBJECTS=8", "MAX_CONCURRENT_SESSIONS=1", NULL};
     CHECK_MSG(srv_start(&p, env, "robust-timeouts") == 0, "server did not start");
     if (!p.pid) return;
     /* more silent connections than HTTP_MAX_CONNECTIONS: the service still answers (at the latest once
@@ -541,6 +541,27 @@ static void test_timeouts(const tar_buf *frames) {
         close(fds[i]);
     }
     CHECK(get(p.port, "/health", NULL) == 200);
+    /* an upload in progress holds a session slot: a second one is refused before its body is read
+     * (uploads on disk never outnumber free slots), and the slot returns when the first one is abandoned */
+    size_t mlen;
+    const char *mct;
+    char *mp = multipart_body(frames->buf, frames->len, "frames.tar", &mlen, &mct);
+    int slow = http_connect(p.port);
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "POST /session/start HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", mct,
+                      mlen);
+    write_all(slow, head, (size_t)hn);
+    write_all(slow, mp, mlen / 2);
+    usleep(300 * 1000);
+    http_resp r2;
+    CHECK(http_upload(p.port, frames->buf, frames->len, "frames.tar", NULL, &r2) == 0);
+    CHECK_MSG(r2.status == 429 && strstr(r2.body, "Maximum concurrent sessions"), "second upload: %d %s", r2.status,
+              r2.body ? r2.body : "");
+    http_resp_free(&r2);
+    close(slow);
+    free(mp);
+    usleep(300 * 1000);
     /* a stream nobody reads is dropped after HTTP_TIMEOUT: the propagation stops, the session is free */
     char *sid = session_start(p.port, frames);
     CHECK(sid != NULL);
