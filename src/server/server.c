@@ -395,13 +395,28 @@ static enum MHD_Result h_cleanup(reqinfo *r) {
     return send_json(r, 200, json_pack("{s:o,s:i}", "removed", arr, "active_sessions", sam_sessions_count()));
 }
 
-static size_t session_estimate(const sam2d_model *m, int frames) {
+/* What one object costs on every frame it is tracked on: bf16 memory features, low-res mask, pointer. */
+static size_t object_frame_bytes(const sam2d_model *m) {
     const sam2d_model_config *c = sam2d_model_get_config(m);
     size_t S = (size_t)c->image_size, f = S / (size_t)c->backbone_stride;
+    return f * f * (size_t)c->mem_dim * 2 + (S / 4) * (S / 4) * 4 + (size_t)c->d_model * 4 + 256;
+}
+
+/* Admission estimate of a session with one object (each further object is checked when it is added). */
+static size_t session_estimate(const sam2d_model *m, int frames) {
+    const sam2d_model_config *c = sam2d_model_get_config(m);
+    size_t S = (size_t)c->image_size;
     size_t per_frame = 3 * S * S;                                                   /* resized frame */
-    size_t per_obj_frame = f * f * (size_t)c->mem_dim * 2 + (S / 4) * (S / 4) * 4 + (size_t)c->d_model * 4 + 256;
     size_t scratch = 64u << 20; /* features cache and working buffers of a session */
-    return (size_t)frames * (per_frame + per_obj_frame) + scratch;
+    return (size_t)frames * (per_frame + object_frame_bytes(m)) + scratch;
+}
+
+/* The estimate follows the objects a session tracks (after remove_object or reset). */
+static void refresh_estimate(sam_server *srv, sam_session *s) {
+    int n = sam2d_video_num_objects(s->vs);
+    size_t e = session_estimate(srv->model, s->num_frames) +
+               (size_t)(n > 1 ? n - 1 : 0) * (size_t)s->num_frames * object_frame_bytes(srv->model);
+    sam_sessions_set_estimate(s, e);
 }
 
 static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
@@ -583,11 +598,20 @@ static bool take_op_on_object(reqinfo *r, sam_session *s, long long obj, enum MH
 static bool take_op_adding(reqinfo *r, sam_session *s, long long obj, enum MHD_Result *ret) {
     if (!take_op(r, s, ret)) return false;
     int n = sam2d_video_num_objects(s->vs);
-    if (n < r->srv->cfg.max_objects || has_object(s, obj)) return true;
-    pthread_mutex_unlock(&s->op_lock);
-    *ret = send_error(r, 413, "Too many objects: session %s already tracks %d (raise MAX_OBJECTS, or remove one)",
-                      s->id, n);
-    return false;
+    if (n == 0 || has_object(s, obj)) return true; /* the admission estimate covers one object */
+    if (n >= r->srv->cfg.max_objects) {
+        pthread_mutex_unlock(&s->op_lock);
+        *ret = send_error(r, 413, "Too many objects: session %s already tracks %d (raise MAX_OBJECTS, or remove one)",
+                          s->id, n);
+        return false;
+    }
+    /* under MAX_MEMORY_MB a new object must fit the budget too (it grows the session on every frame) */
+    if (sam_sessions_grow(s, (size_t)s->num_frames * object_frame_bytes(r->srv->model)) != SAM2D_OK) {
+        pthread_mutex_unlock(&s->op_lock);
+        *ret = send_error(r, 429, "%s", client_message());
+        return false;
+    }
+    return true;
 }
 
 static enum MHD_Result h_prompt(reqinfo *r, reqctx *c, sam_session *s) {
@@ -781,6 +805,7 @@ static enum MHD_Result h_remove_object(reqinfo *r, reqctx *c, sam_session *s) {
     sam2d_status st = sam2d_video_remove_object(s->vs, (int)obj);
     if (st == SAM2D_OK) {
         sam_session_clear_frames(s); /* cached masks listed the removed object */
+        refresh_estimate(r->srv, s);
         json_t *ids = json_array();
         int n = sam2d_video_num_objects(s->vs);
         const int *p = sam2d_video_obj_ids(s->vs);
@@ -805,6 +830,7 @@ static enum MHD_Result h_reset(reqinfo *r, reqctx *c, sam_session *s) {
     } else if (take_op(r, s, &ret)) {
         sam2d_status st = sam2d_video_reset(s->vs);
         if (st == SAM2D_OK) sam_session_clear_frames(s);
+        if (st == SAM2D_OK) refresh_estimate(r->srv, s);
         pthread_mutex_unlock(&s->op_lock);
         ret = st == SAM2D_OK ? send_json(r, 200, json_pack("{s:b}", "reset", 1))
                              : send_error(r, http_status_of(st), "%s", client_message());

@@ -127,6 +127,28 @@ sam2d_status sam_sessions_reserve_more(size_t extra) {
     return st;
 }
 
+sam2d_status sam_sessions_grow(sam_session *s, size_t extra) {
+    pthread_mutex_lock(&reg_mu);
+    sam2d_status st = SAM2D_OK;
+    if (limits.memory_budget) {
+        size_t used = listed_bytes_locked() + reserved_bytes;
+        if (used + extra > limits.memory_budget)
+            st = SAM_ERR(SAM2D_ERR_LIMIT,
+                         "Memory budget exceeded: another object needs about %zu MiB, %zu of %zu MiB are in use "
+                         "(raise MAX_MEMORY_MB, remove an object or close a session)",
+                         (extra + (1u << 20) - 1) >> 20, used >> 20, limits.memory_budget >> 20);
+    }
+    if (st == SAM2D_OK) s->estimate_bytes += extra;
+    pthread_mutex_unlock(&reg_mu);
+    return st;
+}
+
+void sam_sessions_set_estimate(sam_session *s, size_t bytes) {
+    pthread_mutex_lock(&reg_mu);
+    s->estimate_bytes = bytes;
+    pthread_mutex_unlock(&reg_mu);
+}
+
 sam2d_status sam_sessions_reserve(size_t estimate) {
     pthread_mutex_lock(&reg_mu);
     sam2d_status st = SAM2D_OK;

@@ -64,6 +64,11 @@ sam2d_status sam_sessions_reserve(size_t estimate_bytes);
  * previous bytes. */
 sam2d_status sam_sessions_reserve_more(size_t extra_bytes);
 void sam_sessions_unreserve(size_t estimate_bytes);
+/* A listed session is about to hold more (a new object): checks the memory budget against the
+ * sessions' estimates plus `extra` and raises the session's estimate. SAM2D_ERR_LIMIT when over. */
+sam2d_status sam_sessions_grow(sam_session *s, size_t extra_bytes);
+/* Lower (or set) a listed session's estimate, e.g. after objects were removed. */
+void sam_sessions_set_estimate(sam_session *s, size_t bytes);
 /* List a fully built session (takes ownership; consumes the reservation). */
 void sam_sessions_add(sam_session *s);
 

@@ -588,6 +588,46 @@ static void test_timeouts(const tar_buf *frames) {
     if (code != 0) srv_dump_log(&p);
 }
 
+/* ---------- objects within the memory budget ---------- */
+
+static void test_object_budget(const tar_buf *small) {
+    srv_proc p;
+    /* 67 MiB: the 10-frame micro session (about 66 MiB estimated) fits with room for a few objects */
+    const char *env[] = {model_env[0], model_env[1], model_env[2], "MAX_MEMORY_MB=67", NULL};
+    CHECK_MSG(srv_start(&p, env, "robust-budget") == 0, "server did not start");
+    if (!p.pid) return;
+    char *sid = session_start(p.port, small);
+    CHECK(sid != NULL);
+    if (sid) {
+        int first_refused = 0;
+        char body[160], *b = NULL;
+        for (int o = 1; o <= 64 && !first_refused; o++) {
+            snprintf(body, sizeof body, "{\"frame_idx\":0,\"obj_id\":%d,\"points\":[[%d,%d]],\"labels\":[1]}", o,
+                     10 + 4 * o, 20 + 3 * o);
+            free(b);
+            b = NULL;
+            int st = session_path_post(p.port, sid, "prompt", body, &b);
+            if (st != 200) {
+                first_refused = o;
+                CHECK_MSG(st == 429 && b && strstr(b, "Memory budget exceeded") && strstr(b, "MAX_MEMORY_MB"),
+                          "object %d: %d %s", o, st, b ? b : "");
+            }
+        }
+        free(b);
+        CHECK_MSG(first_refused > 1 && first_refused < 64, "first object refused: %d", first_refused);
+        /* objects already there stay usable; removing one makes room again */
+        CHECK(session_path_post(p.port, sid, "prompt", "{\"frame_idx\":1,\"obj_id\":1,\"points\":[[50,50]],\"labels\":[1]}",
+                                NULL) == 200);
+        CHECK(session_path_post(p.port, sid, "remove_object", "{\"obj_id\":2}", NULL) == 200);
+        snprintf(body, sizeof body, "{\"frame_idx\":0,\"obj_id\":%d,\"points\":[[60,60]],\"labels\":[1]}",
+                 first_refused);
+        CHECK(session_path_post(p.port, sid, "prompt", body, NULL) == 200);
+        free(sid);
+    }
+    int code = srv_stop(&p);
+    CHECK_MSG(code == 0, "serve exit status %d after SIGTERM", code);
+}
+
 /* ---------- SIGTERM while a stream is not read ---------- */
 
 static void test_sigterm_unread(const tar_buf *frames) {
@@ -723,6 +763,7 @@ int main(void) {
         CHECK_MSG(code == 0, "serve exit status %d after SIGTERM", code);
         if (code != 0 || test_failed_) srv_dump_log(&p);
     }
+    test_object_budget(&small);
     test_timeouts(&big);
     test_sigterm_unread(&big);
     free(small.buf);
