@@ -639,15 +639,31 @@ typedef struct {
     block_fn blk;
 } att16_ctx;
 
-/* V rows (Lk, dv) at stride ldv, columns [32j, 32j+32) -> (Lkp/2, 32, 2), zero outside. */
-static void pack_v_panel(uint16_t *bp, const float *V, int64_t ldv, int Lk, int dv, int Lkp, int j) {
-    for (int kk = 0; kk < Lkp; kk++) {
-        uint16_t *d = bp + (int64_t)(kk >> 1) * 2 * NR + (kk & 1);
-        const float *src = V + (int64_t)kk * ldv + j * NR;
-        const int nc = kk < Lk ? (dv - j * NR < NR ? dv - j * NR : NR) : 0;
-        int c = 0;
-        for (; c < nc; c++) d[2 * c] = f2bf(src[c]);
-        for (; c < NR; c++) d[2 * c] = 0;
+/* bf16 bits (as f2bf) of 16 floats, in the low half of 32-bit lanes. */
+static TGT_F inline __m512i bf16_bits(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __mmask16 isnan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                    _mm512_set1_epi32(0x7f800000));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+    return _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+
+/* V rows (Lk, dv) at stride ldv, columns [32j, 32j+32) -> (Lkp/2, 32, 2), zero outside.
+ * Two key rows at a time: their values pair up into 32-bit words. */
+static TGT_F void pack_v_panel(uint16_t *bp, const float *V, int64_t ldv, int Lk, int dv, int Lkp, int j) {
+    const int nc = dv - j * NR < NR ? dv - j * NR : NR;
+    const __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+    const __mmask16 m1 = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+    for (int kk = 0; kk < Lkp; kk += 2) {
+        const float *r0 = V + (int64_t)kk * ldv + j * NR, *r1 = r0 + ldv;
+        const __mmask16 a0 = kk < Lk ? m0 : 0, a1 = kk < Lk ? m1 : 0;
+        const __mmask16 b0 = kk + 1 < Lk ? m0 : 0, b1 = kk + 1 < Lk ? m1 : 0;
+        const __m512i lo0 = bf16_bits(_mm512_maskz_loadu_ps(a0, r0)), lo1 = bf16_bits(_mm512_maskz_loadu_ps(a1, r0 + 16));
+        const __m512i hi0 = bf16_bits(_mm512_maskz_loadu_ps(b0, r1)), hi1 = bf16_bits(_mm512_maskz_loadu_ps(b1, r1 + 16));
+        uint16_t *d = bp + (int64_t)(kk >> 1) * 2 * NR;
+        _mm512_storeu_si512(d, _mm512_or_si512(lo0, _mm512_slli_epi32(hi0, 16)));
+        _mm512_storeu_si512(d + NR, _mm512_or_si512(lo1, _mm512_slli_epi32(hi1, 16)));
     }
 }
 
