@@ -570,7 +570,7 @@ static void test_timeouts(const tar_buf *frames) {
         for (int o = 1; o <= 8; o++) {
             char body[160];
             snprintf(body, sizeof body, "{\"frame_idx\":0,\"obj_id\":%d,\"points\":[[%d,%d]],\"labels\":[1]}", o,
-                     20 + 35 * o, 40 + 15 * o);
+                     100 + 200 * o, 20 + 12 * o);
             CHECK(session_path_post(p.port, sid, "prompt", body, NULL) == 200);
         }
         int fd = start_unread_propagation(p.port, sid);
@@ -643,8 +643,9 @@ static void test_sigterm_unread(srv_proc *p, const char *sid) {
     if (fd >= 0) close(fd);
 }
 
-/* BIG_FRAMES frames of the micro clip upscaled 2x (640x480): masks that large make NDJSON lines of
- * hundreds of kB, so a reader that stops reading fills the socket buffers within a few frames. */
+/* BIG_FRAMES frames of the micro clip stretched to 1920x160: column-major RLE grows with the width, so
+ * NDJSON lines are hundreds of kB while the mask resizing stays cheap (the model's cost does not depend
+ * on the video size); a reader that stops reading fills the socket buffers within a few frames. */
 static tar_buf big_frames(void) {
     tar_buf t = {0};
     uint8_t *jpg[10] = {0};
@@ -655,10 +656,11 @@ static tar_buf big_frames(void) {
         uint8_t *rgb = NULL;
         int w, h;
         if (sam_image_decode_file(path, 0, &rgb, &w, &h) != SAM2D_OK) continue;
-        int W = 2 * w, H = 2 * h;
+        int W = 6 * w, H = 2 * h / 3;
         uint8_t *up = malloc((size_t)W * H * 3); /* (H, W, 3) nearest-neighbour */
         for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) memcpy(up + ((size_t)y * W + x) * 3, rgb + ((size_t)(y / 2) * w + x / 2) * 3, 3);
+            for (int x = 0; x < W; x++)
+                memcpy(up + ((size_t)y * W + x) * 3, rgb + ((size_t)(y * 3 / 2) * w + x / 6) * 3, 3);
         sam_jpeg_encode(up, W, H, 85, &jpg[i], &jl[i]);
         free(up);
         sam_free(rgb);
@@ -731,7 +733,7 @@ int main(void) {
             for (int o = 1; o <= 8; o++) {
                 char body[160];
                 snprintf(body, sizeof body, "{\"frame_idx\":0,\"obj_id\":%d,\"points\":[[%d,%d]],\"labels\":[1]}", o,
-                         20 + 35 * o, 40 + 15 * o);
+                         100 + 200 * o, 20 + 12 * o);
                 CHECK(session_path_post(port, sid, "prompt", body, NULL) == 200);
             }
             test_unread_stream_cancel(port, sid);
