@@ -661,7 +661,8 @@ sam2d_status sam_memory_attention_create(const sam2d_model_config *cfg, const sa
     return SAM2D_OK;
 }
 
-/* out (Lq, C) = out_proj(attention(rope(q_proj(qin)), rope(k_proj(kin))[:n_rope], v_proj(vin))).
+/* The self-attention (the cross-attention is reordered: cross_attention below):
+ * out (Lq, C) = out_proj(attention(rope(q_proj(qin)), rope(k_proj(kin))[:n_rope], v_proj(vin))).
  * kin/vin (Lk, kv_in); q/k/v/ao are scratch. Keys beyond n_rope (object
  * pointers) keep no rotation. */
 static void rope_attention(sam_memory_attention *a, const attn_w *w, float *out, const float *qin, int64_t Lq,
@@ -669,8 +670,6 @@ static void rope_attention(sam_memory_attention *a, const attn_w *w, float *out,
                            float *k, float *v, float *ao) {
     sam_backend *be = a->be;
     be->linear(be, q, qin, w->q_w, w->q_b, (int)Lq, a->Ci, a->C);
-    /* K/V are projected over whole memory frames in one call each; a per-frame
-     * cache of these projections could replace this step (see memory.h). */
     be->linear(be, k, kin, w->k_w, w->k_b, (int)Lk, a->Ci, kv_in);
     be->linear(be, v, vin, w->v_w, w->v_b, (int)Lk, a->Ci, kv_in);
     rope_apply(a, q, Lq);
