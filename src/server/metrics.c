@@ -123,6 +123,17 @@ __attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, 
     }
 }
 
+/* Prometheus label value escaping (backslash, quote, newline), so no label can break a line. */
+static void label_escape(const char *in, char *out, size_t cap) {
+    size_t n = 0;
+    for (; *in && n + 3 < cap; in++) {
+        if (*in == '\\' || *in == '"') out[n++] = '\\', out[n++] = *in;
+        else if (*in == '\n') out[n++] = '\\', out[n++] = 'n';
+        else out[n++] = *in;
+    }
+    out[n] = 0;
+}
+
 char *sam_metrics_render(const sam_metrics_gauges *g) {
     sbuf b = {malloc(8192), 0, 8192};
     if (!b.buf) return NULL;
@@ -147,9 +158,13 @@ char *sam_metrics_render(const sam_metrics_gauges *g) {
         put(&b, "# HELP %s %s\n# TYPE %s counter\n%s %.0f\n", counters[c].name, counters[c].help, counters[c].name,
             counters[c].name, counters[c].value);
     put(&b, "# HELP sam2d_requests_total HTTP requests by route and status\n# TYPE sam2d_requests_total counter\n");
-    for (int i = 0; i < nroutes; i++)
-        put(&b, "sam2d_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n", routes[i].method,
-            routes[i].route, routes[i].status, routes[i].n);
+    for (int i = 0; i < nroutes; i++) {
+        char m[20], r[100];
+        label_escape(routes[i].method, m, sizeof m);
+        label_escape(routes[i].route, r, sizeof r);
+        put(&b, "sam2d_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n", m, r, routes[i].status,
+            routes[i].n);
+    }
     for (int h = 0; h < SAM_H_COUNT; h++) {
         histogram *x = &hists[h];
         put(&b, "# HELP %s %s\n# TYPE %s histogram\n", x->name, x->help, x->name);

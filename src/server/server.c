@@ -1242,7 +1242,14 @@ static enum MHD_Result dispatch(reqinfo *r, reqctx *c, const char *url) {
         memcpy(action, a, al);
         if (s2) snprintf(arg, sizeof arg, "%s", s2 + 1);
     }
-    if (action[0]) snprintf(r->route, sizeof r->route, "/session/{id}/%s", action);
+    /* metric labels only from the known set: client text in a label could break the exposition format
+     * and would fill the bounded route table */
+    static const char *const actions[] = {"prompt", "mask",  "propagate", "cancel", "clear",
+                                          "remove_object", "reset", "masks", "frame", NULL};
+    bool known = !action[0];
+    for (const char *const *a = actions; *a && !known; a++) known = !strcmp(*a, action);
+    if (!known) snprintf(r->route, sizeof r->route, "other");
+    else if (action[0]) snprintf(r->route, sizeof r->route, "/session/{id}/%s", action);
     else snprintf(r->route, sizeof r->route, "/session/{id}");
     bool needs_frame = !strcmp(action, "masks") || !strcmp(action, "frame");
     if (needs_frame != (arg[0] != 0)) return send_error(r, 404, "no such endpoint: %s %.200s", m, url);
@@ -1300,14 +1307,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->t0 = sam_now();
         c->info.conn = conn;
         c->info.srv = srv;
-        c->info.method = method;
+        /* metric label: the methods we serve, anything else counted as "other" */
+        c->info.method = !strcmp(method, "GET") || !strcmp(method, "POST") || !strcmp(method, "DELETE") ||
+                                 !strcmp(method, "HEAD")
+                             ? method
+                             : "other";
         snprintf(c->info.route, sizeof c->info.route, "other");
         *con_cls = c;
         atomic_fetch_add(&srv->in_flight, 1);
         c->counted = true;
         if (atomic_load(&srv->stopping)) return send_error(&c->info, 503, "the service is shutting down");
         if (!authorized(srv, conn, url)) {
-            snprintf(c->info.route, sizeof c->info.route, "%s", url[0] == '/' && strlen(url) < 40 ? url : "other");
+            /* the route label is filled in by the dispatcher's rules only; an unauthenticated client's URL
+             * never becomes a metric label */
+            snprintf(c->info.route, sizeof c->info.route, "unauthorized");
             return send_error(&c->info, 401, "missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)");
         }
         if (!strcmp(url, "/session/start") && !strcmp(method, "POST")) {

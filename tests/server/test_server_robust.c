@@ -185,6 +185,28 @@ static void test_http_layer(int port, const char *sid) {
     b = raw_exchange(port, req, (size_t)n, 1, NULL); /* the client gives up; the server must not mind */
     free(b);
     CHECK(get(port, "/health", NULL) == 200);
+
+    /* client text never becomes a metric label: quotes and newlines would break the exposition
+     * format, and many distinct junk routes would fill the route table before real ones are seen */
+    CHECK(get(port, "/session/abc/x%22y%0Az%7D", NULL) == 404);
+    for (int i = 0; i < 120; i++) {
+        char junk[64];
+        snprintf(junk, sizeof junk, "/session/abc/junk%d", i);
+        CHECK(get(port, junk, NULL) == 404);
+    }
+    const char *odd = "BREW\"X /session/abc/prompt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    b = raw_exchange(port, odd, strlen(odd), 10, NULL);
+    free(b);
+    CHECK(get(port, "/session/abc/frame/0", NULL) == 404); /* a real route first seen after the junk */
+    char *metrics = NULL;
+    CHECK(get(port, "/metrics", &metrics) == 200);
+    bool clean = metrics != NULL;
+    for (const char *line = metrics; clean && line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        clean = line[0] == '#' || !strncmp(line, "sam2d_", 6) || line[0] == '\n';
+    CHECK_MSG(clean && !strstr(metrics, "junk") && !strstr(metrics, "x\"y") && !strstr(metrics, "BREW"),
+              "metrics exposition polluted by client text");
+    CHECK(metrics && strstr(metrics, "route=\"/session/{id}/frame\",status=\"404\""));
+    free(metrics);
 }
 
 /* ---------- a slow client must not block others ---------- */
