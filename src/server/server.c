@@ -865,27 +865,29 @@ static enum MHD_Result h_masks(reqinfo *r, sam_session *s, long long frame) {
     }
     json_t *arr = json_loads(objs, 0, NULL);
     free(objs);
+    /* two planes whatever the object count (later objects win where masks overlap, as
+     * sam_mask_ids_from_binary does): many objects on a large video must not cost a plane each */
     size_t plane = (size_t)s->width * s->height, no = json_array_size(arr);
-    uint8_t *bin = malloc(plane * (no ? no : 1)), *ids = malloc(plane);
-    int *obj_ids = malloc(sizeof(int) * (no ? no : 1));
+    uint8_t *bin = malloc(plane), *ids = calloc(1, plane);
     enum MHD_Result ret;
-    bool ok = arr && bin && ids && obj_ids;
+    bool ok = arr && bin && ids;
     for (size_t i = 0; ok && i < no; i++) {
         json_t *o = json_array_get(arr, i);
-        obj_ids[i] = (int)json_integer_value(json_object_get(o, "obj_id"));
-        if (obj_ids[i] > 255) {
+        json_int_t id = json_integer_value(json_object_get(o, "obj_id"));
+        if (id > 255) {
             ok = false;
             break;
         }
         ok = sam_rle_string_to_mask(json_string_value(json_object_get(json_object_get(o, "mask"), "counts")),
-                                    s->height, s->width, bin + plane * i) == SAM2D_OK;
+                                    s->height, s->width, bin) == SAM2D_OK;
+        for (size_t k = 0; ok && k < plane; k++)
+            if (bin[k]) ids[k] = (uint8_t)id;
     }
     if (!ok) {
         ret = send_error(r, 400, "png output needs object ids <= 255 (use format=rle)");
     } else {
         uint8_t *png = NULL;
         size_t len = 0;
-        sam_mask_ids_from_binary(bin, obj_ids, (int)no, s->height, s->width, ids);
         if (sam_mask_png_encode_palette(ids, s->height, s->width, &png, &len) != SAM2D_OK)
             ret = send_error(r, 500, "png encoding failed: %s", client_message());
         else {
@@ -896,7 +898,6 @@ static enum MHD_Result h_masks(reqinfo *r, sam_session *s, long long frame) {
     json_decref(arr);
     free(bin);
     free(ids);
-    free(obj_ids);
     return ret;
 }
 

@@ -10,7 +10,11 @@
 #include <stdbool.h>
 
 #include "core/alloc.h"
+#include <jansson.h>
+
 #include "media/image_io.h"
+#include "media/mask_png.h"
+#include "media/rle.h"
 #include "server/server_harness.h"
 #include "test_util.h"
 
@@ -430,6 +434,43 @@ static void test_object_cap(int port, const char *sid, int max_objects) {
                             NULL) == 200);
 }
 
+/* The palette PNG of a frame equals the RLE masks painted in order (later objects win), with many
+ * objects (the PNG path keeps two planes, not one per object). */
+static void test_png_masks(int port, const char *sid) {
+    char path[160], *rle = NULL;
+    snprintf(path, sizeof path, "/session/%s/masks/0", sid);
+    CHECK(get(port, path, &rle) == 200);
+    snprintf(path, sizeof path, "/session/%s/masks/0?format=png", sid);
+    http_resp r;
+    CHECK(http_json(port, "GET", path, NULL, &r) == 0 && r.status == 200);
+    json_t *root = rle ? json_loads(rle, 0, NULL) : NULL;
+    json_t *objs = json_object_get(root, "objects");
+    uint8_t *ids = NULL;
+    int h = 0, w = 0;
+    CHECK(r.status == 200 &&
+          sam_mask_png_decode_palette((const uint8_t *)r.body, r.len, 0, &ids, &h, &w) == SAM2D_OK);
+    CHECK_MSG(json_array_size(objs) >= 8 && h == 240 && w == 320, "%zu objects, %dx%d", json_array_size(objs), w, h);
+    if (ids && h == 240 && w == 320) {
+        uint8_t *want = calloc((size_t)h * w, 1), *bin = malloc((size_t)h * w);
+        for (size_t i = 0; i < json_array_size(objs); i++) {
+            json_t *o = json_array_get(objs, i);
+            const char *counts = json_string_value(json_object_get(json_object_get(o, "mask"), "counts"));
+            CHECK(counts && sam_rle_string_to_mask(counts, h, w, bin) == SAM2D_OK);
+            for (size_t k = 0; k < (size_t)h * w; k++)
+                if (bin[k]) want[k] = (uint8_t)json_integer_value(json_object_get(o, "obj_id"));
+        }
+        size_t diff = 0;
+        for (size_t k = 0; k < (size_t)h * w; k++) diff += want[k] != ids[k];
+        CHECK_MSG(diff == 0, "%zu pixels differ between the PNG and the RLE masks", diff);
+        free(want);
+        free(bin);
+    }
+    sam_free(ids);
+    json_decref(root);
+    http_resp_free(&r);
+    free(rle);
+}
+
 /* ---------- a propagation whose client never reads ---------- */
 
 /* Start a propagation on a connection with a tiny receive buffer that is then never read. */
@@ -742,6 +783,7 @@ int main(void) {
             test_slow_client(port);
             test_json_edges(port, sid);
             test_object_cap(port, sid, 8);
+            test_png_masks(port, sid);
             test_close_during_propagation(port, sid, base);
             free(sid);
         }
