@@ -20,7 +20,16 @@ typedef struct {
     float *C;           /* (M, N) at row stride ldc */
     int64_t lda, ldb, ldc;
     bool split_cols;
+    const float *bias;  /* (N) added to the rows of C after the product (beta must be 0), or NULL */
 } gemm_ctx;
+
+/* C rows [r0, r1), columns [c0, c1) += bias, while they are still in cache. */
+static void add_bias(const gemm_ctx *c, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = c->C + r * c->ldc;
+        for (int64_t j = c0; j < c1; j++) y[j] += c->bias[j];
+    }
+}
 
 static void gemm_part(void *vctx, int64_t b, int64_t e, int tid) {
     (void)tid;
@@ -30,17 +39,19 @@ static void gemm_part(void *vctx, int64_t b, int64_t e, int tid) {
         cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, (int)(e - b),
                     c->N, c->K, c->alpha, A, (blasint)c->lda, c->B, (blasint)c->ldb, c->beta, c->C + b * c->ldc,
                     (blasint)c->ldc);
+        if (c->bias) add_bias(c, b, e, 0, c->N);
     } else { /* columns [b, e) of C: columns of op(B) */
         const float *B = c->tb ? c->B + b * c->ldb : c->B + b;
         cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, c->M,
                     (int)(e - b), c->K, c->alpha, c->A, (blasint)c->lda, B, (blasint)c->ldb, c->beta, c->C + b,
                     (blasint)c->ldc);
+        if (c->bias) add_bias(c, 0, c->M, b, e);
     }
 }
 
 static void sgemm_par(sam_backend *be, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int64_t lda,
-                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    gemm_ctx c = {ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, false};
+                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias) {
+    gemm_ctx c = {ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, false, bias};
     const int nt = sam_cpu_threads(be);
     if (nt <= 1 || (int64_t)M * N * K < GEMM_PAR_MIN) {
         gemm_part(&c, 0, M, 0);
@@ -50,9 +61,11 @@ static void sgemm_par(sam_backend *be, bool ta, bool tb, int M, int N, int K, fl
      * least 32 rows (or 64 columns) so that stays small next to the work. */
     if (M >= 32 * nt || M >= N) {
         /* Each part re-packs all of op(B) (the weights of a linear layer); with
-         * many rows, parts of >= 256 rows keep that under ~3% of the work
+         * many rows, parts of >= 256 rows (two per thread) keep that small
          * (at 32 rows it was 10% of the large encoder). */
-        sam_parallel_for(be->pool, M, M >= 512 * nt ? 256 : 32, gemm_part, &c);
+        int64_t part = 32;
+        if (M >= 512 * nt) part = M / (2 * nt) > 256 ? M / (2 * nt) : 256; /* two parts per thread for balance */
+        sam_parallel_for(be->pool, M, part, gemm_part, &c);
     } else {
         c.split_cols = true;
         sam_parallel_for(be->pool, N, 64, gemm_part, &c);
@@ -68,7 +81,7 @@ void sam_cpu_gemm(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int
             for (int j = 0; j < N; j++) C[(int64_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(int64_t)i * ldc + j];
         return;
     }
-    sgemm_par(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm_par(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 void sam_cpu_linear(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
@@ -81,13 +94,16 @@ void sam_cpu_linear(sam_backend *be, float *y, const float *x, const float *w, c
      * our AVX-512 kernel reads x in place and beats OpenBLAS's packing there
      * (~1.5x at K = 96); wide ones stay with OpenBLAS, which is as fast. */
     if (K > 0 && K <= 384 && N <= 576 && M >= 512 && sam_cpu_linear_f32(be, y, x, w, b, M, N, K)) return;
-    /* Start from the bias and accumulate (beta = 1): the same sum as torch's addmm. */
-    for (int64_t r = 0; r < M; r++) {
-        if (b)
-            memcpy(y + r * N, b, (size_t)N * sizeof(float));
-        else
-            memset(y + r * N, 0, (size_t)N * sizeof(float));
+    if (K <= 0) {
+        for (int64_t r = 0; r < M; r++) {
+            if (b)
+                memcpy(y + r * N, b, (size_t)N * sizeof(float));
+            else
+                memset(y + r * N, 0, (size_t)N * sizeof(float));
+        }
+        return;
     }
-    if (K <= 0) return;
-    sgemm_par(be, false, true, M, N, K, 1.0f, x, K, w, K, 1.0f, y, N);
+    /* The bias is added by each part right after its product, while its rows
+     * are in cache (filling y with it first cost a full pass over y). */
+    sgemm_par(be, false, true, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N, b);
 }
