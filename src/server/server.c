@@ -28,7 +28,11 @@
 #include "server/metrics.h"
 #include "server/sessions.h"
 
-#define MAX_JSON_BODY (32u << 20) /* a mask prompt of a 4K frame as RLE stays far below */
+#define MAX_JSON_BODY (32u << 20)  /* POST .../mask: a 4K frame's RLE string stays far below */
+#define SMALL_JSON_BODY (1u << 20) /* every other JSON request (64 points take ~3 kB) */
+/* A parsed JSON value costs ~50 bytes whatever its text: 30 MB of "0," would be 0.7 GB parsed. Requests
+ * need a few hundred values (64 points); the mask's RLE is one string. */
+#define MAX_JSON_VALUES 10000
 
 struct sam_server {
     sam_settings cfg;
@@ -230,6 +234,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool body_too_large;
+    size_t body_limit;    /* bytes this route's JSON body may have */
     /* multipart upload */
     struct MHD_PostProcessor *pp;
     int fd;
@@ -530,17 +535,40 @@ static json_t *session_info(sam_session *s) {
     return o;
 }
 
+/* Count the values (array/object openings and commas outside strings) before parsing: bounds
+ * the parser's memory by request semantics, not by body bytes. */
+static size_t json_value_count(const char *p, size_t n) {
+    size_t count = 1;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (in_str) {
+            if (ch == '\\') i++;
+            else if (ch == '"') in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == ',' || ch == '[' || ch == '{') {
+            count++;
+        }
+    }
+    return count;
+}
+
 /* Parse the JSON body of a request into j (object required). */
 static bool parse_body(reqctx *c, jreq *j) {
     j->err[0] = 0;
     j->root = NULL;
     if (c->body_too_large) {
-        snprintf(j->err, sizeof j->err, "request body larger than %u MiB", MAX_JSON_BODY >> 20);
+        snprintf(j->err, sizeof j->err, "request body larger than %zu kB", c->body_limit >> 10);
         return false;
     }
     if (!c->len) {
         j->root = json_object();
         return true;
+    }
+    if (json_value_count(c->body, c->len) > MAX_JSON_VALUES) {
+        snprintf(j->err, sizeof j->err, "the JSON body holds more than %d values", MAX_JSON_VALUES);
+        return false;
     }
     json_error_t e;
     j->root = json_loadb(c->body, c->len, JSON_REJECT_DUPLICATES, &e);
@@ -1307,6 +1335,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->fd = -1;
         c->t0 = sam_now();
         c->info.conn = conn;
+        size_t ul = strlen(url);
+        c->body_limit = ul >= 5 && !strcmp(url + ul - 5, "/mask") ? MAX_JSON_BODY : SMALL_JSON_BODY;
         c->info.srv = srv;
         /* metric label: the methods we serve, anything else counted as "other" */
         c->info.method = !strcmp(method, "GET") || !strcmp(method, "POST") || !strcmp(method, "DELETE") ||
@@ -1348,11 +1378,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         if (c->is_upload) {
             if (MHD_post_process(c->pp, upload_data, *upload_data_size) != MHD_YES) c->upload_io_error = true;
-        } else if (c->len + *upload_data_size > MAX_JSON_BODY) {
+        } else if (c->len + *upload_data_size > c->body_limit) {
             c->body_too_large = true;
         } else {
             if (c->len + *upload_data_size + 1 > c->cap) {
                 size_t nc = (c->len + *upload_data_size + 1) * 2;
+                if (nc > c->body_limit + 1) nc = c->body_limit + 1;
                 char *nb = realloc(c->body, nc);
                 if (!nb) return MHD_NO;
                 c->body = nb;
@@ -1364,7 +1395,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (c->body_too_large) return send_error(&c->info, 413, "request body larger than %u MiB", MAX_JSON_BODY >> 20);
+    if (c->body_too_large)
+        return send_error(&c->info, 413, "request body larger than %zu kB", c->body_limit >> 10);
     atomic_fetch_add(&srv->busy, 1);
     enum MHD_Result ret = dispatch(&c->info, c, url);
     atomic_fetch_sub(&srv->busy, 1);
