@@ -15,6 +15,7 @@
  * in panels of NR = 32 columns, (Kp/2, NR, 2) per panel: for every pair of k
  * the 32 columns' two values side by side, so one 64-byte load feeds one
  * vdpbf16ps with 16 columns. */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -264,7 +265,10 @@ void sam_bf16_force_path(int path) { forced_path = path; }
 #define XFEATURE_XTILEDATA 18
 static bool amx_usable(void) {
 #if defined(__x86_64__) && defined(SYS_arch_prctl)
-    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("amx-tile")) return false;
+    /* cpuid leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE (__builtin_cpu_supports
+     * does not know these names in every compiler) */
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return false;
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 #else
     return false;
