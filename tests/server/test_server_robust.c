@@ -620,7 +620,8 @@ static void test_close_during_propagation(int port, const char *sid, long long b
 static void test_timeouts(const tar_buf *frames) {
     srv_proc p;
     const char *env[] = {model_env[0], model_env[1], model_env[2], "HTTP_TIMEOUT=2", "HTTP_MAX_CONNECTIONS=4",
-                         "STREAM_BUFFER_KB=16", "MAX_OBJECTS=8", "MAX_CONCURRENT_SESSIONS=1", NULL};
+                         "STREAM_BUFFER_KB=16", "MAX_OBJECTS=8", "MAX_CONCURRENT_SESSIONS=1",
+                         "SESSION_TIMEOUT=2", "CLEANUP_INTERVAL=3600", NULL};
     CHECK_MSG(srv_start(&p, env, "robust-timeouts") == 0, "server did not start");
     if (!p.pid) return;
     /* more silent connections than HTTP_MAX_CONNECTIONS: the service still answers (at the latest once
@@ -674,7 +675,15 @@ static void test_timeouts(const tar_buf *frames) {
             CHECK(session_path_post(p.port, sid, "prompt", body, NULL) == 200);
         }
         int fd = start_unread_propagation(p.port, sid);
-        usleep(500 * 1000);
+        /* idle past SESSION_TIMEOUT while the stream holds it: /cleanup must not free it under the stream */
+        usleep(2500 * 1000);
+        char *b = NULL;
+        CHECK(post(p.port, "/cleanup", "{}", &b) == 200);
+        CHECK_MSG(b && !strstr(b, sid), "cleanup removed a session in use: %s", b ? b : "");
+        free(b);
+        char spath[160];
+        snprintf(spath, sizeof spath, "/session/%s", sid);
+        CHECK(get(p.port, spath, NULL) == 200);
         CHECK(wait_state(p.port, sid, "ready", 60));
         long long cancelled = number_in(p.port, "/metrics", "\nsam2d_propagations_cancelled_total ");
         long long frames = number_in(p.port, "/metrics", "\nsam2d_frames_propagated_total ");
@@ -682,6 +691,11 @@ static void test_timeouts(const tar_buf *frames) {
         CHECK(session_path_post(p.port, sid, "prompt",
                                 "{\"frame_idx\":3,\"obj_id\":2,\"points\":[[90,90]],\"labels\":[1]}", NULL) == 200);
         close(fd);
+        /* once nobody holds it, the idle session expires */
+        usleep(2500 * 1000);
+        CHECK(post(p.port, "/cleanup", "{}", &b) == 200);
+        CHECK_MSG(b && strstr(b, sid), "idle session not expired: %s", b ? b : "");
+        free(b);
         free(sid);
     }
     int code = srv_stop(&p);
