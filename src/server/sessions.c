@@ -110,6 +110,10 @@ static size_t listed_bytes_locked(void) {
 static sam2d_status budget_check_locked(size_t estimate) {
     if (!limits.memory_budget) return SAM2D_OK;
     size_t used = listed_bytes_locked() + reserved_bytes;
+    if (used + estimate > limits.memory_budget && estimate == 0) /* a slot taken before the size is known */
+        return SAM_ERR(SAM2D_ERR_LIMIT,
+                       "Memory budget exceeded: %zu of %zu MiB are in use (raise MAX_MEMORY_MB or close a session)",
+                       used >> 20, limits.memory_budget >> 20);
     if (used + estimate > limits.memory_budget)
         return SAM_ERR(SAM2D_ERR_LIMIT,
                        "Memory budget exceeded: this video needs about %zu MiB, %zu of %zu MiB are in use "
