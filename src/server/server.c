@@ -1087,8 +1087,28 @@ static void *stream_main(void *arg) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     stream *sp = cls;
+    /* A frame can take longer than HTTP_TIMEOUT (large model, busy turns), and the connection would be
+     * dropped as silent: between lines, send a space every half timeout (at most 15 s). Leading
+     * whitespace is insignificant JSON, so every line stays one JSON text; a client that does not read
+     * accepts no heartbeat either and is still dropped. */
+    long beat_ms = (long)sp->srv->cfg.http_timeout_s * 500;
+    if (beat_ms > 15000) beat_ms = 15000;
     pthread_mutex_lock(&sp->mu);
-    while (!sp->cur && !sp->head && !sp->done) pthread_cond_wait(&sp->cv, &sp->mu);
+    if (!sp->cur && !sp->head && !sp->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += beat_ms / 1000;
+        ts.tv_nsec += (beat_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        int rc = 0;
+        while (!sp->cur && !sp->head && !sp->done && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&sp->cv, &sp->mu, &ts);
+        if (!sp->cur && !sp->head && !sp->done && max > 0) {
+            pthread_mutex_unlock(&sp->mu);
+            buf[0] = ' ';
+            return 1;
+        }
+    }
     if (!sp->cur && sp->head) {
         sp->cur = sp->head;
         sp->head = sp->head->next;

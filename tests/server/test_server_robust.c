@@ -619,7 +619,7 @@ static void test_close_during_propagation(int port, const char *sid, long long b
 
 static void test_timeouts(const tar_buf *frames) {
     srv_proc p;
-    const char *env[] = {model_env[0], model_env[1], model_env[2], "HTTP_TIMEOUT=2", "HTTP_MAX_CONNECTIONS=4",
+    const char *env[] = {model_env[0], model_env[1], model_env[2], "HTTP_TIMEOUT=1", "HTTP_MAX_CONNECTIONS=4",
                          "STREAM_BUFFER_KB=16", "MAX_OBJECTS=8", "MAX_CONCURRENT_SESSIONS=1",
                          "SESSION_TIMEOUT=2", "CLEANUP_INTERVAL=3600", NULL};
     CHECK_MSG(srv_start(&p, env, "robust-timeouts") == 0, "server did not start");
@@ -691,6 +691,22 @@ static void test_timeouts(const tar_buf *frames) {
         CHECK(session_path_post(p.port, sid, "prompt",
                                 "{\"frame_idx\":3,\"obj_id\":2,\"points\":[[90,90]],\"labels\":[1]}", NULL) == 200);
         close(fd);
+        /* a client that reads is never dropped, even when frames take longer than HTTP_TIMEOUT (as they
+         * do here under the sanitizers): the stream sends whitespace between lines meanwhile */
+        char *out = NULL;
+        snprintf(spath, sizeof spath, "/session/%s/propagate", sid);
+        CHECK(post(p.port, spath, "{\"start_frame_idx\":0,\"max_frames\":4}", &out) == 200);
+        int lines = 0, parsed = 0;
+        for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            if (nl) *nl = 0;
+            json_t *v = json_loads(line, 0, NULL);
+            lines++;
+            parsed += json_is_object(v);
+            json_decref(v);
+        }
+        CHECK_MSG(lines == 6 && parsed == 6, "%d lines, %d JSON objects", lines, parsed);
+        free(out);
         /* once nobody holds it, the idle session expires */
         usleep(2500 * 1000);
         CHECK(post(p.port, "/cleanup", "{}", &b) == 200);
