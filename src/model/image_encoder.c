@@ -18,7 +18,7 @@
 #define LN_EPS 1e-6f
 /* Tokens per window group / MLP chunk: bounds scratch memory, keeps GEMMs large. */
 #define GROUP_TOKENS 4096
-#define MLP_ROWS 1024
+#define MLP_ROWS 2048 /* rows per MLP chunk: fewer, taller GEMMs re-pack the weights less often */
 /* Rows per chunk of a neck level that is only projected (lateral conv then conv_s). */
 #define NECK_ROWS 4096
 #define MAX_TAPS 64
@@ -531,8 +531,10 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
         z->qkv = mx(z->qkv, lk * 3 * b->dim_out);
         z->qp = mx(z->qp, lq * b->dim_out);
         z->ao = mx(z->ao, lq * b->dim_out);
-        z->n2 = mx(z->n2, (size_t)MLP_ROWS * b->dim_out);
-        z->hid = mx(z->hid, (size_t)MLP_ROWS * b->hidden);
+        /* a chunk never has more rows than the map: the late, wide stages need no more than their tokens */
+        size_t mrows = out < (size_t)MLP_ROWS ? out : (size_t)MLP_ROWS;
+        z->n2 = mx(z->n2, mrows * b->dim_out);
+        z->hid = mx(z->hid, mrows * b->hidden);
     }
     for (int l = 0; l < e->nstages; l++) {
         size_t n = (size_t)e->stage_h[l] * e->stage_w[l] * e->d_model;
