@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include <jansson.h>
+#include <zlib.h>
 
 #include "media/image_io.h"
 #include "media/mask_png.h"
@@ -298,6 +299,46 @@ static void expect_upload(int port, const char *what, const char *ctype, const c
     free(rb);
 }
 
+static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, unsigned long v) { put16(p, (unsigned)(v & 0xffff)), put16(p + 2, (unsigned)(v >> 16)); }
+
+/* A zip with one deflated entry "a.jpg" of `real` zero bytes whose headers declare `declared`
+ * (a bomb: ~1000x compression; with declared < real, one that lies about its size). */
+static uint8_t *zip_bomb(size_t real, unsigned long declared, size_t *out_len) {
+    size_t cap = real / 500 + 4096;
+    uint8_t *z = calloc(1, cap), *zero = calloc(1, 1 << 20);
+    size_t off = 30 + 5; /* local header + name */
+    z_stream zs = {0};
+    deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    unsigned long crc = crc32(0, NULL, 0);
+    for (size_t done = 0; done < real; done += 1 << 20) {
+        zs.next_in = zero;
+        zs.avail_in = 1 << 20;
+        crc = crc32(crc, zero, 1 << 20);
+        int flush = done + (1 << 20) >= real ? Z_FINISH : Z_NO_FLUSH;
+        do {
+            zs.next_out = z + off;
+            zs.avail_out = (uInt)(cap - off - 200);
+            deflate(&zs, flush);
+            off = cap - 200 - zs.avail_out;
+        } while (zs.avail_in > 0);
+    }
+    size_t comp = zs.total_out;
+    deflateEnd(&zs);
+    free(zero);
+    uint8_t *h = z; /* local file header */
+    put32(h, 0x04034b50), put16(h + 4, 20), put16(h + 8, 8), put32(h + 14, crc), put32(h + 18, comp);
+    put32(h + 22, declared), put16(h + 26, 5), memcpy(h + 30, "a.jpg", 5);
+    uint8_t *c = z + off; /* central directory entry */
+    memset(c, 0, 46 + 5 + 22);
+    put32(c, 0x02014b50), put16(c + 4, 20), put16(c + 6, 20), put16(c + 10, 8), put32(c + 16, crc);
+    put32(c + 20, comp), put32(c + 24, declared), put16(c + 28, 5), memcpy(c + 46, "a.jpg", 5);
+    uint8_t *e = c + 51; /* end of central directory */
+    put32(e, 0x06054b50), put16(e + 8, 1), put16(e + 10, 1), put32(e + 12, 51), put32(e + 16, off);
+    *out_len = off + 51 + 22;
+    return z;
+}
+
 static void test_bad_uploads(int port, const tar_buf *frames) {
     const char *ct = "multipart/form-data; boundary=BND";
     const char *file1[] = {"file"}, *file2[] = {"file", "file"}, *video[] = {"video"};
@@ -339,6 +380,18 @@ static void test_bad_uploads(int port, const tar_buf *frames) {
     CHECK_MSG(r.status == 415 && strstr(r.body, "not a JPEG or PNG"), "fake jpeg: %d %s", r.status, r.body);
     http_resp_free(&r);
     free(t.buf);
+    /* zip bombs: one that declares its size, one that lies about it */
+    size_t zl;
+    uint8_t *zip = zip_bomb(100u << 20, 100ul << 20, &zl);
+    CHECK(http_upload(port, zip, zl, "bomb.zip", NULL, &r) == 0);
+    CHECK_MSG(r.status == 413 && strstr(r.body, "uncompressed"), "zip bomb (%zu bytes): %d %s", zl, r.status, r.body);
+    http_resp_free(&r);
+    free(zip);
+    zip = zip_bomb(100u << 20, 1000, &zl);
+    CHECK(http_upload(port, zip, zl, "liar.zip", NULL, &r) == 0);
+    CHECK_MSG(r.status == 413 && strstr(r.body, "inflates beyond"), "lying zip: %d %s", r.status, r.body);
+    http_resp_free(&r);
+    free(zip);
     /* a truncated archive (half a frame) */
     t = tar_of_jpegs(MICRO "/video", 2);
     CHECK(http_upload(port, t.buf, 512 + jn / 2, "cut.tar", NULL, &r) == 0);
