@@ -30,6 +30,7 @@ SUFFIX=""
 OUT=${OUT:-$ROOT/bench/results/cpu-$(date -u +%F)$SUFFIX.json}
 command -v jq >/dev/null || { echo "run_cpu: needs jq" >&2; exit 1; }
 [ -x "$SAM2D" ] || { echo "run_cpu: no program at $SAM2D" >&2; exit 1; }
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) # the tree the runs start on
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -45,7 +46,7 @@ tail -n 1 "$TMP/large.json" >"$TMP/l.json"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 jq -n --slurpfile t "$TMP/t.json" --slurpfile l "$TMP/l.json" --slurpfile ref "$REFERENCE" \
     --arg cpu "$CPU" --arg cores "$(nproc)" --arg mem "$(free -b | awk '/Mem:/ {print $2}')" \
-    --arg kernel "$(uname -r)" --arg prio "${CHRT:-normal (nice 0)}" --arg date "$(date -u +%FT%TZ)" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
+    --arg kernel "$(uname -r)" --arg prio "${CHRT:-normal (nice 0)}" --arg date "$(date -u +%FT%TZ)" --arg commit "$COMMIT" '
   ($t[0]) as $t | ($l[0]) as $l | ($ref[0].results) as $r |
   def ratio(a; b): if (a // 0) > 0 and (b // 0) > 0 then (a / b * 1000 | round / 1000) else null end;
   {
