@@ -44,7 +44,7 @@ double sam_bench_track_frame_flops(const sam2d_model_config *cfg, const sam_benc
 
 /* ---------------- kernel profiler ---------------- */
 
-enum { SAM_PROF_MAX_STAGES = 8, SAM_PROF_MAX_OPS = 32 };
+enum { SAM_PROF_MAX_STAGES = 16, SAM_PROF_MAX_OPS = 32 };
 
 typedef struct {
     const char *name;

@@ -98,6 +98,11 @@ int main(void) {
             if (g) ran += json_number_value(g);
         }
         printf("micro image encoder: counted %.6f GFLOP, kernels ran %.6f\n", counted, ran);
+        /* every stage is recorded, the full-bank track step included */
+        json_t *prof = json_object_get(j, "profile");
+        CHECK(json_object_get(prof, "track, full bank: step (memory attention, heads, memory encoder)") != NULL);
+        CHECK(json_object_get(prof, "track, full bank: image encoder") != NULL);
+        CHECK(json_object_get(prof, "click (cached frame)") != NULL);
         CHECK_MSG(counted > 0 && fabs(ran - counted) < 1e-6 * counted + 1e-9, "counted %.6f ran %.6f", counted, ran);
         json_decref(j);
     }
