@@ -24,6 +24,7 @@ typedef struct {
     const char *preset;          /* e.g. "sam2.1_tiny"; used only when config_path is NULL */
     int num_threads;             /* <= 0: SAM2_THREADS or all CPUs */
     const char *device;          /* "cpu" (default), "auto" (cpu until a GPU back end exists) */
+    const char *precision;       /* "fp32" (exact, default) or "bf16"; NULL: SAM2_PRECISION, else fp32 */
 } sam2d_model_params;
 
 sam2d_model_params sam2d_model_default_params(void);
@@ -38,6 +39,8 @@ const sam2d_model_config *sam2d_model_get_config(const sam2d_model *m);
 int sam2d_model_image_size(const sam2d_model *m);
 /* Back end name ("cpu", ...). */
 const char *sam2d_model_device(const sam2d_model *m);
+/* "fp32" or "bf16". */
+const char *sam2d_model_precision(const sam2d_model *m);
 /* One line, e.g. "SAM 2.1 Hiera tiny-like (embed 96, 12 blocks), image 1024, cpu". */
 void sam2d_model_describe(const sam2d_model *m, char *buf, size_t len);
 

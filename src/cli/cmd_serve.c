@@ -64,6 +64,7 @@ static int cmd_serve(int argc, char **argv) {
     }
     mp.num_threads = cfg.threads;
     mp.device = "cpu";
+    mp.precision = cfg.precision;
     sam_logf(SAM_LOG_INFO, "loading model %s", ckpt);
     sam2d_model *model = NULL;
     if (sam2d_model_load(&mp, &model) != SAM2D_OK) {
@@ -94,8 +95,8 @@ static int cmd_serve(int argc, char **argv) {
         sam2d_model_free(model);
         return SAM2D_EXIT_FAIL;
     }
-    sam_logf(SAM_LOG_INFO, "sam2d serving %s on %s:%d (sessions %d, timeout %ds, reaper every %ds, max frames %d, max dimension %d)",
-             desc, cfg.host, sam_server_port(srv), cfg.max_sessions, cfg.session_timeout_s, cfg.cleanup_interval_s,
+    sam_logf(SAM_LOG_INFO, "sam2d serving %s (%s) on %s:%d (sessions %d, timeout %ds, reaper every %ds, max frames %d, max dimension %d)",
+             desc, sam2d_model_precision(model), cfg.host, sam_server_port(srv), cfg.max_sessions, cfg.session_timeout_s, cfg.cleanup_interval_s,
              cfg.max_video_frames, cfg.max_frame_dimension);
     int sig = 0;
     sigwait(&set, &sig);

@@ -119,7 +119,17 @@ sam2d_status sam2d_model_load(const sam2d_model_params *params, sam2d_model **ou
         sam2d_checkpoint_free(ck);
         return st;
     }
-    sam_backend *be = sam_backend_cpu_create(p.num_threads);
+    sam_backend *be;
+    if (p.precision) {
+        sam_precision prec;
+        if (!sam_precision_parse(p.precision, &prec)) {
+            sam2d_checkpoint_free(ck);
+            return SAM_ERR(SAM2D_ERR_INVALID_ARG, "model: precision '%s' is not fp32 or bf16", p.precision);
+        }
+        be = sam_backend_cpu_create_ex(p.num_threads, prec);
+    } else {
+        be = sam_backend_cpu_create(p.num_threads);
+    }
     if (!be) {
         sam2d_checkpoint_free(ck);
         return SAM_ERR(SAM2D_ERR_NOMEM, "model: cannot create the CPU back end");
@@ -133,6 +143,7 @@ sam2d_status sam2d_model_load(const sam2d_model_params *params, sam2d_model **ou
 const sam2d_model_config *sam2d_model_get_config(const sam2d_model *m) { return &m->cfg; }
 int sam2d_model_image_size(const sam2d_model *m) { return m->cfg.image_size; }
 const char *sam2d_model_device(const sam2d_model *m) { return m->device; }
+const char *sam2d_model_precision(const sam2d_model *m) { return sam_precision_name(m->be->precision); }
 
 void sam2d_model_describe(const sam2d_model *m, char *buf, size_t len) {
     char fam[160];

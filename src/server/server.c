@@ -376,6 +376,7 @@ static enum MHD_Result h_health(reqinfo *r) {
                           "memory_bytes", (json_int_t)sam2d_memory_used(), "sessions_memory_bytes",
                           (json_int_t)sam_sessions_memory(), "uptime_s", sam_now() - srv->started);
     json_object_set_new(o, "memory_budget_bytes", json_integer((json_int_t)srv->cfg.max_memory_mb << 20));
+    if (srv->model) json_object_set_new(o, "precision", json_string(sam2d_model_precision(srv->model)));
     return send_json(r, 200, o);
 }
 

@@ -54,6 +54,8 @@ static const setting table[] = {
      "when set, every endpoint but /health needs 'Authorization: Bearer <token>'"},
     {"LOG_FORMAT", "log-format", T_STR, OFF(log_format), "text", 0, 0, "text|json", "log line format"},
     {"LOG_FILE", "log-file", T_STR, OFF(log_file), "", 0, 0, NULL, "also append logs to this file"},
+    {"SAM2_PRECISION", "precision", T_STR, OFF(precision), "fp32", 0, 0, "fp32|bf16",
+     "fp32 (equal to the reference) or bf16 (faster, within ~1e-2 of it)"},
     {"SAM2_THREADS", "threads", T_INT, OFF(threads), "0", 0, 1024, NULL, "compute threads; 0 = all CPUs"},
     {"HTTP_MAX_CONNECTIONS", "http-max-connections", T_INT, OFF(http_threads), "64", 1, 10000, NULL,
      "simultaneous HTTP connections (one thread each)"},

@@ -33,6 +33,7 @@ typedef struct {
     int http_timeout_s;           /* silent seconds before a connection is dropped */
     int stream_buffer_kb;         /* NDJSON queued per propagation stream for a slow reader */
     int max_objects;              /* objects per session */
+    char precision[8];            /* fp32 | bf16 */
     bool downscale_oversize;      /* shrink frames over MAX_FRAME_DIMENSION instead of refusing */
 } sam_settings;
 
