@@ -42,11 +42,6 @@ typedef struct {
 
 sam2d_video_params sam2d_video_default_params(void);
 
-/* Deprecated no-ops kept for one release: sam2d_model_load builds the video
- * modules (memory encoder, memory attention, tracker) itself. attach returns
- * SAM2D_OK when the model has them. */
-sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path);
-void sam2d_video_model_detach(sam2d_model *model);
 
 /* New session on num_frames RGB frames (each (frame_h, frame_w, 3) uint8).
  * Frames that are not S x S are resized as SAM 2's loader does (Pillow bicubic,

@@ -773,16 +773,3 @@ sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine 
 
 sam_track *sam_video_model_tracker(struct sam2d_model *model) { return model->tracker; }
 
-/* The model builds its video modules at load; these remain for callers
- * written before that and only check that the modules exist. */
-sam2d_status sam_video_model_attach_from_loader(struct sam2d_model *model, sam_weight_loader *L) {
-    (void)L;
-    return model->tracker ? SAM2D_OK : SAM_ERR(SAM2D_ERR_STATE, "video: the model has no video modules");
-}
-
-sam2d_status sam2d_video_model_attach(sam2d_model *model, const char *checkpoint_path) {
-    (void)checkpoint_path;
-    return sam_video_model_attach_from_loader(model, NULL);
-}
-
-void sam2d_video_model_detach(sam2d_model *model) { (void)model; }

@@ -146,9 +146,6 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
 void sam_track_tap_memory(sam_track *t, float *memory, float *memory_pos, int64_t cap, int *M);
 void sam_track_tap_mem_mask(sam_track *t, float *mask);
 
-/* Deprecated: the model builds the video modules at load; this only checks they exist. */
-struct sam2d_model;
-sam2d_status sam_video_model_attach_from_loader(struct sam2d_model *model, sam_weight_loader *L);
 
 /* The model's tracker, or NULL. */
 struct sam2d_model;
