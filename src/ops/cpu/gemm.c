@@ -93,7 +93,9 @@ void sam_cpu_linear(sam_backend *be, float *y, const float *x, const float *w, c
     /* Narrow layers (the Hiera encoder's first stages, 1x1 convs of the neck):
      * our AVX-512 kernel reads x in place and beats OpenBLAS's packing there
      * (~1.5x at K = 96); wide ones stay with OpenBLAS, which is as fast. */
+#if defined(__OPTIMIZE__) /* unoptimised (Debug/sanitizer) builds keep OpenBLAS: the intrinsics crawl at -O0 */
     if (K > 0 && K <= 384 && N <= 576 && M >= 512 && sam_cpu_linear_f32(be, y, x, w, b, M, N, K)) return;
+#endif
     if (K <= 0) {
         for (int64_t r = 0; r < M; r++) {
             if (b)
