@@ -2,6 +2,7 @@
 #include "model/model.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -119,17 +120,15 @@ sam2d_status sam2d_model_load(const sam2d_model_params *params, sam2d_model **ou
         sam2d_checkpoint_free(ck);
         return st;
     }
-    sam_backend *be;
-    if (p.precision) {
-        sam_precision prec;
-        if (!sam_precision_parse(p.precision, &prec)) {
-            sam2d_checkpoint_free(ck);
-            return SAM_ERR(SAM2D_ERR_INVALID_ARG, "model: precision '%s' is not fp32 or bf16", p.precision);
-        }
-        be = sam_backend_cpu_create_ex(p.num_threads, prec);
-    } else {
-        be = sam_backend_cpu_create(p.num_threads);
+    /* precision: the parameter, else SAM2_PRECISION, else fp32 */
+    const char *prec_name = p.precision ? p.precision : getenv("SAM2_PRECISION");
+    sam_precision prec = SAM_PRECISION_FP32;
+    if (prec_name && *prec_name && !sam_precision_parse(prec_name, &prec)) {
+        sam2d_checkpoint_free(ck);
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "%s '%s' is not fp32 or bf16",
+                       p.precision ? "model: precision" : "SAM2_PRECISION", prec_name);
     }
+    sam_backend *be = sam_backend_cpu_create_ex(p.num_threads, prec);
     if (!be) {
         sam2d_checkpoint_free(ck);
         return SAM_ERR(SAM2D_ERR_NOMEM, "model: cannot create the CPU back end");
