@@ -367,7 +367,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
     }
     sam2d_video_session *s = NULL;
     orig_hook = sam_video_engine_hook;
-    if (st == SAM2D_OK && !orig_hook) st = SAM_ERR(SAM2D_ERR_STATE, "bench: video modules not attached");
+    if (st == SAM2D_OK && !orig_hook) st = SAM_ERR(SAM2D_ERR_STATE, "bench: the model has no video engine");
     if (st == SAM2D_OK) {
         sam_video_engine_hook = timed_hook;
         double t = now_s();

@@ -103,7 +103,7 @@ typedef struct {
     char precision[8];       /* the back end's: fp32 / bf16 (SAM2_PRECISION) */
     int image_size;
     double peak_gflops;
-    double load_s;           /* model build (and video attach) */
+    double load_s;           /* model build (every module) */
     /* image encoder */
     int n_image;
     double image_runs[SAM_BENCH_MAX_SAMPLES];
