@@ -38,5 +38,9 @@ fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSAM2D_FUZZ=ON >/dev/null
 	cmake --build build-fuzz -j $(JOBS) --target fuzzers
 
+# CPU benchmarks against Meta's reference figures (bench/README.md)
+bench: build
+	bench/run_cpu.sh
+
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) build-fuzz
