@@ -29,6 +29,11 @@ typedef struct {
 
 sam2d_model_params sam2d_model_default_params(void);
 
+/* Where Meta's checkpoint of a size lives: dir/sam2.1_hiera_<size>.pt, or the
+ * .safetensors of that name when only it exists. dir NULL/"" = "./models",
+ * size NULL/"" = "base_plus". Writes buf (the .pt path when neither exists). */
+void sam2d_default_checkpoint_path(const char *dir, const char *size, char *buf, size_t len);
+
 /* Load config and checkpoint, build every module (weights converted to float32
  * once, activation scratch reserved). Fails with one message listing every
  * missing or mis-shaped tensor. */

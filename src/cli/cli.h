@@ -28,4 +28,15 @@ enum { SAM2D_EXIT_OK = 0, SAM2D_EXIT_FAIL = 1, SAM2D_EXIT_USAGE = 2 };
 /* Print "sam2d <cmd>: <msg>: <last error>" to stderr and return SAM2D_EXIT_FAIL. */
 int sam2d_cli_fail(const char *cmd, const char *what);
 
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A whole decimal integer in [lo, hi]. */
+bool sam2d_cli_parse_int(const char *s, long lo, long hi, int *out);
+/* "a,b,c": between min and max finite floats, comma-separated, nothing else. */
+bool sam2d_cli_parse_floats(const char *s, float *out, int min, int max, int *n);
+/* The checkpoint the service would load: MODEL_DIR/sam2.1_hiera_<SAM2_MODEL_SIZE>.pt, or the
+ * .safetensors of that name when only it exists (defaults ./models and base_plus). */
+const char *sam2d_cli_default_model(char *buf, size_t len);
+
 #endif

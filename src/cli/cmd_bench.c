@@ -54,14 +54,6 @@ static void log_line(void *user, const char *line) {
     fprintf(stderr, "bench: %s\n", line);
 }
 
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 static double pct(double gflops, double peak) { return peak > 0 ? 100.0 * gflops / peak : 0; }
 
 static void print_row(const char *stage, double s, double flops, double peak) {
@@ -177,13 +169,13 @@ static int run_bench(int argc, char **argv) {
             random_flag = true;
         } else if (!strcmp(a, "--runs")) {
             NEED_VALUE;
-            if (!parse_int(v, 1, 100, &p.runs)) BAD_VALUE;
+            if (!sam2d_cli_parse_int(v, 1, 100, &p.runs)) BAD_VALUE;
         } else if (!strcmp(a, "--warmup")) {
             NEED_VALUE;
-            if (!parse_int(v, 0, 100, &p.warmup)) BAD_VALUE;
+            if (!sam2d_cli_parse_int(v, 0, 100, &p.warmup)) BAD_VALUE;
         } else if (!strcmp(a, "--frames")) {
             NEED_VALUE;
-            if (!parse_int(v, 2, SAM_BENCH_MAX_SAMPLES, &p.frames)) BAD_VALUE;
+            if (!sam2d_cli_parse_int(v, 2, SAM_BENCH_MAX_SAMPLES, &p.frames)) BAD_VALUE;
         } else if (!strcmp(a, "--video")) {
             NEED_VALUE;
             int w = 0, h = 0;
@@ -194,7 +186,7 @@ static int run_bench(int argc, char **argv) {
             p.video_w = w, p.video_h = h;
         } else if (!strcmp(a, "--threads")) {
             NEED_VALUE;
-            if (!parse_int(v, 1, 1024, &p.threads)) BAD_VALUE;
+            if (!sam2d_cli_parse_int(v, 1, 1024, &p.threads)) BAD_VALUE;
         } else if (!strcmp(a, "--precision")) {
             NEED_VALUE;
             sam_precision prec;

@@ -32,36 +32,6 @@ static void seg_usage(FILE *f) {
             "Writes DIR/mask_K.png (0/255) for every mask and DIR/scores.json.\n");
 }
 
-static bool parse_floats(const char *s, float *out, int min, int max, int *n) {
-    int k = 0;
-    const char *p = s;
-    while (*p && k < max) {
-        char *end;
-        float v = strtof(p, &end);
-        if (end == p) return false;
-        out[k++] = v;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) return false;
-    }
-    if (*p || k < min) return false;
-    *n = k;
-    return true;
-}
-
-static const char *default_model(char *buf, size_t len) {
-    const char *dir = getenv("MODEL_DIR"), *size = getenv("SAM2_MODEL_SIZE");
-    if (!dir || !*dir) dir = "./models";
-    if (!size || !*size) size = "base_plus";
-    struct stat sb;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.pt", dir, size);
-    if (stat(buf, &sb) == 0) return buf;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.safetensors", dir, size);
-    if (stat(buf, &sb) == 0) return buf;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.pt", dir, size);
-    return buf;
-}
-
 static int cmd_segment_image(int argc, char **argv) {
     const char *image = NULL, *out = NULL, *model_path = NULL, *config = NULL, *mask_file = NULL;
     float points[MAX_POINTS * 2], box[4];
@@ -76,7 +46,7 @@ static int cmd_segment_image(int argc, char **argv) {
         } else if (!strcmp(a, "--point") && has_val) {
             float v[3];
             int n;
-            if (np >= MAX_POINTS || !parse_floats(argv[++i], v, 2, 3, &n) || (n == 3 && v[2] != 0 && v[2] != 1)) {
+            if (np >= MAX_POINTS || !sam2d_cli_parse_floats(argv[++i], v, 2, 3, &n) || (n == 3 && v[2] != 0 && v[2] != 1)) {
                 fprintf(stderr, "sam2d segment-image: bad --point '%s' (x,y or x,y,label with label 0/1)\n", argv[i]);
                 return SAM2D_EXIT_USAGE;
             }
@@ -85,7 +55,7 @@ static int cmd_segment_image(int argc, char **argv) {
             labels[np++] = n == 3 ? (int)v[2] : 1;
         } else if (!strcmp(a, "--box") && has_val) {
             int n;
-            if (!parse_floats(argv[++i], box, 4, 4, &n) || box[2] < box[0] || box[3] < box[1]) {
+            if (!sam2d_cli_parse_floats(argv[++i], box, 4, 4, &n) || box[2] < box[0] || box[3] < box[1]) {
                 fprintf(stderr, "sam2d segment-image: bad --box '%s' (x0,y0,x1,y1 with x0<=x1, y0<=y1)\n", argv[i]);
                 return SAM2D_EXIT_USAGE;
             }
@@ -141,7 +111,7 @@ static int cmd_segment_image(int argc, char **argv) {
 
     char mbuf[4096];
     sam2d_model_params mp = sam2d_model_default_params();
-    mp.checkpoint_path = model_path ? model_path : default_model(mbuf, sizeof mbuf);
+    mp.checkpoint_path = model_path ? model_path : sam2d_cli_default_model(mbuf, sizeof mbuf);
     mp.config_path = config;
     mp.num_threads = threads;
     sam2d_model *model = NULL;

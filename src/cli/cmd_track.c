@@ -53,37 +53,6 @@ static int usage_error(const char *fmt, const char *arg) {
     return SAM2D_EXIT_USAGE;
 }
 
-static bool parse_floats(const char *s, float *out, int min, int max, int *n) {
-    int k = 0;
-    const char *p = s;
-    while (*p && k < max) {
-        char *end;
-        errno = 0;
-        float v = strtof(p, &end);
-        if (end == p || errno == ERANGE || v != v) return false;
-        out[k++] = v;
-        p = end;
-        if (*p == ',') {
-            p++;
-            if (!*p) return false;
-        } else if (*p) {
-            return false;
-        }
-    }
-    if (*p || k < min) return false;
-    *n = k;
-    return true;
-}
-
-static bool parse_int(const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 /* "FRAME:OBJ:rest" -> frame, obj, pointer to rest (a file name may hold more colons). */
 static bool parse_target(const char *s, int *frame, int *obj, const char **rest) {
     const char *c1 = strchr(s, ':');
@@ -97,22 +66,9 @@ static bool parse_target(const char *s, int *frame, int *obj, const char **rest)
     a[la] = 0;
     memcpy(b, c1 + 1, lb);
     b[lb] = 0;
-    if (!parse_int(a, 0, INT_MAX, frame) || !parse_int(b, 0, INT_MAX, obj)) return false;
+    if (!sam2d_cli_parse_int(a, 0, INT_MAX, frame) || !sam2d_cli_parse_int(b, 0, INT_MAX, obj)) return false;
     *rest = c2 + 1;
     return true;
-}
-
-static const char *default_model(char *buf, size_t len) {
-    const char *dir = getenv("MODEL_DIR"), *size = getenv("SAM2_MODEL_SIZE");
-    if (!dir || !*dir) dir = "./models";
-    if (!size || !*size) size = "base_plus";
-    struct stat sb;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.pt", dir, size);
-    if (stat(buf, &sb) == 0) return buf;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.safetensors", dir, size);
-    if (stat(buf, &sb) == 0) return buf;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.pt", dir, size);
-    return buf;
 }
 
 /* ---- progress bar: "track [=====>    ]  120/300  14.2 frames/s  ETA 0:12" ---- */
@@ -196,7 +152,7 @@ static int cmd_track(int argc, char **argv) {
         } else if (!strcmp(a, "--prompt") && has_val) {
             float v[3];
             const char *s = argv[++i];
-            if (!parse_target(s, &frame, &obj, &rest) || !parse_floats(rest, v, 2, 3, &n) ||
+            if (!parse_target(s, &frame, &obj, &rest) || !sam2d_cli_parse_floats(rest, v, 2, 3, &n) ||
                 (n == 3 && v[2] != 0 && v[2] != 1)) {
                 rc = usage_error("bad --prompt '%s' (FRAME:OBJ:x,y or FRAME:OBJ:x,y,label with label 0 or 1)", s);
                 goto done;
@@ -208,7 +164,7 @@ static int cmd_track(int argc, char **argv) {
         } else if (!strcmp(a, "--box") && has_val) {
             float b[4];
             const char *s = argv[++i];
-            if (!parse_target(s, &frame, &obj, &rest) || !parse_floats(rest, b, 4, 4, &n) || b[2] < b[0] ||
+            if (!parse_target(s, &frame, &obj, &rest) || !sam2d_cli_parse_floats(rest, b, 4, 4, &n) || b[2] < b[0] ||
                 b[3] < b[1]) {
                 rc = usage_error("bad --box '%s' (FRAME:OBJ:x0,y0,x1,y1 with x0<=x1, y0<=y1)", s);
                 goto done;
@@ -242,17 +198,17 @@ static int cmd_track(int argc, char **argv) {
         } else if (!strcmp(a, "--config") && has_val) {
             config = argv[++i];
         } else if (!strcmp(a, "--threads") && has_val) {
-            if (!parse_int(argv[++i], 0, 4096, &threads)) {
+            if (!sam2d_cli_parse_int(argv[++i], 0, 4096, &threads)) {
                 rc = usage_error("bad --threads '%s'", argv[i]);
                 goto done;
             }
         } else if (!strcmp(a, "--max-frames") && has_val) {
-            if (!parse_int(argv[++i], 1, INT_MAX, &lim.max_frames)) {
+            if (!sam2d_cli_parse_int(argv[++i], 1, INT_MAX, &lim.max_frames)) {
                 rc = usage_error("bad --max-frames '%s'", argv[i]);
                 goto done;
             }
         } else if (!strcmp(a, "--max-dimension") && has_val) {
-            if (!parse_int(argv[++i], 1, 65535, &lim.max_dimension)) {
+            if (!sam2d_cli_parse_int(argv[++i], 1, 65535, &lim.max_dimension)) {
                 rc = usage_error("bad --max-dimension '%s'", argv[i]);
                 goto done;
             }
@@ -314,7 +270,7 @@ static int cmd_track(int argc, char **argv) {
 
     char mbuf[4096];
     sam2d_model_params mp = sam2d_model_default_params();
-    mp.checkpoint_path = model_path ? model_path : default_model(mbuf, sizeof mbuf);
+    mp.checkpoint_path = model_path ? model_path : sam2d_cli_default_model(mbuf, sizeof mbuf);
     mp.config_path = config;
     mp.num_threads = threads;
     double t0 = mono_s();

@@ -1,7 +1,10 @@
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "sam2d/model.h"
 #include "sam2d/sam2d.h"
 
 static sam2d_command *commands;
@@ -17,6 +20,42 @@ void sam2d_register_command(sam2d_command *cmd) {
 int sam2d_cli_fail(const char *cmd, const char *what) {
     fprintf(stderr, "sam2d %s: %s: %s\n", cmd, what, sam2d_last_error());
     return SAM2D_EXIT_FAIL;
+}
+
+bool sam2d_cli_parse_int(const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+bool sam2d_cli_parse_floats(const char *s, float *out, int min, int max, int *n) {
+    int k = 0;
+    const char *p = s;
+    while (*p && k < max) {
+        char *end;
+        errno = 0;
+        float v = strtof(p, &end);
+        if (end == p || errno == ERANGE || v != v) return false;
+        out[k++] = v;
+        p = end;
+        if (*p == ',') {
+            p++;
+            if (!*p) return false;
+        } else if (*p) {
+            return false;
+        }
+    }
+    if (*p || k < min) return false;
+    *n = k;
+    return true;
+}
+
+const char *sam2d_cli_default_model(char *buf, size_t len) {
+    sam2d_default_checkpoint_path(getenv("MODEL_DIR"), getenv("SAM2_MODEL_SIZE"), buf, len);
+    return buf;
 }
 
 static void usage(FILE *f) {

@@ -16,6 +16,15 @@ sam2d_model_params sam2d_model_default_params(void) {
     return p;
 }
 
+void sam2d_default_checkpoint_path(const char *dir, const char *size, char *buf, size_t len) {
+    if (!dir || !*dir) dir = "./models";
+    if (!size || !*size) size = "base_plus";
+    snprintf(buf, len, "%s/sam2.1_hiera_%s.safetensors", dir, size);
+    bool only_safetensors = access(buf, R_OK) == 0;
+    snprintf(buf, len, "%s/sam2.1_hiera_%s.pt", dir, size);
+    if (only_safetensors && access(buf, R_OK) != 0) snprintf(buf, len, "%s/sam2.1_hiera_%s.safetensors", dir, size);
+}
+
 void sam_model_lock(sam2d_model *m) { pthread_mutex_lock(&m->lock); }
 void sam_model_unlock(sam2d_model *m) { pthread_mutex_unlock(&m->lock); }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "sam2d/model.h"
 
 typedef enum { T_INT, T_STR, T_BOOL } setting_type;
 
@@ -150,15 +151,6 @@ void sam_settings_usage(FILE *f) {
 }
 
 void sam_settings_checkpoint_path(const sam_settings *s, char *buf, size_t len) {
-    if (s->checkpoint[0]) {
-        snprintf(buf, len, "%s", s->checkpoint);
-        return;
-    }
-    /* Prefer Meta's .pt; accept a .safetensors of the same stem. */
-    struct stat st;
-    snprintf(buf, len, "%s/sam2.1_hiera_%s.pt", s->model_dir, s->model_size);
-    if (stat(buf, &st) == 0) return;
-    char alt[1024];
-    snprintf(alt, sizeof alt, "%s/sam2.1_hiera_%s.safetensors", s->model_dir, s->model_size);
-    if (stat(alt, &st) == 0) snprintf(buf, len, "%s", alt);
+    if (s->checkpoint[0]) snprintf(buf, len, "%s", s->checkpoint);
+    else sam2d_default_checkpoint_path(s->model_dir, s->model_size, buf, len);
 }
