@@ -132,6 +132,25 @@ static inline int http_json(int port, const char *method, const char *path, cons
                         out);
 }
 
+/* POST/GET returning the status (-1: no answer); *body (optional) gets a malloc'd copy of the body. */
+static inline int http_post(int port, const char *path, const char *json, char **body) {
+    http_resp r;
+    if (http_json(port, "POST", path, json, &r) != 0) return -1;
+    int st = r.status;
+    if (body) *body = strdup(r.body);
+    http_resp_free(&r);
+    return st;
+}
+
+static inline int http_get(int port, const char *path, char **body) {
+    http_resp r;
+    if (http_json(port, "GET", path, NULL, &r) != 0) return -1;
+    int st = r.status;
+    if (body) *body = strdup(r.body);
+    http_resp_free(&r);
+    return st;
+}
+
 /* multipart/form-data body with one field "file". */
 static inline char *multipart_body(const void *data, size_t n, const char *filename, size_t *out_len,
                                    const char **ctype) {

@@ -25,28 +25,10 @@ static char *session_start(int port, const tar_buf *t, int *status) {
     return ret;
 }
 
-static int post(int port, const char *path, const char *json, char **body) {
-    http_resp r;
-    if (http_json(port, "POST", path, json, &r) != 0) return -1;
-    int st = r.status;
-    if (body) *body = strdup(r.body);
-    http_resp_free(&r);
-    return st;
-}
-
-static int get(int port, const char *path, char **body) {
-    http_resp r;
-    if (http_json(port, "GET", path, NULL, &r) != 0) return -1;
-    int st = r.status;
-    if (body) *body = strdup(r.body);
-    http_resp_free(&r);
-    return st;
-}
-
 static long long health_number(int port, const char *field) {
     char *b = NULL;
     long long v = -1;
-    if (get(port, "/health", &b) == 200) {
+    if (http_get(port, "/health", &b) == 200) {
         char key[64];
         snprintf(key, sizeof key, "\"%s\":", field);
         const char *p = strstr(b, key);
@@ -67,20 +49,20 @@ static void *mixed_request(void *arg) {
     worker *w = arg;
     char path[160];
     switch (w->idx % 5) {
-    case 0: w->status = get(w->port, "/health", NULL); break;
+    case 0: w->status = http_get(w->port, "/health", NULL); break;
     case 1:
         snprintf(path, sizeof path, "/session/%s", w->sid);
-        w->status = get(w->port, path, NULL);
+        w->status = http_get(w->port, path, NULL);
         break;
     case 2:
         snprintf(path, sizeof path, "/session/%s/prompt", w->sid);
-        w->status = post(w->port, path, "{\"frame_idx\":1,\"obj_id\":5,\"points\":[[100,120]],\"labels\":[1]}", NULL);
+        w->status = http_post(w->port, path, "{\"frame_idx\":1,\"obj_id\":5,\"points\":[[100,120]],\"labels\":[1]}", NULL);
         break;
     case 3:
         snprintf(path, sizeof path, "/session/%s/masks/0", w->sid);
-        w->status = get(w->port, path, NULL);
+        w->status = http_get(w->port, path, NULL);
         break;
-    default: w->status = get(w->port, "/metrics", NULL); break;
+    default: w->status = http_get(w->port, "/metrics", NULL); break;
     }
     return NULL;
 }
@@ -98,7 +80,7 @@ static void test_main_server(const tar_buf *frames) {
     char *b = NULL, path[200];
 
     /* health */
-    CHECK(get(port, "/health", &b) == 200);
+    CHECK(http_get(port, "/health", &b) == 200);
     CHECK(b && strstr(b, "\"model_loaded\":true") && strstr(b, "\"max_sessions\":2"));
     free(b);
 
@@ -109,14 +91,14 @@ static void test_main_server(const tar_buf *frames) {
         CHECK(st == 200 && sid);
         if (!sid) break;
         snprintf(path, sizeof path, "/session/%s/prompt", sid);
-        CHECK(post(port, path, "{\"frame_idx\":0,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", NULL) == 200);
+        CHECK(http_post(port, path, "{\"frame_idx\":0,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", NULL) == 200);
         if (round == 0) mem_before = health_number(port, "memory_bytes");
-        CHECK(post(port, "/session/close", "{\"session_id\":\"x\"}", NULL) == 404);
+        CHECK(http_post(port, "/session/close", "{\"session_id\":\"x\"}", NULL) == 404);
         char body[128];
         snprintf(body, sizeof body, "{\"session_id\":\"%s\"}", sid);
-        CHECK(post(port, "/session/close", body, NULL) == 200);
+        CHECK(http_post(port, "/session/close", body, NULL) == 200);
         snprintf(path, sizeof path, "/session/%s", sid);
-        CHECK(get(port, path, NULL) == 404);
+        CHECK(http_get(port, path, NULL) == 404);
         if (round == 0) mem_after1 = health_number(port, "memory_bytes");
         else mem_after2 = health_number(port, "memory_bytes");
         free(sid);
@@ -140,7 +122,7 @@ static void test_main_server(const tar_buf *frames) {
 
     /* session status */
     snprintf(path, sizeof path, "/session/%s", s1);
-    CHECK(get(port, path, &b) == 200);
+    CHECK(http_get(port, path, &b) == 200);
     CHECK(b && strstr(b, "\"total_frames\":10") && strstr(b, "\"idle_time\"") && strstr(b, "\"state\":\"ready\""));
     free(b);
 
@@ -165,27 +147,27 @@ static void test_main_server(const tar_buf *frames) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *rb = NULL;
-        int s = post(port, path, bad[i].body, &rb);
+        int s = http_post(port, path, bad[i].body, &rb);
         CHECK_MSG(s == bad[i].status && rb && strstr(rb, bad[i].needle) && strstr(rb, "\"error\""),
                   "case %zu: %d %s", i, s, rb ? rb : "");
         free(rb);
     }
     snprintf(path, sizeof path, "/session/%s/remove_object", s1);
-    CHECK(post(port, path, "{\"obj_id\":42}", NULL) == 404);
+    CHECK(http_post(port, path, "{\"obj_id\":42}", NULL) == 404);
     snprintf(path, sizeof path, "/session/%s/clear", s1);
-    CHECK(post(port, path, "{\"frame_idx\":0,\"obj_id\":42}", NULL) == 404);
+    CHECK(http_post(port, path, "{\"frame_idx\":0,\"obj_id\":42}", NULL) == 404);
     snprintf(path, sizeof path, "/session/%s/masks/99", s1);
-    CHECK(get(port, path, NULL) == 400);
+    CHECK(http_get(port, path, NULL) == 400);
     snprintf(path, sizeof path, "/session/%s/masks/0", s1);
-    CHECK(get(port, path, NULL) == 404); /* nothing computed yet */
-    CHECK(get(port, "/session/nope/masks/0", NULL) == 404);
-    CHECK(post(port, "/session/nope/prompt", "{}", NULL) == 404);
-    CHECK(get(port, "/nowhere", NULL) == 404);
-    CHECK(get(port, "/session/start", NULL) == 405);
+    CHECK(http_get(port, path, NULL) == 404); /* nothing computed yet */
+    CHECK(http_get(port, "/session/nope/masks/0", NULL) == 404);
+    CHECK(http_post(port, "/session/nope/prompt", "{}", NULL) == 404);
+    CHECK(http_get(port, "/nowhere", NULL) == 404);
+    CHECK(http_get(port, "/session/start", NULL) == 405);
 
     /* a valid prompt, masks as RLE and PNG, the frame as JPEG */
     snprintf(path, sizeof path, "/session/%s/prompt", s1);
-    CHECK(post(port, path, "{\"frame_idx\":0,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", &b) == 200);
+    CHECK(http_post(port, path, "{\"frame_idx\":0,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", &b) == 200);
     CHECK(b && strstr(b, "\"frame_idx\":0") && strstr(b, "\"counts\"") && strstr(b, "\"size\":[240,320]"));
     free(b);
     snprintf(path, sizeof path, "/session/%s/masks/0?format=png", s1);
@@ -215,18 +197,18 @@ static void test_main_server(const tar_buf *frames) {
         for (int i = 0; i < 100 && !ok; i++) {
             char *sb = NULL;
             snprintf(path, sizeof path, "/session/%s", s1);
-            if (get(port, path, &sb) == 200 && strstr(sb, "\"state\":\"ready\"")) ok = 1;
+            if (http_get(port, path, &sb) == 200 && strstr(sb, "\"state\":\"ready\"")) ok = 1;
             free(sb);
             if (!ok) usleep(100 * 1000);
         }
         CHECK_MSG(ok, "session not ready after the client left");
         snprintf(path, sizeof path, "/session/%s/prompt", s1);
-        CHECK(post(port, path, "{\"frame_idx\":2,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", NULL) == 200);
+        CHECK(http_post(port, path, "{\"frame_idx\":2,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", NULL) == 200);
     }
 
     /* a full propagation streams one line per frame, then a summary */
     snprintf(path, sizeof path, "/session/%s/propagate", s1);
-    CHECK(post(port, path, "{\"start_frame_idx\":0,\"max_frames\":3}", &b) == 200);
+    CHECK(http_post(port, path, "{\"start_frame_idx\":0,\"max_frames\":3}", &b) == 200);
     {
         int lines = 0;
         for (char *q = b; q && *q; q++) lines += *q == '\n';
@@ -257,18 +239,18 @@ static void test_main_server(const tar_buf *frames) {
 
     /* reset, remove, DELETE */
     snprintf(path, sizeof path, "/session/%s/remove_object", s1);
-    CHECK(post(port, path, "{\"obj_id\":1}", &b) == 200);
+    CHECK(http_post(port, path, "{\"obj_id\":1}", &b) == 200);
     CHECK(b && strstr(b, "\"obj_ids\":[]"));
     free(b);
     snprintf(path, sizeof path, "/session/%s/reset", s2);
-    CHECK(post(port, path, "{}", NULL) == 200);
+    CHECK(http_post(port, path, "{}", NULL) == 200);
     snprintf(path, sizeof path, "/session/%s", s2);
     CHECK(http_json(port, "DELETE", path, NULL, &r) == 0 && r.status == 200);
     http_resp_free(&r);
-    CHECK(get(port, path, NULL) == 404);
+    CHECK(http_get(port, path, NULL) == 404);
 
     /* metrics: Prometheus names */
-    CHECK(get(port, "/metrics", &b) == 200);
+    CHECK(http_get(port, "/metrics", &b) == 200);
     CHECK(b && strstr(b, "sam2d_request_duration_seconds_bucket") && strstr(b, "sam2d_sessions_rejected_total 1") &&
           strstr(b, "sam2d_propagate_frame_duration_seconds_count") && strstr(b, "sam2d_memory_used_bytes") &&
           strstr(b, "sam2d_encode_duration_seconds_count") && strstr(b, "sam2d_track_step_duration_seconds_sum"));
@@ -318,9 +300,9 @@ static void test_limits_and_expiry(const tar_buf *frames) {
     char path[160], *b = NULL;
     if (sid) {
         snprintf(path, sizeof path, "/session/%s", sid);
-        CHECK(get(p.port, path, NULL) == 404); /* expired, found lazily */
+        CHECK(http_get(p.port, path, NULL) == 404); /* expired, found lazily */
     }
-    CHECK(post(p.port, "/cleanup", "{}", &b) == 200);
+    CHECK(http_post(p.port, "/cleanup", "{}", &b) == 200);
     CHECK_MSG(b && sid2 && strstr(b, sid2) && strstr(b, "\"active_sessions\":0"), "cleanup: %s", b ? b : "");
     free(b);
     free(sid);
@@ -344,8 +326,8 @@ static void test_limits_and_expiry(const tar_buf *frames) {
                           NULL};
     CHECK(srv_start(&p, env2, "dims") == 0);
     if (!p.pid) return;
-    CHECK(get(p.port, "/health", NULL) == 200);
-    CHECK(get(p.port, "/metrics", NULL) == 401);
+    CHECK(http_get(p.port, "/health", NULL) == 200);
+    CHECK(http_get(p.port, "/metrics", NULL) == 401);
     CHECK(http_request(p.port, "GET", "/metrics", NULL, NULL, 0, "Authorization: Bearer s3cret\r\n", &r) == 0 &&
           r.status == 200);
     http_resp_free(&r);

@@ -31,29 +31,11 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int post(int port, const char *path, const char *json, char **body) {
-    http_resp r;
-    if (http_json(port, "POST", path, json, &r) != 0) return -1;
-    int st = r.status;
-    if (body) *body = strdup(r.body);
-    http_resp_free(&r);
-    return st;
-}
-
-static int get(int port, const char *path, char **body) {
-    http_resp r;
-    if (http_json(port, "GET", path, NULL, &r) != 0) return -1;
-    int st = r.status;
-    if (body) *body = strdup(r.body);
-    http_resp_free(&r);
-    return st;
-}
-
 /* A number after "field": (or after `field ` in Prometheus text) in a GET answer; -1 if absent. */
 static long long number_in(int port, const char *path, const char *key) {
     char *b = NULL;
     long long v = -1;
-    if (get(port, path, &b) == 200 && b) {
+    if (http_get(port, path, &b) == 200 && b) {
         const char *p = strstr(b, key);
         if (p) v = atoll(p + strlen(key));
     }
@@ -89,14 +71,14 @@ static char *session_start(int port, const tar_buf *t) {
 static int session_path_post(int port, const char *sid, const char *action, const char *json, char **body) {
     char path[160];
     snprintf(path, sizeof path, "/session/%s/%s", sid, action);
-    return post(port, path, json, body);
+    return http_post(port, path, json, body);
 }
 
 static const char *session_state(int port, const char *sid, char *buf, size_t cap) {
     char path[160], *b = NULL;
     snprintf(path, sizeof path, "/session/%s", sid);
     buf[0] = 0;
-    if (get(port, path, &b) == 200 && b) json_str_field(b, "state", buf, cap);
+    if (http_get(port, path, &b) == 200 && b) json_str_field(b, "state", buf, cap);
     free(b);
     return buf;
 }
@@ -189,22 +171,22 @@ static void test_http_layer(int port, const char *sid) {
                  "POST /session/%s/prompt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"frame_idx\"", sid);
     b = raw_exchange(port, req, (size_t)n, 1, NULL); /* the client gives up; the server must not mind */
     free(b);
-    CHECK(get(port, "/health", NULL) == 200);
+    CHECK(http_get(port, "/health", NULL) == 200);
 
     /* client text never becomes a metric label: quotes and newlines would break the exposition
      * format, and many distinct junk routes would fill the route table before real ones are seen */
-    CHECK(get(port, "/session/abc/x%22y%0Az%7D", NULL) == 404);
+    CHECK(http_get(port, "/session/abc/x%22y%0Az%7D", NULL) == 404);
     for (int i = 0; i < 120; i++) {
         char junk[64];
         snprintf(junk, sizeof junk, "/session/abc/junk%d", i);
-        CHECK(get(port, junk, NULL) == 404);
+        CHECK(http_get(port, junk, NULL) == 404);
     }
     const char *odd = "BREW\"X /session/abc/prompt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     b = raw_exchange(port, odd, strlen(odd), 10, NULL);
     free(b);
-    CHECK(get(port, "/session/abc/frame/0", NULL) == 404); /* a real route first seen after the junk */
+    CHECK(http_get(port, "/session/abc/frame/0", NULL) == 404); /* a real route first seen after the junk */
     char *metrics = NULL;
-    CHECK(get(port, "/metrics", &metrics) == 200);
+    CHECK(http_get(port, "/metrics", &metrics) == 200);
     bool clean = metrics != NULL;
     for (const char *line = metrics; clean && line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         clean = line[0] == '#' || !strncmp(line, "sam2d_", 6) || line[0] == '\n';
@@ -250,7 +232,7 @@ static void test_slow_client(int port) {
     int ok = 0;
     double last = 0;
     for (int i = 0; i < 5; i++) {
-        if (get(port, "/health", NULL) == 200) ok++;
+        if (http_get(port, "/health", NULL) == 200) ok++;
         last = now_s();
     }
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
@@ -529,7 +511,7 @@ static void test_object_cap(int port, const char *sid, int max_objects) {
 static void test_png_masks(int port, const char *sid) {
     char path[160], *rle = NULL;
     snprintf(path, sizeof path, "/session/%s/masks/0", sid);
-    CHECK(get(port, path, &rle) == 200);
+    CHECK(http_get(port, path, &rle) == 200);
     snprintf(path, sizeof path, "/session/%s/masks/0?format=png", sid);
     http_resp r;
     CHECK(http_json(port, "GET", path, NULL, &r) == 0 && r.status == 200);
@@ -662,7 +644,7 @@ static void test_close_during_propagation(int port, const char *sid, long long b
     http_resp r;
     CHECK(http_json(port, "DELETE", path, NULL, &r) == 0 && r.status == 200);
     http_resp_free(&r);
-    CHECK(get(port, path, NULL) == 404);
+    CHECK(http_get(port, path, NULL) == 404);
     CHECK(number_in(port, "/health", "\"active_sessions\":") == 0);
     close(fd);
     CHECK_MSG(memory_returns(port, base), "memory not returned after closing a session during propagation");
@@ -684,7 +666,7 @@ static void test_timeouts(const tar_buf *frames) {
     usleep(200 * 1000);
     bool answered = false;
     for (int i = 0; i < 50 && !answered; i++) {
-        answered = get(p.port, "/health", NULL) == 200;
+        answered = http_get(p.port, "/health", NULL) == 200;
         if (!answered) usleep(100 * 1000);
     }
     CHECK_MSG(answered, "no answer while silent connections exceed HTTP_MAX_CONNECTIONS");
@@ -695,7 +677,7 @@ static void test_timeouts(const tar_buf *frames) {
         CHECK_MSG(ready == 1 && read(fds[i], &c, 1) <= 0, "silent connection %d was not closed", i);
         close(fds[i]);
     }
-    CHECK(get(p.port, "/health", NULL) == 200);
+    CHECK(http_get(p.port, "/health", NULL) == 200);
     /* an upload in progress holds a session slot: a second one is refused before its body is read
      * (uploads on disk never outnumber free slots), and the slot returns when the first one is abandoned */
     size_t mlen;
@@ -731,12 +713,12 @@ static void test_timeouts(const tar_buf *frames) {
         /* idle past SESSION_TIMEOUT while the stream holds it: /cleanup must not free it under the stream */
         usleep(2500 * 1000);
         char *b = NULL;
-        CHECK(post(p.port, "/cleanup", "{}", &b) == 200);
+        CHECK(http_post(p.port, "/cleanup", "{}", &b) == 200);
         CHECK_MSG(b && !strstr(b, sid), "cleanup removed a session in use: %s", b ? b : "");
         free(b);
         char spath[160];
         snprintf(spath, sizeof spath, "/session/%s", sid);
-        CHECK(get(p.port, spath, NULL) == 200);
+        CHECK(http_get(p.port, spath, NULL) == 200);
         CHECK(wait_state(p.port, sid, "ready", 60));
         long long cancelled = number_in(p.port, "/metrics", "\nsam2d_propagations_cancelled_total ");
         long long frames = number_in(p.port, "/metrics", "\nsam2d_frames_propagated_total ");
@@ -748,7 +730,7 @@ static void test_timeouts(const tar_buf *frames) {
          * do here under the sanitizers): the stream sends whitespace between lines meanwhile */
         char *out = NULL;
         snprintf(spath, sizeof spath, "/session/%s/propagate", sid);
-        CHECK(post(p.port, spath, "{\"start_frame_idx\":0,\"max_frames\":4}", &out) == 200);
+        CHECK(http_post(p.port, spath, "{\"start_frame_idx\":0,\"max_frames\":4}", &out) == 200);
         int lines = 0, parsed = 0;
         for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
             nl = strchr(line, '\n');
@@ -762,7 +744,7 @@ static void test_timeouts(const tar_buf *frames) {
         free(out);
         /* once nobody holds it, the idle session expires */
         usleep(2500 * 1000);
-        CHECK(post(p.port, "/cleanup", "{}", &b) == 200);
+        CHECK(http_post(p.port, "/cleanup", "{}", &b) == 200);
         CHECK_MSG(b && strstr(b, sid), "idle session not expired: %s", b ? b : "");
         free(b);
         free(sid);
@@ -886,10 +868,10 @@ int main(void) {
             char body64[4096];
             snprintf(body64, sizeof body64, "%s],\"labels\":[%s]}", pts, lab);
             CHECK(session_path_post(port, sid, "prompt", body64, NULL) == 200);
-            CHECK(post(port, "/session/close", "{\"session_id\":\"x\"}", NULL) == 404);
+            CHECK(http_post(port, "/session/close", "{\"session_id\":\"x\"}", NULL) == 404);
             char body[128];
             snprintf(body, sizeof body, "{\"session_id\":\"%s\"}", sid);
-            CHECK(post(port, "/session/close", body, NULL) == 200);
+            CHECK(http_post(port, "/session/close", body, NULL) == 200);
             free(sid);
         }
         long long base = memory_bytes(port);
@@ -922,7 +904,7 @@ int main(void) {
                 CHECK(session_path_post(port, sid, "prompt", body, NULL) == 200);
             }
             test_unread_stream_cancel(port, sid);
-            CHECK(get(port, "/health", NULL) == 200);
+            CHECK(http_get(port, "/health", NULL) == 200);
             test_sigterm_unread(&p, sid);
             free(sid);
         }
