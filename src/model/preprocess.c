@@ -52,14 +52,10 @@ static float aa_filter(float x) {
 
 /* Mirrors torch's types: center and weights in float, the argument of the
  * filter evaluated in double and rounded to float. */
-static int aa_taps_make(aa_taps *t, int in, int out) {
+/* The normalised triangle-filter taps of every output index (buffers already sized). */
+static void aa_taps_fill(aa_taps *t, int in, int out) {
     float scale = (float)in / (float)out;
     float support = scale >= 1.0f ? 1.0f * scale : 1.0f;
-    t->n = (int)ceilf(support) * 2 + 1;
-    t->xmin = sam_malloc(sizeof(int) * (size_t)out);
-    t->xsize = sam_malloc(sizeof(int) * (size_t)out);
-    t->w = sam_malloc(sizeof(float) * (size_t)out * (size_t)t->n);
-    if (!t->xmin || !t->xsize || !t->w) return -1;
     float invscale = scale >= 1.0f ? 1.0f / scale : 1.0f;
     for (int i = 0; i < out; i++) {
         float center = (float)(scale * (i + 0.5));
@@ -82,6 +78,21 @@ static int aa_taps_make(aa_taps *t, int in, int out) {
         t->xmin[i] = (int)xmin;
         t->xsize[i] = xsize;
     }
+}
+
+static int aa_taps_per_output(int in, int out) {
+    float scale = (float)in / (float)out;
+    float support = scale >= 1.0f ? 1.0f * scale : 1.0f;
+    return (int)ceilf(support) * 2 + 1;
+}
+
+static int aa_taps_make(aa_taps *t, int in, int out) {
+    t->n = aa_taps_per_output(in, out);
+    t->xmin = sam_malloc(sizeof(int) * (size_t)out);
+    t->xsize = sam_malloc(sizeof(int) * (size_t)out);
+    t->w = sam_malloc(sizeof(float) * (size_t)out * (size_t)t->n);
+    if (!t->xmin || !t->xsize || !t->w) return -1;
+    aa_taps_fill(t, in, out);
     return 0;
 }
 
@@ -195,12 +206,6 @@ static void *carve_take(carve *c, size_t bytes) {
     return r;
 }
 
-static int aa_taps_per_output(int in, int out) {
-    float scale = (float)in / (float)out;
-    float support = scale >= 1.0f ? 1.0f * scale : 1.0f;
-    return (int)ceilf(support) * 2 + 1;
-}
-
 static size_t aa_taps_bytes(int in, int out) {
     return 3 * 64 + sizeof(int) * 2 * (size_t)out + sizeof(float) * (size_t)out * aa_taps_per_output(in, out);
 }
@@ -211,37 +216,14 @@ size_t sam_preprocess_scratch_bytes(int H, int W, int S, bool antialias) {
     return aa_taps_bytes(W, S) + aa_taps_bytes(H, S) + 64 + sizeof(float) * (size_t)3 * H * S;
 }
 
-/* aa_taps_make's arithmetic, into carved memory. */
+/* aa_taps_make into carved memory (no allocation). */
 static int aa_taps_carve(aa_taps *t, int in, int out, carve *c) {
     t->n = aa_taps_per_output(in, out);
     t->xmin = carve_take(c, sizeof(int) * (size_t)out);
     t->xsize = carve_take(c, sizeof(int) * (size_t)out);
     t->w = carve_take(c, sizeof(float) * (size_t)out * t->n);
     if (!t->xmin || !t->xsize || !t->w) return -1;
-    float scale = (float)in / (float)out;
-    float support = scale >= 1.0f ? 1.0f * scale : 1.0f;
-    float invscale = scale >= 1.0f ? 1.0f / scale : 1.0f;
-    for (int i = 0; i < out; i++) {
-        float center = (float)(scale * (i + 0.5));
-        int64_t xmin = (int64_t)(center - support + 0.5);
-        if (xmin < 0) xmin = 0;
-        int64_t xmax = (int64_t)(center + support + 0.5);
-        if (xmax > in) xmax = in;
-        int xsize = (int)(xmax - xmin);
-        if (xsize > t->n) xsize = t->n;
-        float *w = t->w + (size_t)i * (size_t)t->n;
-        float total = 0;
-        for (int j = 0; j < xsize; j++) {
-            float arg = (float)(((float)(j + xmin) - center + 0.5) * invscale);
-            w[j] = aa_filter(arg);
-            total += w[j];
-        }
-        for (int j = 0; j < xsize; j++)
-            if (total != 0.0f) w[j] /= total;
-        for (int j = xsize; j < t->n; j++) w[j] = 0;
-        t->xmin[i] = (int)xmin;
-        t->xsize[i] = xsize;
-    }
+    aa_taps_fill(t, in, out);
     return 0;
 }
 
