@@ -344,4 +344,18 @@ static inline int json_str_field(const char *json, const char *name, char *out, 
     return 0;
 }
 
+/* Upload a tar as a new session; the malloc'd session id, or NULL (status in *status when given). */
+static inline char *http_session_start(int port, const tar_buf *t, int *status) {
+    http_resp r;
+    if (status) *status = -1;
+    if (http_upload(port, t->buf, t->len, "frames.tar", NULL, &r) != 0) return NULL;
+    if (status) *status = r.status;
+    char id[64];
+    char *ret = NULL;
+    if (r.status == 200 && json_str_field(r.body, "session_id", id, sizeof id) == 0) ret = strdup(id);
+    else fprintf(stderr, "session/start: %d %s\n", r.status, r.body);
+    http_resp_free(&r);
+    return ret;
+}
+
 #endif

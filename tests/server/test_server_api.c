@@ -12,19 +12,6 @@
 static const char *model_env[] = {"SAM2_CHECKPOINT=" MICRO "/model.pt", "SAM2_CONFIG=" MICRO "/config.yaml",
                                   "SAM2_THREADS=2", NULL};
 
-static char *session_start(int port, const tar_buf *t, int *status) {
-    http_resp r;
-    *status = -1;
-    if (http_upload(port, t->buf, t->len, "frames.tar", NULL, &r) != 0) return NULL;
-    *status = r.status;
-    char id[64];
-    char *ret = NULL;
-    if (r.status == 200 && json_str_field(r.body, "session_id", id, sizeof id) == 0) ret = strdup(id);
-    else fprintf(stderr, "session/start: %d %s\n", r.status, r.body);
-    http_resp_free(&r);
-    return ret;
-}
-
 static long long health_number(int port, const char *field) {
     char *b = NULL;
     long long v = -1;
@@ -87,7 +74,7 @@ static void test_main_server(const tar_buf *frames) {
     /* memory is returned: two identical session lifetimes end at the same accounting */
     long long mem_before = -1, mem_after1 = -1, mem_after2 = -1;
     for (int round = 0; round < 2; round++) {
-        char *sid = session_start(port, frames, &st);
+        char *sid = http_session_start(port, frames, &st);
         CHECK(st == 200 && sid);
         if (!sid) break;
         snprintf(path, sizeof path, "/session/%s/prompt", sid);
@@ -109,8 +96,8 @@ static void test_main_server(const tar_buf *frames) {
     CHECK(mem_before > mem_after1);
 
     /* two sessions fill the service; the third gets 429 with Retry-After */
-    char *s1 = session_start(port, frames, &st);
-    char *s2 = session_start(port, frames, &st);
+    char *s1 = http_session_start(port, frames, &st);
+    char *s2 = http_session_start(port, frames, &st);
     CHECK(s1 && s2);
     http_resp r;
     CHECK(http_upload(port, frames->buf, frames->len, "frames.tar", NULL, &r) == 0);
@@ -293,8 +280,8 @@ static void test_limits_and_expiry(const tar_buf *frames) {
     http_resp_free(&r);
     tar_buf small = tar_of_jpegs(MICRO "/video", 3);
     int st;
-    char *sid = session_start(p.port, &small, &st);
-    char *sid2 = session_start(p.port, &small, &st);
+    char *sid = http_session_start(p.port, &small, &st);
+    char *sid2 = http_session_start(p.port, &small, &st);
     CHECK(sid && sid2);
     sleep(2);
     char path[160], *b = NULL;
@@ -346,7 +333,7 @@ static void test_limits_and_expiry(const tar_buf *frames) {
     CHECK(srv_start(&p, env3, "reaper") == 0);
     if (!p.pid) return;
     small = tar_of_jpegs(MICRO "/video", 2);
-    sid = session_start(p.port, &small, &st);
+    sid = http_session_start(p.port, &small, &st);
     CHECK(sid != NULL);
     int gone = 0;
     for (int i = 0; i < 50 && !gone; i++) {

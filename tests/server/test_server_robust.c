@@ -57,17 +57,6 @@ static bool memory_returns(int port, long long base) {
     return false;
 }
 
-static char *session_start(int port, const tar_buf *t) {
-    http_resp r;
-    if (http_upload(port, t->buf, t->len, "frames.tar", NULL, &r) != 0) return NULL;
-    char id[64];
-    char *ret = NULL;
-    if (r.status == 200 && json_str_field(r.body, "session_id", id, sizeof id) == 0) ret = strdup(id);
-    else fprintf(stderr, "session/start: %d %s\n", r.status, r.body);
-    http_resp_free(&r);
-    return ret;
-}
-
 static int session_path_post(int port, const char *sid, const char *action, const char *json, char **body) {
     char path[160];
     snprintf(path, sizeof path, "/session/%s/%s", sid, action);
@@ -700,7 +689,7 @@ static void test_timeouts(const tar_buf *frames) {
     free(mp);
     usleep(300 * 1000);
     /* a stream nobody reads is dropped after HTTP_TIMEOUT: the propagation stops, the session is free */
-    char *sid = session_start(p.port, frames);
+    char *sid = http_session_start(p.port, frames, NULL);
     CHECK(sid != NULL);
     if (sid) {
         for (int o = 1; o <= 8; o++) {
@@ -762,7 +751,7 @@ static void test_object_budget(const tar_buf *small) {
     const char *env[] = {model_env[0], model_env[1], model_env[2], "MAX_MEMORY_MB=67", NULL};
     CHECK_MSG(srv_start(&p, env, "robust-budget") == 0, "server did not start");
     if (!p.pid) return;
-    char *sid = session_start(p.port, small);
+    char *sid = http_session_start(p.port, small, NULL);
     CHECK(sid != NULL);
     if (sid) {
         int first_refused = 0;
@@ -852,7 +841,7 @@ int main(void) {
     if (p.pid) {
         int port = p.port;
         /* warm up: the first session may leave lasting caches; the baseline is after it */
-        char *sid = session_start(port, &small);
+        char *sid = http_session_start(port, &small, NULL);
         CHECK(sid != NULL);
         if (sid) {
             CHECK(session_path_post(port, sid, "prompt",
@@ -878,7 +867,7 @@ int main(void) {
         CHECK(base > 0);
         fprintf(stderr, "baseline memory_bytes %lld\n", base);
 
-        sid = session_start(port, &small);
+        sid = http_session_start(port, &small, NULL);
         CHECK(sid != NULL);
         if (sid) {
             test_http_layer(port, sid);
@@ -894,7 +883,7 @@ int main(void) {
         test_bad_uploads(port, &small);
         CHECK_MSG(memory_returns(port, base), "after refused uploads");
 
-        sid = session_start(port, &big);
+        sid = http_session_start(port, &big, NULL);
         CHECK(sid != NULL);
         if (sid) {
             for (int o = 1; o <= 8; o++) {
