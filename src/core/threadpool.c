@@ -3,6 +3,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
 
 #include "core/alloc.h"
 
@@ -17,10 +23,30 @@ struct sam_threadpool {
     void *ctx;
     int64_t n, chunk;
     int64_t next; /* next chunk start, under mu */
+    /* Read without mu during the spin phase, so every access is atomic. */
     int generation;
     int busy;     /* workers still inside the current job */
     int shutdown;
+    int spin;     /* cpu_relax rounds to poll before sleeping on a condition variable */
 };
+
+/* Waking a sleeping thread costs tens of microseconds (more on a busy core),
+ * and a frame makes thousands of parallel_for calls, most of them short:
+ * polling for about 0.1 ms first lets back-to-back calls skip the futex.
+ * SAM2_POOL_SPIN sets the rounds (0 turns the spin off). */
+#define POOL_SPIN_DEFAULT 2000
+
+static int load_i(const int *v) { return __atomic_load_n(v, __ATOMIC_ACQUIRE); }
+
+static int spin_rounds(void) {
+    const char *e = getenv("SAM2_POOL_SPIN");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (*end == 0 && v >= 0 && v <= 10000000) return (int)v;
+    }
+    return POOL_SPIN_DEFAULT;
+}
 
 int sam_default_threads(void) {
     const char *e = getenv("SAM2_THREADS");
@@ -63,15 +89,17 @@ static void *worker_main(void *arg) {
     int tid = wa->tid;
     sam_free(wa);
     int seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->shutdown && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->shutdown) break;
-        seen = p->generation;
+        for (int i = 0; i < p->spin && load_i(&p->generation) == seen && !load_i(&p->shutdown); i++) cpu_relax();
+        pthread_mutex_lock(&p->mu);
+        while (!load_i(&p->shutdown) && load_i(&p->generation) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+        if (load_i(&p->shutdown)) break;
+        seen = load_i(&p->generation);
         pthread_mutex_unlock(&p->mu);
         run_chunks(p, tid);
         pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done_cv);
+        if (__atomic_sub_fetch(&p->busy, 1, __ATOMIC_ACQ_REL) == 0) pthread_cond_signal(&p->done_cv);
+        pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -82,6 +110,7 @@ sam_threadpool *sam_threadpool_create(int nthreads) {
     sam_threadpool *p = sam_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->nthreads = nthreads;
+    p->spin = spin_rounds();
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
@@ -111,7 +140,7 @@ sam_threadpool *sam_threadpool_create(int nthreads) {
 void sam_threadpool_free(sam_threadpool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->shutdown = 1;
+    __atomic_store_n(&p->shutdown, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->nthreads; i++) pthread_join(p->threads[i - 1], NULL);
@@ -143,13 +172,14 @@ void sam_parallel_for(sam_threadpool *p, int64_t n, int64_t min_chunk, sam_range
     p->n = n;
     p->chunk = chunk;
     p->next = 0;
-    p->busy = nt - 1;
-    p->generation++;
+    __atomic_store_n(&p->busy, nt - 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&p->generation, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     run_chunks(p, 0);
+    for (int i = 0; i < p->spin && load_i(&p->busy) > 0; i++) cpu_relax();
     pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    while (load_i(&p->busy) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->run_lock);
 }

@@ -12,7 +12,8 @@ typedef struct sam_threadpool sam_threadpool;
 /* fn handles items [begin, end); tid is in [0, nthreads). */
 typedef void (*sam_range_fn)(void *ctx, int64_t begin, int64_t end, int tid);
 
-/* nthreads <= 0 picks SAM2_THREADS from the environment, else the CPU count. */
+/* nthreads <= 0 picks SAM2_THREADS from the environment, else the CPU count.
+ * Idle workers poll SAM2_POOL_SPIN rounds (default 2000, ~0.1 ms) before sleeping. */
 sam_threadpool *sam_threadpool_create(int nthreads);
 void sam_threadpool_free(sam_threadpool *pool);
 int sam_threadpool_size(const sam_threadpool *pool);

@@ -68,8 +68,13 @@ static void pf_fn(void *ctx, int64_t b, int64_t e, int tid) {
     }
 }
 
-static void test_pool(void) {
+/* spin: SAM2_POOL_SPIN for this pool (NULL: the default); both the polling and
+ * the sleeping hand-off must run every item exactly once. */
+static void test_pool(const char *spin) {
+    if (spin) setenv("SAM2_POOL_SPIN", spin, 1);
+    else unsetenv("SAM2_POOL_SPIN");
     sam_threadpool *p = sam_threadpool_create(4);
+    unsetenv("SAM2_POOL_SPIN");
     CHECK(p && sam_threadpool_size(p) == 4);
     enum { N = 10007 };
     static atomic_int hits[N];
@@ -133,7 +138,8 @@ static void test_errors(void) {
 int main(void) {
     test_alloc();
     test_arena();
-    test_pool();
+    test_pool(NULL);
+    test_pool("0");
     test_npy();
     test_errors();
     return test_finish();
