@@ -4,7 +4,7 @@ BUILD ?= build
 BUILD_SAN ?= build-san
 PORT ?= 8002
 
-.PHONY: all deps build test test-fast test-san run demo fuzz bench clean
+.PHONY: all deps build test test-fast test-san test-cuda run demo fuzz bench clean
 
 all: build
 
@@ -22,10 +22,14 @@ test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-san:
-	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DSAM2D_SANITIZE=ON -DSAM2D_NATIVE=ON >/dev/null
+	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DSAM2D_SANITIZE=ON -DSAM2D_NATIVE=ON -DSAM2D_CUDA=OFF >/dev/null
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) -LE slow
+
+# The CUDA back end's tests (skipped without a usable GPU; see bench/gpu/device_check.sh).
+test-cuda: build
+	cd $(BUILD) && ctest --output-on-failure -L cuda
 
 # Set up and run: installs dependencies, builds, starts the service.
 run: deps build

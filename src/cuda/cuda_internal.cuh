@@ -1,0 +1,151 @@
+/* Private to the CUDA back end: its state behind the public table, the error
+ * recording macros, the shared scratch and the kernel entry points. */
+#ifndef SAM_CUDA_CUDA_INTERNAL_CUH
+#define SAM_CUDA_CUDA_INTERNAL_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdint.h>
+
+extern "C" {
+#include "core/error.h"
+#include "core/log.h"
+#include "cuda/cuda_backend.h"
+#include "ops/ops.h"
+}
+
+/* A prepared (bf16) copy of a Linear weight, keyed by the fp32 device pointer. */
+typedef struct {
+    const float *w;  /* key: the fp32 weight (N, K) on the device; NULL = free slot */
+    int N, K;
+    void *wb;        /* (N, K) bf16 on the device */
+} sam_cuda_wentry;
+
+typedef struct {
+    void *p;
+    size_t bytes;
+} sam_cuda_alloc_entry;
+
+typedef struct {
+    sam_backend base; /* first: a sam_backend * is also a sam_cuda_backend * */
+    uint32_t magic;   /* SAM_CUDA_MAGIC: tells a CUDA back end from others */
+    int device;
+    char devname[160];
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws;     /* cuBLAS workspace (blas_ws_bytes) */
+    size_t blas_ws_bytes;
+
+    /* One mutex serialises every call (kernels share the scratch). */
+    pthread_mutex_t mu;
+    /* Grow-only scratch for im2col blocks, bf16 operands, resize taps, ... */
+    void *scratch;
+    size_t scratch_bytes;
+
+    /* Device allocations and their sizes (bytes in use / peak). */
+    pthread_mutex_t amu;
+    sam_cuda_alloc_entry *allocs; /* (alloc_cap,) open addressing by pointer */
+    size_t alloc_cap, alloc_n;
+    size_t bytes_in_use, bytes_peak;
+
+    /* Prepared weights (bf16 mode). */
+    sam_cuda_wentry *wreg; /* (wreg_cap,) open addressing by w */
+    size_t wreg_cap, wreg_n;
+
+    /* First error since create / clear. */
+    sam2d_status err;
+    char errmsg[512];
+    int max_smem_optin; /* bytes of shared memory a block may opt into */
+} sam_cuda_backend;
+
+#define SAM_CUDA_MAGIC 0x43554441u /* "CUDA" */
+
+static inline sam_cuda_backend *sam_cuda_cb(sam_backend *be) { return (sam_cuda_backend *)be; }
+
+/* Record an error in the back end (first one wins) and in sam2d_last_error. */
+void sam_cuda_record(sam_cuda_backend *cb, sam2d_status s, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+bool sam_cuda_check_rt(sam_cuda_backend *cb, cudaError_t e, const char *what, const char *file, int line);
+bool sam_cuda_check_blas(sam_cuda_backend *cb, cublasStatus_t s, const char *what, const char *file, int line);
+
+/* Evaluate a CUDA runtime / cuBLAS call; on failure record it (with the call's
+ * text and our file:line) and yield false. */
+#define CUDA_CHECK(cb, call) sam_cuda_check_rt((cb), (call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(cb, call) sam_cuda_check_blas((cb), (call), #call, __FILE__, __LINE__)
+/* After a kernel launch: launch configuration errors show up here. */
+#define KERNEL_CHECK(cb) sam_cuda_check_rt((cb), cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+/* Record a bad argument / unsupported size. */
+#define CUDA_FAIL(cb, status, ...) sam_cuda_record((cb), (status), __FILE__, __LINE__, __VA_ARGS__)
+
+/* The scratch, grown (with a sync first, since queued kernels may still use
+ * the old block) to at least `bytes`. NULL (error recorded) when it cannot be.
+ * Caller holds cb->mu. */
+void *sam_cuda_scratch(sam_cuda_backend *cb, size_t bytes);
+/* Accounted device allocation for the back end's own use (no lock needed). */
+void *sam_cuda_alloc_internal(sam_cuda_backend *cb, size_t bytes);
+void sam_cuda_free_internal(sam_cuda_backend *cb, void *p);
+
+/* Lock / unlock the back end around a table call. */
+static inline sam_cuda_backend *sam_cuda_lock(sam_backend *be) {
+    sam_cuda_backend *cb = sam_cuda_cb(be);
+    pthread_mutex_lock(&cb->mu);
+    return cb;
+}
+static inline void sam_cuda_unlock(sam_cuda_backend *cb) { pthread_mutex_unlock(&cb->mu); }
+
+/* Grid for a grid-stride loop over n items with `threads` per block. */
+static inline unsigned sam_cuda_blocks(int64_t n, int threads) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > 65536 * 8) b = 65536 * 8; /* the loops stride over the rest */
+    return (unsigned)b;
+}
+
+/* ---- internal helpers shared between files (caller holds cb->mu) ---- */
+/* y (rows, C) = x (rows, C) + b (C) (y may be x). */
+void sam_cuda_add_row_locked(sam_cuda_backend *cb, float *y, const float *x, const float *b, int64_t rows, int C);
+/* y (rows, C) at row stride ldy: every row = b (C), or zeros when b is NULL. */
+void sam_cuda_fill_rows_locked(sam_cuda_backend *cb, float *y, int64_t ldy, const float *b, int64_t rows, int C);
+/* Row-major C(M,N) = alpha op(A) op(B) + beta C through cuBLAS (fp32 / TF32 as the mode says). */
+void sam_cuda_sgemm_locked(sam_cuda_backend *cb, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* y(M,N) = x(M,K) . w(N,K)^T + b, as the table's linear (bf16 when the mode and size say so). */
+void sam_cuda_linear_locked(sam_cuda_backend *cb, float *y, const float *x, const float *w, const float *b, int M,
+                            int N, int K);
+
+/* ---- table entries (see ops.h for the contracts) ---- */
+void sam_cuda_linear(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K);
+bool sam_cuda_linear_prepare(sam_backend *be, const float *w, int N, int K);
+void sam_cuda_linear_forget(sam_backend *be, const float *w);
+void sam_cuda_wreg_free(sam_cuda_backend *cb);
+void sam_cuda_gemm(sam_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void sam_cuda_conv2d(sam_backend *be, float *y, const float *x, const float *w, const float *b,
+                     const sam_conv2d_params *p);
+void sam_cuda_conv_transpose2x2(sam_backend *be, float *y, const float *x, const float *w, const float *b, int N,
+                                int H, int W, int C_in, int C_out);
+void sam_cuda_layer_norm(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta,
+                         int64_t rows, int C, float eps);
+void sam_cuda_layer_norm_cf(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta, int N,
+                            int C, int64_t HW, float eps);
+void sam_cuda_gelu(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cuda_relu(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cuda_sigmoid(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cuda_add(sam_backend *be, float *y, const float *a, const float *b, int64_t n);
+void sam_cuda_mul(sam_backend *be, float *y, const float *a, const float *b, int64_t n);
+void sam_cuda_add_row(sam_backend *be, float *y, const float *x, const float *b, int64_t rows, int C);
+void sam_cuda_mul_row(sam_backend *be, float *y, const float *x, const float *s, int64_t rows, int C);
+void sam_cuda_axpby(sam_backend *be, float *y, const float *a, float alpha, const float *b, float beta, int64_t n);
+void sam_cuda_softmax(sam_backend *be, float *y, const float *x, int64_t rows, int n);
+void sam_cuda_maxpool2x2(sam_backend *be, float *y, const float *x, int N, int H, int W, int C);
+void sam_cuda_resize_bilinear(sam_backend *be, float *y, const float *x, int C, int Hi, int Wi, int Ho, int Wo,
+                              bool antialias);
+void sam_cuda_upsample_nearest(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int fh, int fw);
+void sam_cuda_permute(sam_backend *be, float *y, const float *x, int ndim, const int64_t *shape, const int *perm);
+void sam_cuda_concat_last(sam_backend *be, float *y, const float *const *xs, const int *Cs, int nparts, int64_t rows);
+void sam_cuda_attention(sam_backend *be, float *out, const float *q, const float *k, const float *v,
+                        const sam_attn_params *p);
+
+#endif
