@@ -91,6 +91,7 @@ void sam_cuda_free_internal(sam_cuda_backend *cb, void *p);
 static inline sam_cuda_backend *sam_cuda_lock(sam_backend *be) {
     sam_cuda_backend *cb = sam_cuda_cb(be);
     pthread_mutex_lock(&cb->mu);
+    cudaSetDevice(cb->device); /* the calling thread may have another current device */
     return cb;
 }
 static inline void sam_cuda_unlock(sam_cuda_backend *cb) { pthread_mutex_unlock(&cb->mu); }
