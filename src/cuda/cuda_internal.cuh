@@ -101,6 +101,9 @@ static inline unsigned sam_cuda_blocks(int64_t n, int threads) {
     int64_t b = (n + threads - 1) / threads;
     if (b < 1) b = 1;
     if (b > 65536 * 8) b = 65536 * 8; /* the loops stride over the rest */
+#ifdef SAM_CUDA_EMU
+    if (b > 16) b = 16; /* tests/cuda/emu runs blocks one after another on the CPU */
+#endif
     return (unsigned)b;
 }
 

@@ -1,0 +1,255 @@
+/* The CPU emulation of CUDA / cuBLAS declared in cuda_emu.h. */
+#include "cuda_emu.h"
+
+#include <map>
+
+thread_local dim3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+static cudaError_t last_err = cudaSuccess;
+static pthread_mutex_t launch_mu = PTHREAD_MUTEX_INITIALIZER;
+static std::map<const void *, int> smem_attr;
+
+cudaError_t emu_set_error(cudaError_t e) {
+    if (e != cudaSuccess) last_err = e;
+    return e;
+}
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = last_err;
+    last_err = cudaSuccess;
+    return e;
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    }
+    return "unknown error";
+}
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    }
+    return "cudaErrorUnknown";
+}
+
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = getenv("SAM_EMU_NODEV") ? 0 : 1;
+    return *n ? cudaSuccess : cudaErrorNoDevice;
+}
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : emu_set_error(cudaErrorInvalidValue); }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "CPU emulation of an sm_90 device");
+    p->major = 9;
+    p->totalGlobalMem = (size_t)80 << 30;
+    return d == 0 ? cudaSuccess : cudaErrorInvalidValue;
+}
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d) {
+    *v = a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 227 * 1024 : 0;
+    return cudaSuccess;
+}
+
+/* Device memory starts as NaN bytes (0xff): a kernel reading what nobody wrote shows up. */
+cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = aligned_alloc(256, (n + 255) & ~(size_t)255);
+    if (!*p) return emu_set_error(cudaErrorMemoryAllocation);
+    memset(*p, 0xff, n);
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
+cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
+    memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st) {
+    memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
+    memset(d, v, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h, cudaMemcpyKind k,
+                              cudaStream_t st) {
+    if (w > dp || w > sp) return emu_set_error(cudaErrorInvalidValue);
+    for (size_t r = 0; r < h; r++) memcpy((char *)d + r * dp, (const char *)s + r * sp, w);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    *s = (cudaStream_t)0x1;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
+cudaError_t emu_func_set_attr(const void *f, int attr, int v) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > 227 * 1024)
+        return emu_set_error(cudaErrorInvalidValue);
+    pthread_mutex_lock(&launch_mu);
+    smem_attr[f] = v;
+    pthread_mutex_unlock(&launch_mu);
+    return cudaSuccess;
+}
+
+/* ---- launches ---- */
+
+static pthread_barrier_t block_bar;
+static pthread_barrier_t warp_bar[32];
+static unsigned char warp_buf[32][32][16];
+static char *smem_buf;
+
+typedef struct {
+    unsigned t;
+    const std::function<void()> *fn;
+} thr_arg;
+
+static void *thread_main(void *va) {
+    thr_arg *a = (thr_arg *)va;
+    threadIdx = dim3{a->t, 0, 0};
+    for (unsigned b = 0; b < gridDim.x; b++) {
+        blockIdx = dim3{b, 0, 0};
+        (*a->fn)();
+        pthread_barrier_wait(&block_bar); /* the whole block is done before the next reuses shared memory */
+    }
+    return NULL;
+}
+
+void emu_launch(const void *kernel, std::function<void()> fn, unsigned grid, unsigned block, size_t smem,
+                cudaStream_t st) {
+    pthread_mutex_lock(&launch_mu);
+    int allowed = 48 * 1024;
+    auto it = smem_attr.find(kernel);
+    if (it != smem_attr.end() && it->second > allowed) allowed = it->second;
+    if (grid == 0 || block == 0 || block > 1024 || smem > (size_t)allowed) {
+        fprintf(stderr, "emu: bad launch: grid %u block %u smem %zu (allowed %d)\n", grid, block, smem, allowed);
+        emu_set_error(cudaErrorInvalidConfiguration);
+        pthread_mutex_unlock(&launch_mu);
+        return;
+    }
+    gridDim = dim3{grid, 1, 1};
+    blockDim = dim3{block, 1, 1};
+    smem_buf = (char *)malloc(smem ? smem : 1);
+    memset(smem_buf, 0xff, smem); /* garbage, as real shared memory */
+    if (block == 1) {
+        threadIdx = dim3{0, 0, 0};
+        for (unsigned b = 0; b < grid; b++) {
+            blockIdx = dim3{b, 0, 0};
+            fn();
+        }
+    } else {
+        pthread_barrier_init(&block_bar, NULL, block);
+        const unsigned nw = (block + 31) / 32;
+        for (unsigned w = 0; w < nw; w++)
+            pthread_barrier_init(&warp_bar[w], NULL, block - 32 * w < 32 ? block - 32 * w : 32);
+        pthread_t *th = (pthread_t *)malloc(block * sizeof *th);
+        thr_arg *args = (thr_arg *)malloc(block * sizeof *args);
+        for (unsigned t = 0; t < block; t++) {
+            args[t] = thr_arg{t, &fn};
+            pthread_attr_t at;
+            pthread_attr_init(&at);
+            pthread_attr_setstacksize(&at, 256 * 1024);
+            if (pthread_create(&th[t], &at, thread_main, &args[t]) != 0) {
+                fprintf(stderr, "emu: pthread_create failed\n");
+                abort();
+            }
+            pthread_attr_destroy(&at);
+        }
+        for (unsigned t = 0; t < block; t++) pthread_join(th[t], NULL);
+        free(th);
+        free(args);
+        pthread_barrier_destroy(&block_bar);
+        for (unsigned w = 0; w < nw; w++) pthread_barrier_destroy(&warp_bar[w]);
+    }
+    free(smem_buf);
+    smem_buf = NULL;
+    pthread_mutex_unlock(&launch_mu);
+}
+
+void *emu_smem(void) { return smem_buf; }
+
+void __syncthreads(void) {
+    if (blockDim.x > 1) pthread_barrier_wait(&block_bar);
+}
+void __syncwarp(unsigned mask) {
+    if (blockDim.x > 1) pthread_barrier_wait(&warp_bar[threadIdx.x / 32]);
+}
+void emu_warp_exchange(const void *in, void *out, size_t bytes, int src_lane) {
+    const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    memcpy(warp_buf[w][lane], in, bytes);
+    __syncwarp();
+    memcpy(out, warp_buf[w][src_lane], bytes);
+    __syncwarp();
+}
+
+/* ---- cuBLAS on OpenBLAS, column-major as cuBLAS defines it ---- */
+
+cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    *h = (cublasHandle_t)0x2;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t h) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetPointerMode(cublasHandle_t h, cublasPointerMode_t m) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) { return CUBLAS_STATUS_SUCCESS; }
+
+static bool bad_dims(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb, int ldc) {
+    const int ar = ta == CUBLAS_OP_N ? m : k, br = tb == CUBLAS_OP_N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (ar > 1 ? ar : 1) || ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1)) {
+        fprintf(stderr, "emu: cuBLAS invalid value: op %d %d m %d n %d k %d lda %d ldb %d ldc %d\n", ta, tb, m, n, k,
+                lda, ldb, ldc);
+        return true;
+    }
+    return false;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc) {
+    if (bad_dims(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static float *bf16_to_f32(const void *src, int rows, int cols, int ld) {
+    /* column-major (rows, cols) at leading dimension ld */
+    float *d = (float *)malloc(((size_t)ld * cols + 1) * sizeof(float));
+    const uint16_t *s = (const uint16_t *)src;
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++) {
+            uint32_t u = (uint32_t)s[(size_t)c * ld + r] << 16;
+            memcpy(&d[(size_t)c * ld + r], &u, 4);
+        }
+    return d;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt,
+                            int ldb, const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t comp,
+                            cublasGemmAlgo_t algo) {
+    if (at != CUDA_R_16BF || bt != CUDA_R_16BF || ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (bad_dims(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    float *a = bf16_to_f32(A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
+    float *b = bf16_to_f32(B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
+    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                m, n, k, *(const float *)alpha, a, lda, b, ldb, *(const float *)beta, (float *)C, ldc);
+    free(a);
+    free(b);
+    return CUBLAS_STATUS_SUCCESS;
+}
