@@ -115,6 +115,9 @@ void sam_cuda_fill_rows_locked(sam_cuda_backend *cb, float *y, int64_t ldy, cons
 /* Row-major C(M,N) = alpha op(A) op(B) + beta C through cuBLAS (fp32 / TF32 as the mode says). */
 void sam_cuda_sgemm_locked(sam_cuda_backend *cb, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* y(M,N) = x(M,K) . w(N,K)^T + beta y (bf16 operands when the mode and size say so); K 0: beta y. */
+void sam_cuda_linear_product_locked(sam_cuda_backend *cb, float *y, const float *x, const float *w, int M, int N,
+                                    int K, float beta);
 /* y(M,N) = x(M,K) . w(N,K)^T + b, as the table's linear (bf16 when the mode and size say so). */
 void sam_cuda_linear_locked(sam_cuda_backend *cb, float *y, const float *x, const float *w, const float *b, int M,
                             int N, int K);

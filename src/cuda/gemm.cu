@@ -128,9 +128,10 @@ void sam_cuda_wreg_free(sam_cuda_backend *cb) {
 
 /* ---- linear ----------------------------------------------------------------- */
 
-/* y(M,N) = bf16(x) . bf16(w)^T with fp32 sums; false when the scratch cannot
- * hold the converted operands (the caller runs fp32). */
-static bool linear_bf16(sam_cuda_backend *cb, float *y, const float *x, const float *w, int M, int N, int K) {
+/* y(M,N) = bf16(x) . bf16(w)^T + beta y with fp32 sums; false when the scratch
+ * cannot hold the converted operands (the caller runs fp32). */
+static bool linear_bf16(sam_cuda_backend *cb, float *y, const float *x, const float *w, int M, int N, int K,
+                        float beta) {
     const sam_cuda_wentry *e = wreg_find(cb, w);
     const void *wb = e && e->N == N && e->K == K ? e->wb : NULL;
     const size_t xbytes = ((size_t)M * K * sizeof(__nv_bfloat16) + 255) & ~(size_t)255;
@@ -151,10 +152,19 @@ static bool linear_bf16(sam_cuda_backend *cb, float *y, const float *x, const fl
         to_bf16(cb, wt, w, (int64_t)N * K);
         wb = wt;
     }
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f;
     CUBLAS_CHECK(cb, cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, wb, CUDA_R_16BF, K, xb,
-                                  CUDA_R_16BF, K, &zero, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                  CUDA_R_16BF, K, &beta, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return true;
+}
+
+void sam_cuda_linear_product_locked(sam_cuda_backend *cb, float *y, const float *x, const float *w, int M, int N,
+                                    int K, float beta) {
+    if (M <= 0 || N <= 0) return;
+    bool done = false;
+    if (K > 0 && cb->base.precision == SAM_PRECISION_BF16 && (int64_t)M * N * K >= BF16_MIN_MACS)
+        done = linear_bf16(cb, y, x, w, M, N, K, beta);
+    if (!done) sam_cuda_sgemm_locked(cb, false, true, M, N, K, 1.0f, x, K, w, K, beta, y, N);
 }
 
 void sam_cuda_linear_locked(sam_cuda_backend *cb, float *y, const float *x, const float *w, const float *b, int M,
@@ -164,10 +174,7 @@ void sam_cuda_linear_locked(sam_cuda_backend *cb, float *y, const float *x, cons
         sam_cuda_fill_rows_locked(cb, y, N, b, M, N);
         return;
     }
-    bool done = false;
-    if (cb->base.precision == SAM_PRECISION_BF16 && (int64_t)M * N * K >= BF16_MIN_MACS)
-        done = linear_bf16(cb, y, x, w, M, N, K);
-    if (!done) sam_cuda_sgemm_locked(cb, false, true, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    sam_cuda_linear_product_locked(cb, y, x, w, M, N, K, 0.0f);
     if (b) sam_cuda_add_row_locked(cb, y, y, b, M, N);
 }
 
