@@ -87,14 +87,15 @@ struct sam_image_encoder {
     float *X;                    /* (max tokens*C) trunk activations, updated in place block by block */
     float *Y;                    /* (max Ho*Wo*dim_out of projecting blocks) their output before it moves to X */
     float *T;                    /* (band tokens, dim_out) shortcut projection before pooling */
-    float *WIN;                  /* (group*wh*ww or band tokens, dim) norm1 of gathered windows / of a band */
+    /* WIN holds norm1 of the gathered windows (or of a band) until qkv has read
+     * them; then the attention output and the pooled queries: (group*qh*qw,
+     * dim_out) each, at WIN and WIN + win_ao. QKV likewise holds the projected
+     * attention output once the attention has read q, k and v. */
+    float *WIN;                  /* (group*wh*ww or band tokens, dim) */
+    size_t win_ao;               /* floats of the attention output part of WIN (max over blocks) */
     float *QKV;                  /* (group*wh*ww, 3*dim_out) */
-    float *QP;                   /* (group*qh*qw, dim_out) pooled queries */
-    float *AO;                   /* (group*qh*qw, dim_out) attention output */
-    float *PO;                   /* (group*qh*qw, dim_out) projected attention output */
     float *N2;                   /* (MLP_ROWS, dim_out) */
     float *HID;                  /* (MLP_ROWS, hidden) */
-    float *MO;                   /* (MLP_ROWS, dim_out) */
     bool keep[SAM2D_MAX_STAGES];   /* level kept whole (part of the top-down pass), else streamed */
     float *LAT[SAM2D_MAX_STAGES]; /* (h*w, d_model) neck level outputs of kept levels, else NULL */
     float *LCH;                  /* (NECK_ROWS, d_model) chunk of a streamed level */
@@ -509,7 +510,7 @@ static int pool_band(const hiera_block *b) {
 
 /* Scratch sizes (floats) for the whole forward, carved once. */
 typedef struct {
-    size_t act, y, t, win, qkv, qp, ao, n2, hid, up, lch;
+    size_t act, y, t, win, ao, qkv, n2, hid, up, lch;
     size_t lat[SAM2D_MAX_STAGES];
 } enc_sizes;
 
@@ -528,14 +529,15 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
         else if (b->dim != b->dim_out) z->win = mx(z->win, (size_t)GROUP_TOKENS * b->dim);
         size_t lk = (size_t)b->group * b->wh * b->ww, lq = (size_t)b->group * b->qh * b->qw;
         z->win = mx(z->win, lk * b->dim);
-        z->qkv = mx(z->qkv, lk * 3 * b->dim_out);
-        z->qp = mx(z->qp, lq * b->dim_out);
         z->ao = mx(z->ao, lq * b->dim_out);
+        z->qkv = mx(z->qkv, lk * 3 * b->dim_out);
         /* a chunk never has more rows than the map: the late, wide stages need no more than their tokens */
         size_t mrows = out < (size_t)MLP_ROWS ? out : (size_t)MLP_ROWS;
         z->n2 = mx(z->n2, mrows * b->dim_out);
         z->hid = mx(z->hid, mrows * b->hidden);
     }
+    /* the attention output, then the pooled queries, share WIN (read by qkv before) */
+    z->win = mx(z->win, 2 * z->ao);
     for (int l = 0; l < e->nstages; l++) {
         size_t n = (size_t)e->stage_h[l] * e->stage_w[l] * e->d_model;
         if (e->keep[l]) z->lat[l] = n;
@@ -545,7 +547,7 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
 }
 
 static size_t sizes_total(const enc_sizes *z, int nstages) {
-    size_t f[] = {z->act, z->y, z->t, z->win, z->qkv, z->qp, z->ao, z->ao, z->n2, z->hid, z->n2, z->up, z->lch};
+    size_t f[] = {z->act, z->y, z->t, z->win, z->qkv, z->n2, z->hid, z->up, z->lch};
     size_t tot = 0;
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) tot += (f[i] * sizeof(float) + 63) & ~(size_t)63;
     for (int l = 0; l < nstages; l++) tot += (z->lat[l] * sizeof(float) + 63) & ~(size_t)63;
@@ -556,6 +558,9 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
                                                   sam_backend *be, sam_image_encoder **out) {
     *out = NULL;
     if (!cfg || !L || !be) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: NULL argument");
+    if (!be->linear_ep || !be->window_partition || !be->window_unpartition_add || !be->maxpool2x2_ld)
+        return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "image encoder: back end '%s' lacks linear_ep or the window kernels",
+                       be->name ? be->name : "?");
     trunk_shape t;
     trunk_geometry(cfg, &t);
     SAM_TRY(check_config(cfg, &t));
@@ -628,13 +633,10 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
     e->Y = sam_arena_f32(a, z.y);
     e->T = sam_arena_f32(a, z.t);
     e->WIN = sam_arena_f32(a, z.win);
+    e->win_ao = z.ao;
     e->QKV = sam_arena_f32(a, z.qkv);
-    e->QP = sam_arena_f32(a, z.qp);
-    e->AO = sam_arena_f32(a, z.ao);
-    e->PO = sam_arena_f32(a, z.ao);
     e->N2 = sam_arena_f32(a, z.n2);
     e->HID = sam_arena_f32(a, z.hid);
-    e->MO = sam_arena_f32(a, z.n2);
     e->UP = sam_arena_f32(a, z.up);
     e->LCH = sam_arena_f32(a, z.lch);
     for (int l = 0; l < e->nstages; l++) e->LAT[l] = e->keep[l] ? sam_arena_f32(a, z.lat[l]) : NULL;
@@ -734,90 +736,6 @@ size_t sam_image_encoder_arena_bytes(const sam_image_encoder *e) { return e->are
 /* ------------------------------------------------------------------------ */
 /* forward                                                                   */
 
-/* Host helpers (no back-end kernel for these yet): window partition with zero
- * padding, 2x2 max pooling of the queries inside each window, and the reverse
- * partition fused with the residual add. */
-
-/* win (g, wh, ww, C) <- windows [w0, w0+g) of x (H, W, C), zero outside the map. */
-static void gather_windows(float *win, const float *x, const hiera_block *b, int C, int w0, int g) {
-    size_t row = sizeof(float) * (size_t)C;
-    for (int k = 0; k < g; k++) {
-        int wi = w0 + k, wy = wi / b->nww, wx = wi % b->nww;
-        for (int i = 0; i < b->wh; i++) {
-            int y = wy * b->wh + i;
-            float *dst = win + ((size_t)k * b->wh + i) * b->ww * C;
-            int x0 = wx * b->ww, n = b->ww;
-            if (y >= b->H) {
-                memset(dst, 0, row * b->ww);
-                continue;
-            }
-            int valid = b->W - x0 < n ? b->W - x0 : n;
-            if (valid < 0) valid = 0;
-            memcpy(dst, x + ((size_t)y * b->W + x0) * C, row * valid);
-            if (valid < n) memset(dst + (size_t)valid * C, 0, row * (n - valid));
-        }
-    }
-}
-
-/* Zero the rows of win (g, wh, ww, C) that lie outside the map: the reference pads
- * after norm1, so padded tokens are zeros (a LayerNorm of a zero row would be beta). */
-static void zero_pad_rows(float *win, const hiera_block *b, int C, int w0, int g) {
-    size_t row = sizeof(float) * (size_t)C;
-    for (int k = 0; k < g; k++) {
-        int wi = w0 + k, wy = wi / b->nww, wx = wi % b->nww;
-        int x0 = wx * b->ww, valid = b->W - x0 < b->ww ? b->W - x0 : b->ww;
-        if (valid < 0) valid = 0;
-        for (int i = 0; i < b->wh; i++) {
-            float *dst = win + ((size_t)k * b->wh + i) * b->ww * C;
-            if (wy * b->wh + i >= b->H)
-                memset(dst, 0, row * b->ww);
-            else if (valid < b->ww)
-                memset(dst + (size_t)valid * C, 0, row * (b->ww - valid));
-        }
-    }
-}
-
-/* qp (g, qh, qw, C) = max over 2x2 of the q part of qkv (g, wh, ww, 3C). */
-static void pool_queries(float *qp, const float *qkv, const hiera_block *b, int g) {
-    int C = b->dim_out;
-    size_t ld = (size_t)3 * C;
-    for (int k = 0; k < g; k++) {
-        const float *base = qkv + (size_t)k * b->wh * b->ww * ld;
-        for (int i = 0; i < b->qh; i++)
-            for (int j = 0; j < b->qw; j++) {
-                const float *p00 = base + ((size_t)(2 * i) * b->ww + 2 * j) * ld;
-                const float *p01 = p00 + ld, *p10 = p00 + (size_t)b->ww * ld, *p11 = p10 + ld;
-                float *o = qp + (((size_t)k * b->qh + i) * b->qw + j) * C;
-                for (int c = 0; c < C; c++) {
-                    float m = p00[c];
-                    if (p01[c] > m || p01[c] != p01[c]) m = p01[c];
-                    if (p10[c] > m || p10[c] != p10[c]) m = p10[c];
-                    if (p11[c] > m || p11[c] != p11[c]) m = p11[c];
-                    o[c] = m;
-                }
-            }
-    }
-}
-
-/* y (Ho, Wo, C) += po (g, qh, qw, C) for the tokens inside the map. */
-static void scatter_add(float *y, const float *po, const hiera_block *b, int w0, int g) {
-    int C = b->dim_out;
-    for (int k = 0; k < g; k++) {
-        int wi = w0 + k, wy = wi / b->nww, wx = wi % b->nww;
-        for (int i = 0; i < b->qh; i++) {
-            int yy = wy * b->qh + i;
-            if (yy >= b->Ho) break;
-            for (int j = 0; j < b->qw; j++) {
-                int xx = wx * b->qw + j;
-                if (xx >= b->Wo) break;
-                const float *s = po + (((size_t)k * b->qh + i) * b->qw + j) * C;
-                float *d = y + ((size_t)yy * b->Wo + xx) * C;
-                for (int c = 0; c < C; c++) d[c] = s[c] + d[c];
-            }
-        }
-    }
-}
-
 /* One MultiScaleBlock, in place: x (H, W, dim) -> x (Ho, Wo, dim_out). norm1 is
  * computed per window group / row band, so no full normalised copy exists. */
 static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
@@ -857,15 +775,14 @@ static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
     /* Attention over groups of windows. */
     int nw = b->nwh * b->nww, lk = b->wh * b->ww, lq = b->qh * b->qw, hd = O / b->heads;
     bool whole = b->nwh == 1 && b->nww == 1 && b->wh == H && b->ww == W;
+    float *ao = e->WIN, *qp = e->WIN + e->win_ao, *po = e->QKV; /* see the struct: buffers reused in turn */
     for (int w0 = 0; w0 < nw; w0 += b->group) {
         int g = nw - w0 < b->group ? nw - w0 : b->group;
-        if (whole) {
+        /* norm1 on the way into the windows; the padding stays 0 as the reference pads after norm1 */
+        if (whole)
             be->layer_norm(be, e->WIN, x, b->norm1_w, b->norm1_b, (int64_t)ntok, C, LN_EPS);
-        } else {
-            gather_windows(e->WIN, x, b, C, w0, g);
-            be->layer_norm(be, e->WIN, e->WIN, b->norm1_w, b->norm1_b, (int64_t)g * lk, C, LN_EPS);
-            zero_pad_rows(e->WIN, b, C, w0, g);
-        }
+        else
+            be->window_partition(be, e->WIN, x, H, W, C, b->wh, b->ww, w0, g, true, b->norm1_w, b->norm1_b, LN_EPS);
         be->linear(be, e->QKV, e->WIN, b->qkv_w, b->qkv_b, g * lk, 3 * O, C);
         sam_attn_params p;
         memset(&p, 0, sizeof(p));
@@ -881,8 +798,8 @@ static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
         p.scale = (float)(1.0 / sqrt((double)hd));
         const float *q;
         if (b->pool) {
-            pool_queries(e->QP, e->QKV, b, g);
-            q = e->QP;
+            be->maxpool2x2_ld(be, qp, e->QKV, g, b->wh, b->ww, O, 3 * (int64_t)O);
+            q = qp;
             p.q_stride = O;
             p.q_batch = (int64_t)lq * O;
         } else {
@@ -890,23 +807,22 @@ static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
             p.q_stride = 3 * (int64_t)O;
             p.q_batch = (int64_t)lk * 3 * O;
         }
-        be->attention(be, e->AO, q, e->QKV + O, e->QKV + 2 * O, &p);
-        be->linear(be, e->PO, e->AO, b->proj_w, b->proj_b, g * lq, O, O);
-        if (whole && !b->pool)
-            be->add(be, y, y, e->PO, (int64_t)nout * O);
-        else
-            scatter_add(y, e->PO, b, w0, g);
+        be->attention(be, ao, q, e->QKV + O, e->QKV + 2 * O, &p);
+        if (whole && !b->pool) { /* y += proj(ao), the residual added while each block is in cache */
+            be->linear_ep(be, y, ao, b->proj_w, b->proj_b, g * lq, O, O, SAM_ACT_NONE, y);
+        } else {
+            be->linear(be, po, ao, b->proj_w, b->proj_b, g * lq, O, O);
+            be->window_unpartition_add(be, y, po, b->Ho, b->Wo, O, b->qh, b->qw, w0, g);
+        }
     }
 
-    /* MLP in row chunks: y += mlp(norm2(y)). */
+    /* MLP in row chunks: y += mlp2(gelu(mlp1(norm2(y)))), GELU and the residual fused into the products. */
     for (size_t r0 = 0; r0 < nout; r0 += MLP_ROWS) {
         int rows = (int)(nout - r0 < MLP_ROWS ? nout - r0 : MLP_ROWS);
         float *yr = y + r0 * O;
         be->layer_norm(be, e->N2, yr, b->norm2_w, b->norm2_b, rows, O, LN_EPS);
-        be->linear(be, e->HID, e->N2, b->mlp1_w, b->mlp1_b, rows, b->hidden, O);
-        be->gelu(be, e->HID, e->HID, (int64_t)rows * b->hidden);
-        be->linear(be, e->MO, e->HID, b->mlp2_w, b->mlp2_b, rows, O, b->hidden);
-        be->add(be, yr, yr, e->MO, (int64_t)rows * O);
+        be->linear_ep(be, e->HID, e->N2, b->mlp1_w, b->mlp1_b, rows, b->hidden, O, SAM_ACT_GELU, NULL);
+        be->linear_ep(be, yr, e->HID, b->mlp2_w, b->mlp2_b, rows, O, b->hidden, SAM_ACT_NONE, yr);
     }
     if (y != x) memcpy(x, y, sizeof(float) * nout * O);
 }

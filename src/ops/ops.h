@@ -55,6 +55,9 @@ typedef struct {
  * everything else stay fp32. */
 typedef enum { SAM_PRECISION_FP32 = 0, SAM_PRECISION_BF16 = 1 } sam_precision;
 
+/* Activation applied by linear_ep. GELU is the exact erf form (as gelu). */
+typedef enum { SAM_ACT_NONE = 0, SAM_ACT_GELU = 1, SAM_ACT_RELU = 2 } sam_act;
+
 typedef struct sam_backend sam_backend;
 struct sam_backend {
     const char *name;
@@ -133,6 +136,32 @@ struct sam_backend {
      * the score matrix (tiled over keys, online softmax): memory O(tile), not O(Lq*Lk). */
     void (*attention)(sam_backend *be, float *out, const float *q, const float *k, const float *v,
                       const sam_attn_params *p);
+
+    /* ---- added for the image encoder (issue 7); new entries go below ---- */
+
+    /* Linear with a fused epilogue: y(M,N) = act(x(M,K) . w(N,K)^T + b(N)) + residual(M,N).
+     * b and residual may be NULL. residual may be y itself (y += ...) only with
+     * SAM_ACT_NONE; otherwise it must not overlap y. Same precision rules and
+     * prepared weights as linear; the epilogue runs on each output block while
+     * it is in cache (no extra pass over y). */
+    void (*linear_ep)(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K,
+                      sam_act act, const float *residual);
+
+    /* Window partition of a channels-last map x (H, W, C) on the grid of
+     * ceil(H/wh) x ceil(W/ww) windows (raster order, the map zero padded at the
+     * bottom/right): y (nwin, wh, ww, C) = windows [w0, w0 + nwin). With norm,
+     * every token inside the map is layer-normalised over C on the way
+     * (gamma/beta (C) or NULL, as layer_norm) and the padding stays exactly 0. */
+    void (*window_partition)(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0,
+                             int nwin, bool norm, const float *gamma, const float *beta, float eps);
+    /* The reverse, accumulating: y (H, W, C) += windows [w0, w0 + nwin) of x
+     * (nwin, wh, ww, C) on the same grid; tokens in the padding are dropped. */
+    void (*window_unpartition_add)(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww,
+                                   int w0, int nwin);
+    /* maxpool2x2 with strided pixels: x (N, H, W) pixels of C floats, ldx
+     * (>= C) floats apart (e.g. the q part of a packed qkv); y (N, H/2, W/2, C)
+     * dense. NaN propagates as in torch. */
+    void (*maxpool2x2_ld)(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx);
 };
 
 /* The CPU back end (BLAS + own kernels). nthreads <= 0: SAM2_THREADS or all CPUs.

@@ -180,6 +180,30 @@ static void w_attention(sam_backend *be, float *out, const float *q, const float
     charge(name, t, 2.0 * p->batch * p->heads * (double)p->Lq * p->Lk * (p->d_qk + p->d_v));
 }
 
+static void w_linear_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K,
+                        sam_act act, const float *res) {
+    double t = now_s();
+    orig.linear_ep(be, y, x, w, b, M, N, K, act, res);
+    charge("linear_ep", t, 2.0 * M * N * K);
+}
+static void w_win_part(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0, int nwin,
+                       bool norm, const float *g, const float *b, float eps) {
+    double t = now_s();
+    orig.window_partition(be, y, x, H, W, C, wh, ww, w0, nwin, norm, g, b, eps);
+    charge("window_partition", t, 0);
+}
+static void w_win_unpart(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0,
+                         int nwin) {
+    double t = now_s();
+    orig.window_unpartition_add(be, y, x, H, W, C, wh, ww, w0, nwin);
+    charge("window_unpartition", t, 0);
+}
+static void w_maxpool_ld(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx) {
+    double t = now_s();
+    orig.maxpool2x2_ld(be, y, x, N, H, W, C, ldx);
+    charge("maxpool2x2", t, 0);
+}
+
 void sam_prof_install(sam_backend *be) {
     sam_prof_reset();
     if (be->linear == w_linear) return; /* already wrapped */
@@ -207,5 +231,9 @@ void sam_prof_install(sam_backend *be) {
     WRAP(permute, w_permute);
     WRAP(concat_last, w_concat);
     WRAP(attention, w_attention);
+    WRAP(linear_ep, w_linear_ep);
+    WRAP(window_partition, w_win_part);
+    WRAP(window_unpartition_add, w_win_unpart);
+    WRAP(maxpool2x2_ld, w_maxpool_ld);
 #undef WRAP
 }

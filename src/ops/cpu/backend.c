@@ -112,6 +112,10 @@ sam_backend *sam_backend_cpu_create_ex(int nthreads, sam_precision precision) {
     be->permute = sam_cpu_permute;
     be->concat_last = sam_cpu_concat_last;
     be->attention = sam_cpu_attention;
+    be->linear_ep = sam_cpu_linear_ep;
+    be->window_partition = sam_cpu_window_partition;
+    be->window_unpartition_add = sam_cpu_window_unpartition_add;
+    be->maxpool2x2_ld = sam_cpu_maxpool2x2_ld;
     return be;
 }
 

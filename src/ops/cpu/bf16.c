@@ -502,7 +502,22 @@ typedef struct {
     float *cbuf;       /* per thread (32, 32) AMX output block */
     bool amx;
     block_fn blk;
+    const sam_cpu_ep *ep; /* epilogue or NULL */
+    float *tbuf;       /* per thread (MC, NC): the residual tile when it is y itself */
 } lin_ctx;
+
+/* The residual tile of an item (rows m0.., columns n0..n1): y accumulates over
+ * k blocks, so a residual that is y itself is saved first. *ldr receives its stride. */
+static const float *item_res(const lin_ctx *c, int tid, int m0, int mr, int n0, int n1, int64_t *ldr) {
+    *ldr = c->N;
+    if (!c->ep || !c->ep->res) return NULL;
+    const float *res = c->ep->res + (int64_t)m0 * c->N + n0;
+    if (res != c->y + (int64_t)m0 * c->N + n0) return res;
+    float *t = c->tbuf + (size_t)tid * MC * NC;
+    for (int r = 0; r < mr; r++) memcpy(t + (size_t)r * NC, res + (int64_t)r * c->N, sizeof(float) * (size_t)(n1 - n0));
+    *ldr = NC;
+    return t;
+}
 
 static void lin_pack(void *vc, int64_t p0, int64_t p1, int tid) {
     (void)tid;
@@ -528,10 +543,14 @@ static void lin_items_amx(const lin_ctx *c, int64_t i0, int64_t i1, int tid) {
         const int p0 = nb * (NC / NR), p1 = p0 + NC / NR < c->npanels ? p0 + NC / NR : c->npanels;
         for (int i = 0; i < mr; i += 32)
             for (int p = p0; p < p1; p++) {
-                const int n0 = p * NR, ncols = c->N - n0 < NR ? c->N - n0 : NR;
+                const int n0 = p * NR, ncols = c->N - n0 < NR ? c->N - n0 : NR, rows = mr - i < 32 ? mr - i : 32;
+                float *yt = c->y + (int64_t)(m0 + i) * c->N + n0;
                 amx_block(a + (int64_t)i * c->Kp, c->Kp, c->wp + (int64_t)p * c->Kp * NR, c->Kp, cb);
-                amx_out(c->y + (int64_t)(m0 + i) * c->N + n0, c->N, cb, mr - i < 32 ? mr - i : 32, ncols,
-                        c->b ? c->b + n0 : NULL);
+                if (c->ep) /* the whole K is in cb: the residual (even y itself) is read before y is written */
+                    sam_cpu_ep_apply(yt, c->N, cb, 32, rows, ncols, c->b ? c->b + n0 : NULL, c->ep->act,
+                                     c->ep->res ? c->ep->res + (int64_t)(m0 + i) * c->N + n0 : NULL, c->N);
+                else
+                    amx_out(yt, c->N, cb, rows, ncols, c->b ? c->b + n0 : NULL);
             }
     }
     amx_end();
@@ -554,13 +573,18 @@ static void lin_items(void *vc, int64_t i0, int64_t i1, int tid) {
             last_mb = mb;
         }
         const int p0 = nb * (NC / NR), p1 = p0 + NC / NR < c->npanels ? p0 + NC / NR : c->npanels;
+        int64_t ldr;
+        const float *res = item_res(c, tid, m0, mr, p0 * NR, p1 * NR < c->N ? p1 * NR : c->N, &ldr);
         for (int k0 = 0; k0 < c->Kp; k0 += KC) {
             const int kc = c->Kp - k0 < KC ? c->Kp - k0 : KC;
             for (int p = p0; p < p1; p++) {
                 const int n0 = p * NR, ncols = c->N - n0 < NR ? c->N - n0 : NR;
                 const uint16_t *bp = c->wp + (int64_t)p * c->Kp * NR + (int64_t)k0 * NR;
-                c->blk(mr, kc, a + k0, c->Kp, bp, c->y + (int64_t)m0 * c->N + n0, c->N, ncols,
-                       c->b ? c->b + n0 : NULL, k0 == 0);
+                float *yt = c->y + (int64_t)m0 * c->N + n0;
+                c->blk(mr, kc, a + k0, c->Kp, bp, yt, c->N, ncols, c->b ? c->b + n0 : NULL, k0 == 0);
+                if (c->ep && k0 + kc >= c->Kp) /* the panel is final and in L1 */
+                    sam_cpu_ep_apply(yt, c->N, yt, c->N, mr, ncols, NULL, c->ep->act,
+                                     res ? res + (n0 - p0 * NR) : NULL, ldr);
             }
         }
     }
@@ -568,7 +592,13 @@ static void lin_items(void *vc, int64_t i0, int64_t i1, int tid) {
 
 bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
                          int K) {
+    return sam_cpu_linear_bf16_ep(be, y, x, w, b, M, N, K, NULL);
+}
+
+bool sam_cpu_linear_bf16_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
+                            int K, const sam_cpu_ep *ep) {
     if (M <= 0 || N <= 0 || K <= 0) return false;
+    if (sam_cpu_ep_none(ep)) ep = NULL;
     const int nt = sam_cpu_threads(be);
     const int path = pick_path();
     const bool amx = path == SAM_BF16_PATH_AMX;
@@ -578,7 +608,8 @@ bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float 
     size_t a_per = (size_t)((MC + 31) & ~31) * Kp;
     a_per = (a_per + 31) & ~(size_t)31;
     const size_t cb_f = (size_t)nt * 32 * 32;
-    const size_t want_f = (wp_n + a_per * (size_t)nt + 64) / 2 + 16 + cb_f; /* in floats */
+    const size_t tb_f = ep && ep->res == y && !amx ? (size_t)nt * MC * NC : 0; /* residual tiles */
+    const size_t want_f = (wp_n + a_per * (size_t)nt + 64) / 2 + 16 + cb_f + tb_f; /* in floats */
     size_t got;
     float *s = sam_cpu_scratch_lock(be, want_f, &got);
     if (got < want_f) {
@@ -600,7 +631,9 @@ bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float 
     c.wp = (const uint16_t *)s;
     c.abuf = (uint16_t *)s + ((wp_n + 31) & ~(size_t)31);
     c.a_per = a_per;
-    c.cbuf = s + (want_f - cb_f);
+    c.cbuf = s + (want_f - cb_f - tb_f);
+    c.tbuf = s + (want_f - tb_f);
+    c.ep = ep;
     c.amx = amx;
     c.blk = path_block(path);
     if (prepared)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ops/cpu/cpu_internal.h"
 #include "ops/ops.h"
 
 /* Which instructions the bf16 kernels use. */
@@ -25,6 +26,10 @@ float sam_bf16_round(float f);
  * false (nothing written) when the packed operands do not fit the scratch. */
 bool sam_cpu_linear_bf16(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
                          int K);
+
+/* Same with the epilogue of linear_ep (ep NULL: none). */
+bool sam_cpu_linear_bf16_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
+                            int K, const sam_cpu_ep *ep);
 
 /* Bytes of prepared (linear_prepare) weight panels the back end holds. */
 size_t sam_bf16_prepared_bytes(sam_backend *be);

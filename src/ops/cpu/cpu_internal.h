@@ -76,5 +76,26 @@ void sam_cpu_permute(sam_backend *be, float *y, const float *x, int ndim, const 
 void sam_cpu_concat_last(sam_backend *be, float *y, const float *const *xs, const int *Cs, int nparts, int64_t rows);
 void sam_cpu_attention(sam_backend *be, float *out, const float *q, const float *k, const float *v,
                        const sam_attn_params *p);
+void sam_cpu_linear_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K,
+                       sam_act act, const float *residual);
+void sam_cpu_window_partition(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0,
+                              int nwin, bool norm, const float *gamma, const float *beta, float eps);
+void sam_cpu_window_unpartition_add(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww,
+                                    int w0, int nwin);
+void sam_cpu_maxpool2x2_ld(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx);
+
+/* The epilogue of linear_ep as the kernels pass it on: act, then + res, where
+ * res (M, N) is at row stride N like y (NULL: none; may be y). */
+typedef struct {
+    sam_act act;
+    const float *res;
+} sam_cpu_ep;
+static inline bool sam_cpu_ep_none(const sam_cpu_ep *ep) { return !ep || (ep->act == SAM_ACT_NONE && !ep->res); }
+/* y (rows, cols) at ldy = act(src (at lds) + bias (cols) or 0) + res (at ldr) or 0.
+ * res == y and src == y allowed (each element is read before it is written). */
+void sam_cpu_ep_apply(float *y, int64_t ldy, const float *src, int64_t lds, int rows, int cols, const float *bias,
+                      sam_act act, const float *res, int64_t ldr);
+/* LayerNorm of one row (as layer_norm: double moments, biased variance). */
+void sam_cpu_ln_row(float *y, const float *x, int C, const float *gamma, const float *beta, float eps);
 
 #endif

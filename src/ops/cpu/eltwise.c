@@ -21,9 +21,7 @@ typedef struct {
 } ew_ctx;
 
 /* GELU (exact erf form, with PyTorch's vectorised erf) and sigmoid on one vector. */
-static inline sam_vf gelu_v(sam_vf x) {
-    return x * sam_vsplat(0.5f) * (sam_vsplat(1.0f) + sam_verf(x * sam_vsplat((float)M_SQRT1_2)));
-}
+static inline sam_vf gelu_v(sam_vf x) { return sam_vgelu(x); }
 static inline sam_vf sigmoid_v(sam_vf x) { return sam_vsplat(1.0f) / (sam_vsplat(1.0f) + sam_vexp(-x)); }
 
 /* Apply a vector function to [i0, i1): whole vectors, then the tail through
@@ -165,27 +163,26 @@ static void row_moments(const float *x, int C, double *mean_out, double *var_out
     *var_out = q / C; /* biased, as torch */
 }
 
+void sam_cpu_ln_row(float *y, const float *x, int C, const float *g, const float *b, float eps) {
+    double mean, var;
+    row_moments(x, C, &mean, &var);
+    const float rstd = (float)(1.0 / sqrt(var + (double)eps));
+    const float m = (float)mean;
+    if (g && b)
+        for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd * g[j] + b[j];
+    else if (g)
+        for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd * g[j];
+    else if (b)
+        for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd + b[j];
+    else
+        for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd;
+}
+
 static void ln_range(void *vctx, int64_t r0, int64_t r1, int tid) {
     (void)tid;
     const ln_ctx *c = vctx;
     const int C = c->C;
-    const float *g = c->gamma, *b = c->beta;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = c->x + r * C;
-        float *y = c->y + r * C;
-        double mean, var;
-        row_moments(x, C, &mean, &var);
-        const float rstd = (float)(1.0 / sqrt(var + (double)c->eps));
-        const float m = (float)mean;
-        if (g && b)
-            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd * g[j] + b[j];
-        else if (g)
-            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd * g[j];
-        else if (b)
-            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd + b[j];
-        else
-            for (int j = 0; j < C; j++) y[j] = (x[j] - m) * rstd;
-    }
+    for (int64_t r = r0; r < r1; r++) sam_cpu_ln_row(c->y + r * C, c->x + r * C, C, c->gamma, c->beta, c->eps);
 }
 
 void sam_cpu_layer_norm(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta,
@@ -288,4 +285,44 @@ void sam_cpu_softmax(sam_backend *be, float *y, const float *x, int64_t rows, in
     if (rows <= 0 || n <= 0) return;
     sm_ctx c = {y, x, n};
     sam_parallel_for(be->pool, rows, rows_chunk(n, 4096), sm_range, &c);
+}
+
+/* ---- linear epilogue ------------------------------------------------------ */
+
+/* y = act(src + bias) + res over one output tile, one row at a time (the tile
+ * is hot in cache). Each element of res is read before the same element of y
+ * is written, so res == y and src == y are both fine. */
+void sam_cpu_ep_apply(float *y, int64_t ldy, const float *src, int64_t lds, int rows, int cols, const float *bias,
+                      sam_act act, const float *res, int64_t ldr) {
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + r * lds;
+        const float *q = res ? res + r * ldr : NULL;
+        float *d = y + r * ldy;
+        int j = 0;
+        for (; j + SAM_VL <= cols; j += SAM_VL) {
+            sam_vf v = *(const sam_vf *)(s + j);
+            if (bias) v += *(const sam_vf *)(bias + j);
+            if (act == SAM_ACT_GELU)
+                v = sam_vgelu(v);
+            else if (act == SAM_ACT_RELU)
+                v = sam_vselect(v > sam_vsplat(0.0f), v, sam_vsplat(0.0f));
+            if (q) v += *(const sam_vf *)(q + j);
+            *(sam_vf *)(d + j) = v;
+        }
+        if (j < cols) { /* tail through zero-padded buffers: same per-element results */
+            float vb[SAM_VL] = {0}, qb[SAM_VL] = {0}, bb[SAM_VL] = {0};
+            const size_t n = (size_t)(cols - j) * sizeof(float);
+            memcpy(vb, s + j, n);
+            if (bias) memcpy(bb, bias + j, n);
+            if (q) memcpy(qb, q + j, n);
+            sam_vf v = *(const sam_vf *)vb + *(const sam_vf *)bb;
+            if (!bias) v = *(const sam_vf *)vb;
+            if (act == SAM_ACT_GELU)
+                v = sam_vgelu(v);
+            else if (act == SAM_ACT_RELU)
+                v = sam_vselect(v > sam_vsplat(0.0f), v, sam_vsplat(0.0f));
+            if (q) v += *(const sam_vf *)qb;
+            memcpy(d + j, &v, n);
+        }
+    }
 }

@@ -100,30 +100,55 @@ typedef struct {
     const float *wp; /* packed panels */
     const float *b;  /* (N) or NULL */
     int M, N, K, npanels, nnb;
+    const sam_cpu_ep *ep; /* epilogue or NULL */
+    float *tbuf;     /* per thread (MC, NC): the residual tile when it is y itself */
 } lf_ctx;
 
 static void lf_items(void *vc, int64_t i0, int64_t i1, int tid) {
-    (void)tid;
     const lf_ctx *c = vc;
     for (int64_t it = i0; it < i1; it++) {
         const int mb = (int)(it / c->nnb), nb = (int)(it % c->nnb);
         const int m0 = mb * MC, mr = c->M - m0 < MC ? c->M - m0 : MC;
         const int p0 = nb * (NC / NR), p1 = p0 + NC / NR < c->npanels ? p0 + NC / NR : c->npanels;
+        /* The residual of this item: y accumulates over k blocks, so a residual
+         * that is y itself is saved first. */
+        const float *res = NULL;
+        int64_t ldr = c->N;
+        if (c->ep && c->ep->res) {
+            const int n0 = p0 * NR, n1 = p1 * NR < c->N ? p1 * NR : c->N;
+            res = c->ep->res + (int64_t)m0 * c->N + n0;
+            if (res == c->y + (int64_t)m0 * c->N + n0) {
+                float *t = c->tbuf + (size_t)tid * MC * NC;
+                for (int r = 0; r < mr; r++)
+                    memcpy(t + (size_t)r * NC, res + (int64_t)r * c->N, sizeof(float) * (size_t)(n1 - n0));
+                res = t;
+                ldr = NC;
+            }
+        }
         for (int k0 = 0; k0 < c->K; k0 += KC) {
             const int kc = c->K - k0 < KC ? c->K - k0 : KC;
             for (int p = p0; p < p1; p++) {
                 const int n0 = p * NR, ncols = c->N - n0 < NR ? c->N - n0 : NR;
-                block(mr, kc, c->x + (int64_t)m0 * c->K + k0, c->K, c->wp + ((int64_t)p * c->K + k0) * NR,
-                      c->y + (int64_t)m0 * c->N + n0, c->N, ncols, c->b ? c->b + n0 : NULL, k0 == 0);
+                float *yt = c->y + (int64_t)m0 * c->N + n0;
+                block(mr, kc, c->x + (int64_t)m0 * c->K + k0, c->K, c->wp + ((int64_t)p * c->K + k0) * NR, yt, c->N,
+                      ncols, c->b ? c->b + n0 : NULL, k0 == 0);
+                if (c->ep && k0 + kc >= c->K) /* the panel is final and in L1 */
+                    sam_cpu_ep_apply(yt, c->N, yt, c->N, mr, ncols, NULL, c->ep->act,
+                                     res ? res + (n0 - p0 * NR) : NULL, ldr);
             }
         }
     }
 }
 
+static void linear_packed(sam_backend *be, float *y, const float *x, const float *wp, const float *b, int M, int N,
+                          int K, const sam_cpu_ep *ep, float *tbuf) {
+    lf_ctx c = {y, x, wp, b, M, N, K, (N + NR - 1) / NR, (N + NC - 1) / NC, ep, tbuf};
+    sam_parallel_for(be->pool, (int64_t)((M + MC - 1) / MC) * c.nnb, 1, lf_items, &c);
+}
+
 void sam_cpu_linear_f32_packed(sam_backend *be, float *y, const float *x, const float *wp, const float *b, int M, int N,
                                int K) {
-    lf_ctx c = {y, x, wp, b, M, N, K, (N + NR - 1) / NR, (N + NC - 1) / NC};
-    sam_parallel_for(be->pool, (int64_t)((M + MC - 1) / MC) * c.nnb, 1, lf_items, &c);
+    linear_packed(be, y, x, wp, b, M, N, K, NULL, NULL);
 }
 
 typedef struct {
@@ -138,9 +163,12 @@ static void lfp_range(void *vc, int64_t p0, int64_t p1, int tid) {
     for (int64_t p = p0; p < p1; p++) sam_f32_pack_panel(c->wp, c->w, c->N, c->K, (int)p);
 }
 
-bool sam_cpu_linear_f32(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
+bool sam_cpu_linear_f32_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
+                           int K, const sam_cpu_ep *ep) {
     if (!sam_f32_kernel_available() || M <= 0 || N <= 0 || K <= 0) return false;
-    const size_t need = sam_f32_packed_floats(N, K);
+    if (sam_cpu_ep_none(ep)) ep = NULL;
+    const size_t wn = (sam_f32_packed_floats(N, K) + 15) & ~(size_t)15; /* keeps the tile buffers 64-byte aligned */
+    const size_t need = wn + (ep && ep->res == y ? (size_t)sam_cpu_threads(be) * MC * NC : 0);
     size_t got;
     float *wp = sam_cpu_scratch_lock(be, need, &got); /* the scratch is 64-byte aligned */
     if (got < need) {
@@ -149,7 +177,11 @@ bool sam_cpu_linear_f32(sam_backend *be, float *y, const float *x, const float *
     }
     lfp_ctx pc = {wp, w, N, K};
     sam_parallel_for(be->pool, (N + NR - 1) / NR, 1, lfp_range, &pc);
-    sam_cpu_linear_f32_packed(be, y, x, wp, b, M, N, K);
+    linear_packed(be, y, x, wp, b, M, N, K, ep, wp + wn);
     sam_cpu_scratch_unlock(be);
     return true;
+}
+
+bool sam_cpu_linear_f32(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
+    return sam_cpu_linear_f32_ep(be, y, x, w, b, M, N, K, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ops/cpu/cpu_internal.h"
 #include "ops/ops.h"
 
 /* The CPU runs the kernel (AVX-512F/BW/VL). */
@@ -20,5 +21,8 @@ void sam_cpu_linear_f32_packed(sam_backend *be, float *y, const float *x, const 
 /* Same packing w per call into the scratch; false (nothing written) when the
  * CPU lacks AVX-512 or the packed w does not fit the scratch. */
 bool sam_cpu_linear_f32(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K);
+/* Same with the epilogue of linear_ep (ep NULL: none). */
+bool sam_cpu_linear_f32_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N,
+                           int K, const sam_cpu_ep *ep);
 
 #endif

@@ -140,3 +140,104 @@ void sam_cpu_concat_last(sam_backend *be, float *y, const float *const *xs, cons
     int64_t chunk = 16384 / Ctot;
     sam_parallel_for(be->pool, rows, chunk < 1 ? 1 : chunk, cat_rows, &c);
 }
+
+/* ---- windows (Hiera) ------------------------------------------------------ */
+
+typedef struct {
+    float *y;           /* (nwin, wh, ww, C) windows */
+    const float *x;     /* (H, W, C) map */
+    int H, W, C, wh, ww, nww, w0;
+    bool norm;
+    const float *gamma, *beta; /* (C) or NULL */
+    float eps;
+} win_ctx;
+
+/* Items are window rows: row i of window w0 + k is map row wy*wh + i from column wx*ww. */
+static void part_rows(void *vc, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const win_ctx *c = vc;
+    const size_t C = (size_t)c->C;
+    for (int64_t it = i0; it < i1; it++) {
+        const int k = (int)(it / c->wh), i = (int)(it % c->wh), wi = c->w0 + k;
+        const int y = (wi / c->nww) * c->wh + i, x0 = (wi % c->nww) * c->ww;
+        float *d = c->y + (size_t)it * c->ww * C;
+        int valid = y < c->H ? c->W - x0 : 0;
+        if (valid > c->ww) valid = c->ww;
+        if (valid < 0) valid = 0;
+        const float *s = c->x + ((size_t)y * c->W + x0) * C;
+        if (c->norm)
+            for (int j = 0; j < valid; j++) sam_cpu_ln_row(d + j * C, s + j * C, c->C, c->gamma, c->beta, c->eps);
+        else if (valid)
+            memcpy(d, s, sizeof(float) * C * valid);
+        if (valid < c->ww) memset(d + valid * C, 0, sizeof(float) * C * (size_t)(c->ww - valid));
+    }
+}
+
+void sam_cpu_window_partition(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0,
+                              int nwin, bool norm, const float *gamma, const float *beta, float eps) {
+    if (nwin <= 0 || wh <= 0 || ww <= 0 || C <= 0) return;
+    win_ctx c = {y, x, H, W, C, wh, ww, (W + ww - 1) / ww, w0, norm, gamma, beta, eps};
+    const int64_t per = (int64_t)ww * C * (norm ? 4 : 1); /* work of one item, in float-copies */
+    int64_t chunk = 16384 / (per > 0 ? per : 1);
+    sam_parallel_for(be->pool, (int64_t)nwin * wh, chunk < 1 ? 1 : chunk, part_rows, &c);
+}
+
+static void unpart_rows(void *vc, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const win_ctx *c = vc;
+    const size_t C = (size_t)c->C;
+    for (int64_t it = i0; it < i1; it++) {
+        const int k = (int)(it / c->wh), i = (int)(it % c->wh), wi = c->w0 + k;
+        const int y = (wi / c->nww) * c->wh + i, x0 = (wi % c->nww) * c->ww;
+        if (y >= c->H) continue;
+        int valid = c->W - x0 < c->ww ? c->W - x0 : c->ww;
+        const float *s = c->x + (size_t)it * c->ww * C;
+        float *d = c->y + ((size_t)y * c->W + x0) * C;
+        for (size_t j = 0; j < (size_t)valid * C; j++) d[j] = s[j] + d[j];
+    }
+}
+
+void sam_cpu_window_unpartition_add(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww,
+                                    int w0, int nwin) {
+    if (nwin <= 0 || wh <= 0 || ww <= 0 || C <= 0) return;
+    win_ctx c = {y, x, H, W, C, wh, ww, (W + ww - 1) / ww, w0, false, NULL, NULL, 0};
+    int64_t chunk = 16384 / ((int64_t)ww * C);
+    sam_parallel_for(be->pool, (int64_t)nwin * wh, chunk < 1 ? 1 : chunk, unpart_rows, &c);
+}
+
+/* ---- strided 2x2 max pool ------------------------------------------------- */
+
+typedef struct {
+    float *y;       /* (N, H/2, W/2, C) */
+    const float *x; /* (N, H, W) pixels at ldx */
+    int H, W, C;
+    int64_t ldx;
+} mp_ctx;
+
+static inline float max_nan(float m, float v) { return (v > m || v != v) ? v : m; }
+
+static void mp_rows(void *vc, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const mp_ctx *c = vc;
+    const int Ho = c->H / 2, Wo = c->W / 2, C = c->C;
+    const int64_t ld = c->ldx;
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t n = r / Ho, i = r % Ho;
+        const float *row = c->x + ((n * c->H + 2 * i) * c->W) * ld;
+        float *o = c->y + r * Wo * C;
+        for (int j = 0; j < Wo; j++) {
+            const float *p00 = row + (int64_t)(2 * j) * ld, *p01 = p00 + ld, *p10 = p00 + (int64_t)c->W * ld,
+                        *p11 = p10 + ld;
+            float *d = o + (int64_t)j * C;
+            for (int ch = 0; ch < C; ch++) d[ch] = max_nan(max_nan(max_nan(p00[ch], p01[ch]), p10[ch]), p11[ch]);
+        }
+    }
+}
+
+void sam_cpu_maxpool2x2_ld(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx) {
+    const int Ho = H / 2, Wo = W / 2;
+    if (N <= 0 || Ho <= 0 || Wo <= 0 || C <= 0) return;
+    mp_ctx c = {y, x, H, W, C, ldx};
+    int64_t chunk = 16384 / ((int64_t)Wo * C * 4);
+    sam_parallel_for(be->pool, (int64_t)N * Ho, chunk < 1 ? 1 : chunk, mp_rows, &c);
+}

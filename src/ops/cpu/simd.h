@@ -70,4 +70,9 @@ static inline sam_vf sam_verf(sam_vf x) {
     return (sam_vf)((sam_vi)y ^ sign);
 }
 
+/* GELU, exact erf form, with the erf above (as torch's vectorised kernel). */
+static inline sam_vf sam_vgelu(sam_vf x) {
+    return x * sam_vsplat(0.5f) * (sam_vsplat(1.0f) + sam_verf(x * sam_vsplat(0.70710678118654752440f)));
+}
+
 #endif
