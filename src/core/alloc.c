@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "sam2d/sam2d.h"
 
@@ -75,4 +77,26 @@ char *sam_strdup(const char *s) {
     char *d = sam_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+size_t sam_mem_resident(const void *p, size_t n) {
+    if (!p || !n) return 0;
+    const long pg_l = sysconf(_SC_PAGESIZE);
+    const uintptr_t pg = pg_l > 0 ? (uintptr_t)pg_l : 4096;
+    const uintptr_t a = (uintptr_t)p, b = a + n;
+    const uintptr_t lo = a & ~(pg - 1), hi = (b + pg - 1) & ~(pg - 1);
+    size_t res = 0;
+    unsigned char vec[256];
+    for (uintptr_t s = lo; s < hi;) {
+        const size_t npg = (size_t)((hi - s) / pg) < sizeof vec ? (size_t)((hi - s) / pg) : sizeof vec;
+        if (mincore((void *)s, npg * pg, vec) != 0) return n; /* unknown: count it all */
+        for (size_t i = 0; i < npg; i++) {
+            if (!(vec[i] & 1)) continue;
+            /* only the part of the page inside [a, b) */
+            const uintptr_t ps = s + i * pg, pe = ps + pg;
+            res += (size_t)((pe < b ? pe : b) - (ps > a ? ps : a));
+        }
+        s += npg * pg;
+    }
+    return res;
 }

@@ -13,6 +13,10 @@ void sam_free(void *p);                 /* NULL is fine */
 char *sam_strdup(const char *s);
 size_t sam_alloc_size(const void *p);  /* usable bytes of a live block; 0 for NULL */
 
+/* Bytes of [p, p + n) whose pages are resident now (mincore): buffers that
+ * are reserved but never touched cost address space, not RAM. 0 for NULL. */
+size_t sam_mem_resident(const void *p, size_t n);
+
 /* Account memory that was obtained elsewhere (mmap, FFmpeg, ...). */
 void sam_mem_account(long long delta_bytes);
 

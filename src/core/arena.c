@@ -71,6 +71,12 @@ void *sam_arena_alloc(sam_arena *a, size_t bytes) {
     return p;
 }
 
+size_t sam_arena_resident(const sam_arena *a) {
+    size_t n = 0;
+    for (const sam_arena_chunk *c = a->chunks; c; c = c->next) n += sam_mem_resident(c->data, c->size);
+    return n;
+}
+
 float *sam_arena_f32(sam_arena *a, size_t count) { return sam_arena_alloc(a, count * sizeof(float)); }
 
 void sam_arena_reset(sam_arena *a) {

@@ -25,6 +25,8 @@ float *sam_arena_f32(sam_arena *a, size_t count);
  * one chunk of the high-water size so the next run allocates nothing. */
 void sam_arena_reset(sam_arena *a);
 void sam_arena_free(sam_arena *a);
+/* Bytes of the arena's chunks that are resident now (pages ever touched). */
+size_t sam_arena_resident(const sam_arena *a);
 
 /* Mark/rewind for scoped temporaries inside one run. */
 typedef struct {

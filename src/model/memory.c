@@ -836,3 +836,20 @@ sam2d_status sam_memory_share_scratch(sam_memory_encoder *m, sam_memory_attentio
     m->scratch = &a->arena;
     return SAM2D_OK;
 }
+
+size_t sam_memory_encoder_weight_bytes(const sam_memory_encoder *m) {
+    return m ? m->weights.bytes + (size_t)m->h * m->w * m->mem_dim * sizeof(float) : 0; /* + its pos table */
+}
+
+size_t sam_memory_attention_weight_bytes(const sam_memory_attention *a) {
+    if (!a) return 0;
+    size_t n = a->weights.bytes + 2 * (size_t)a->rope_cap * (a->head_dim / 2) * sizeof(float); /* + RoPE tables */
+    for (int i = 0; i < a->n_layers; i++)
+        n += ((size_t)a->C * a->heads * a->kv_dim + (size_t)a->C) * sizeof(float); /* folded W_o . W_v, b */
+    return n;
+}
+
+size_t sam_memory_attention_scratch_bytes(const sam_memory_attention *a, size_t *resident) {
+    if (resident) *resident = a ? sam_arena_resident(&a->arena) : 0;
+    return a ? a->arena.capacity : 0;
+}

@@ -101,4 +101,12 @@ sam2d_status sam_memory_attention_forward_keys(sam_memory_attention *a, const fl
  * Saves the encoder's scratch (24 MiB for tiny at 1024 px). */
 sam2d_status sam_memory_share_scratch(sam_memory_encoder *m, sam_memory_attention *a);
 
+/* Bytes of fp32 weights each module holds (the folded cross-attention
+ * projections included), and of the attention's scratch arena (shared with the
+ * encoder once sam_memory_share_scratch ran): reserved, and *resident the part
+ * whose pages were ever touched (may be NULL). */
+size_t sam_memory_encoder_weight_bytes(const sam_memory_encoder *m);
+size_t sam_memory_attention_weight_bytes(const sam_memory_attention *a);
+size_t sam_memory_attention_scratch_bytes(const sam_memory_attention *a, size_t *resident);
+
 #endif

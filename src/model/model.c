@@ -25,6 +25,20 @@ void sam2d_default_checkpoint_path(const char *dir, const char *size, char *buf,
     if (only_safetensors && access(buf, R_OK) != 0) snprintf(buf, len, "%s/sam2.1_hiera_%s.safetensors", dir, size);
 }
 
+void sam_model_memory_census(const sam2d_model *m, sam_model_memory *o) {
+    memset(o, 0, sizeof(*o));
+    o->weights = m->weights.bytes + sam_image_encoder_weight_bytes(m->encoder) + sam_heads_weight_bytes(m->heads) +
+                 sam_memory_encoder_weight_bytes(m->mem_encoder) + sam_memory_attention_weight_bytes(m->mem_attention) +
+                 (m->tracker ? sam_track_weight_bytes(m->tracker) : 0);
+    o->encoder_arena = m->encoder ? sam_image_encoder_arena_bytes(m->encoder) : 0;
+    o->heads_scratch = sam_heads_scratch_bytes(m->heads, &o->heads_scratch_resident);
+    o->memory_scratch = sam_memory_attention_scratch_bytes(m->mem_attention, &o->memory_scratch_resident);
+    if (m->tracker) {
+        o->track_scratch = sam_track_scratch_bytes(m->tracker);
+        o->track_scratch_resident = sam_track_scratch_resident(m->tracker);
+    }
+}
+
 void sam_model_lock(sam2d_model *m) { pthread_mutex_lock(&m->lock); }
 void sam_model_unlock(sam2d_model *m) { pthread_mutex_unlock(&m->lock); }
 

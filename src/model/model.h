@@ -46,6 +46,16 @@ sam2d_status sam_model_build(const sam2d_model_config *cfg, sam_weight_loader *L
 sam2d_status sam_model_create(const sam2d_model_config *cfg, const sam2d_checkpoint *ck, sam_backend *be,
                               bool owns_be, sam2d_model **out);
 
+/* What a model holds, by part (bytes); *_resident: pages touched so far. */
+typedef struct {
+    size_t weights;          /* fp32 weights of every module, with the tables made from them at load */
+    size_t encoder_arena;    /* image encoder activations (reserved) */
+    size_t heads_scratch, heads_scratch_resident;
+    size_t memory_scratch, memory_scratch_resident; /* memory attention + memory encoder (one arena) */
+    size_t track_scratch, track_scratch_resident;   /* the tracker's own buffers */
+} sam_model_memory;
+void sam_model_memory_census(const sam2d_model *m, sam_model_memory *out);
+
 void sam_model_lock(sam2d_model *m);
 void sam_model_unlock(sam2d_model *m);
 

@@ -582,3 +582,12 @@ static sam2d_status heads_dry_run(sam_heads *h) {
     sam_arena_reset(&h->arena);
     return st;
 }
+
+size_t sam_heads_weight_bytes(const sam_heads *h) {
+    return h ? h->weights.bytes + (size_t)h->emb * h->emb * h->C * sizeof(float) : 0;
+}
+
+size_t sam_heads_scratch_bytes(const sam_heads *h, size_t *resident) {
+    if (resident) *resident = h ? sam_arena_resident(&h->arena) : 0;
+    return h ? h->arena.capacity : 0;
+}

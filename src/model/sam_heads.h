@@ -27,6 +27,10 @@ sam2d_status sam_heads_create(const sam2d_model_config *cfg, const sam2d_checkpo
 sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_weight_loader *L, sam_backend *be,
                                           sam_heads **out);
 void sam_heads_free(sam_heads *h);
+/* Bytes of fp32 weights (dense_pe included) and of the activation arena:
+ * reserved, and *resident the part ever touched (may be NULL). */
+size_t sam_heads_weight_bytes(const sam_heads *h);
+size_t sam_heads_scratch_bytes(const sam_heads *h, size_t *resident);
 
 /* Prompt encoder. coords (n, 2) in model pixels (0..S, before the +0.5 shift), labels (n): -1 pad, 0 neg,
  * 1 pos, 2/3 box corners. mask_input (S/4, S/4) logits or NULL (then no_mask_embed). Outputs: sparse (n, C),

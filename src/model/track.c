@@ -415,6 +415,16 @@ sam2d_status sam_track_create_from_loader(const sam2d_model_config *cfg, sam_wei
 size_t sam_track_weight_bytes(const sam_track *t) { return t->weight_bytes; }
 size_t sam_track_scratch_bytes(const sam_track *t) { return t->scratch_bytes; }
 
+size_t sam_track_scratch_resident(const sam_track *t) {
+    const void *bufs[] = {t->pix, t->memory, t->memory_pos, t->maskmem_pos, t->sparse, t->coords, t->labels,
+                          t->dense, t->dec_masks, t->dec_iou, t->dec_tokens, t->high_res, t->mask_mem,
+                          t->low_from_mask, t->mem_feat, t->mem_pos, t->mlp_a, t->mlp_b, t->tpos_in, t->tpos_out,
+                          t->pos_f, t->mem_pick, t->ptr_pick};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) n += sam_mem_resident(bufs[i], sam_alloc_size(bufs[i]));
+    return n;
+}
+
 /* ---------------- heads wrapper ---------------- */
 
 /* obj_ptr_proj: Linear or 3-layer MLP with ReLU between layers. */

@@ -123,6 +123,8 @@ sam2d_status sam_track_create_from_loader(const sam2d_model_config *cfg, sam_wei
 void sam_track_free(sam_track *t);
 size_t sam_track_weight_bytes(const sam_track *t);
 size_t sam_track_scratch_bytes(const sam_track *t);
+/* The part of the tracker's scratch whose pages are resident now. */
+size_t sam_track_scratch_resident(const sam_track *t);
 
 /* track_step for one object (batch 1). */
 sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_track_bank *bank,
@@ -176,6 +178,21 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
                                              const uint8_t *frames, int num_frames, int video_w, int video_h,
                                              int fill_hole_area, int non_overlap_masks,
                                              struct sam2d_video_session **out);
+
+/* Where a session's bytes go (sam2d_video_session_memory_bytes = total). */
+typedef struct {
+    size_t total;
+    size_t frames;         /* the stored video frames, all of them */
+    size_t frame_bytes;    /* one stored frame */
+    size_t features;       /* the cached frame's features buffer */
+    size_t states;         /* every stored (object, frame) output */
+    size_t state_bytes;    /* one of them: bf16 memory, low-res logits, object pointer */
+    int64_t n_states;
+    size_t objects;        /* per-object bookkeeping (arrays over frames, video-res result logits) */
+    int n_objects;
+    size_t fixed_other;    /* scratch of the session (masks, upsampling tables, hole filling) */
+} sam_video_session_census;
+void sam_video_session_memory_census(const struct sam2d_video_session *s, sam_video_session_census *out);
 
 /* The engine of a loaded model (its encoder, heads and video modules). */
 struct sam2d_model;

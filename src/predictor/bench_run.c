@@ -18,6 +18,7 @@
 #include "model/preprocess.h"
 #include "model/track.h"
 #include "model/weights.h"
+#include "ops/cpu/cpu_internal.h"
 #include "sam2d/video_predictor.h"
 
 static double now_s(void) {
@@ -98,6 +99,72 @@ static void logf_(const sam_bench_params *p, const char *fmt, ...) {
     va_end(ap);
     p->log(p->log_user, line);
 }
+
+/* ---------------- memory breakdown ---------------- */
+
+/* The CPU back end's prepared weight copies and the resident part of its scratch. */
+static void backend_parts(sam_backend *be, size_t *packed, size_t *scratch) {
+    *packed = *scratch = 0;
+    if (!be || !be->name || strcmp(be->name, "cpu") != 0) return;
+    sam_cpu_backend *cb = (sam_cpu_backend *)be;
+    pthread_mutex_lock(&cb->wreg_mu);
+    *packed = cb->wreg_bytes;
+    pthread_mutex_unlock(&cb->wreg_mu);
+    pthread_mutex_lock(&cb->scratch_mu);
+    *scratch = sam_mem_resident(cb->scratch, cb->scratch_cap * sizeof(float));
+    pthread_mutex_unlock(&cb->scratch_mu);
+}
+
+/* encoder_ran: the encoder's arena counts as resident only once a forward touched it. */
+static void memory_census(sam2d_model *m, const sam2d_video_session *s, bool encoder_ran, sam_bench_memory *o) {
+    memset(o, 0, sizeof(*o));
+    o->valid = true;
+    o->rss = sam_bench_current_rss();
+    o->hwm = sam_bench_peak_rss();
+    o->accounted = sam2d_memory_used();
+    sam_model_memory mm;
+    sam_model_memory_census(m, &mm);
+    o->weights = mm.weights;
+    o->encoder_arena = mm.encoder_arena;
+    o->heads_scratch = mm.heads_scratch_resident;
+    o->memory_scratch = mm.memory_scratch_resident;
+    o->track_scratch = mm.track_scratch_resident;
+    backend_parts(m->be, &o->packed, &o->backend_scratch);
+    if (s) {
+        sam_video_session_census c;
+        sam_video_session_memory_census(s, &c);
+        o->session = c.total;
+        o->session_frames = c.frames;
+        o->session_features = c.features;
+        o->session_states = c.states;
+    }
+    const size_t parts = o->weights + o->packed + (encoder_ran ? o->encoder_arena : 0) + o->heads_scratch + o->memory_scratch +
+                         o->track_scratch + o->backend_scratch + o->session;
+    o->other = o->rss > parts ? o->rss - parts : 0;
+}
+
+void sam_bench_memory_log(const sam_bench_memory *m, const char *title, sam_bench_log_fn log, void *user) {
+    if (!log || !m->valid) return;
+    const double Mi = 1048576.0;
+    char line[512];
+    snprintf(line, sizeof line, "memory %s: RSS %.1f MiB (peak so far %.1f; sam_malloc live %.1f)", title,
+             m->rss / Mi, m->hwm / Mi, m->accounted / Mi);
+    log(user, line);
+    snprintf(line, sizeof line,
+             "  weights %.1f, packed copies %.1f, encoder arena %.1f, heads scratch %.1f, memory-module scratch "
+             "%.1f, tracker scratch %.1f, back-end scratch %.1f MiB",
+             m->weights / Mi, m->packed / Mi, m->encoder_arena / Mi, m->heads_scratch / Mi, m->memory_scratch / Mi,
+             m->track_scratch / Mi, m->backend_scratch / Mi);
+    log(user, line);
+    snprintf(line, sizeof line,
+             "  session %.1f MiB (frames %.1f, cached features %.1f, frame outputs %.1f, other %.1f); rest of the "
+             "process %.1f MiB",
+             m->session / Mi, m->session_frames / Mi, m->session_features / Mi, m->session_states / Mi,
+             (m->session - m->session_frames - m->session_features - m->session_states) / Mi, m->other / Mi);
+    log(user, line);
+}
+
+static void log_sink(void *user, const char *line) { logf_(user, "%s", line); }
 
 /* ---------------- random checkpoint file ---------------- */
 
@@ -279,6 +346,8 @@ typedef struct {
     sam_bench_result *r;
     double f0, s0, e0; /* sub-stage accumulators at the previous frame */
     double feat[SAM_BENCH_MAX_SAMPLES], step[SAM_BENCH_MAX_SAMPLES], enc[SAM_BENCH_MAX_SAMPLES];
+    double used[SAM_BENCH_MAX_SAMPLES]; /* sam2d_memory_used after each frame */
+    size_t hwm;                         /* VmHWM after the previous frame */
     const sam_bench_params *p;
 } prop_ctx;
 
@@ -293,6 +362,10 @@ static int on_frame(void *user, const sam2d_video_frame_result *res) {
         c->step[i] = acc_step - c->s0;
         c->enc[i] = acc_encode - c->e0;
         if (i + 1 > c->r->n_frames) c->r->n_frames = i + 1;
+        c->used[i] = (double)sam2d_memory_used();
+        const size_t hwm = sam_bench_peak_rss();
+        if (hwm > c->hwm) c->r->peak_frame = i;
+        c->hwm = hwm;
         logf_(c->p,
               "frame %d: %.3f s, cpu %.3f s (image encoder %.3f, step %.3f, preflight memory encoder %.3f), "
               "object score %.2f",
@@ -413,6 +486,8 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         sam_prof_set_stage("track: other");
         in_propagation = true;
         bank_full = false;
+        r->peak_frame = -1;
+        c.hwm = sam_bench_peak_rss();
         c.last = now_s();
         c.last_cpu = cpu_s();
         st = sam2d_video_propagate(s, 0, false, -1, on_frame, &c);
@@ -436,6 +511,23 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
             r->track_frame_flops = fl / n;
         }
         r->session_bytes = sam2d_video_session_memory_bytes(s);
+        memory_census(m, s, true, &r->mem_track);
+        sam_video_session_census sc;
+        sam_video_session_memory_census(s, &sc);
+        r->session_frame_bytes = sc.frame_bytes;
+        r->session_state_bytes = sc.state_bytes;
+        r->session_object_bytes = sc.n_objects > 0 ? sc.objects / (size_t)sc.n_objects : 0;
+        /* growth of the live bytes from frame to frame once the bank is full (one object) */
+        double g[SAM_BENCH_MAX_SAMPLES];
+        int ng = 0;
+        for (int i = r->full_from + 1; i < r->n_frames; i++) g[ng++] = c.used[i] - c.used[i - 1];
+        const double gm = sam_bench_median(g, ng);
+        r->track_growth_per_frame = gm > 0 ? (size_t)gm : 0;
+        sam_bench_memory_log(&r->mem_track, "after propagation (session open)", log_sink, (void *)p);
+        logf_(p, "  per session: %.1f KiB per stored frame, %.1f KiB per tracked frame and object (measured growth "
+                 "%.1f KiB), %.1f KiB per object; peak reached at frame %d",
+              r->session_frame_bytes / 1024.0, r->session_state_bytes / 1024.0, r->track_growth_per_frame / 1024.0,
+              r->session_object_bytes / 1024.0, r->peak_frame);
     }
     sam2d_video_session_free(s);
     return st;
@@ -454,6 +546,8 @@ sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
     SAM_TRY(build_model(&p, r, &m));
     r->load_s = now_s() - t;
     r->rss_after_load_bytes = sam_bench_current_rss();
+    memory_census(m, NULL, false, &r->mem_load);
+    sam_bench_memory_log(&r->mem_load, "after load", log_sink, &p);
     sam2d_model_describe(m, r->model, sizeof r->model);
     const sam2d_model_config *cfg = sam2d_model_get_config(m);
     r->image_size = cfg->image_size;

@@ -95,6 +95,27 @@ sam_bench_params sam_bench_default_params(void);
 
 #define SAM_BENCH_MAX_SAMPLES 256
 
+/* Resident bytes of each part of the process at one moment (pages touched,
+ * mincore), with VmRSS then: what the peak is made of when taken at its end. */
+typedef struct {
+    bool valid;
+    size_t rss;              /* VmRSS */
+    size_t hwm;              /* VmHWM so far */
+    size_t accounted;        /* sam2d_memory_used: every live sam_malloc block, touched or not */
+    size_t weights;          /* fp32 weights of every module (+ tables made from them) */
+    size_t packed;           /* back end's prepared copies (bf16 panels; 0 in fp32) */
+    size_t encoder_arena;    /* image encoder activations (reserved: touched by every forward) */
+    size_t heads_scratch;    /* prompt encoder + mask decoder arena */
+    size_t memory_scratch;   /* memory attention + memory encoder arena */
+    size_t track_scratch;    /* the tracker's own buffers (memory bank copy, masks, ...) */
+    size_t backend_scratch;  /* the back end's shared kernel scratch */
+    size_t session;          /* sam2d_video_session_memory_bytes (0 without a session) */
+    size_t session_frames;   /* its stored video frames */
+    size_t session_features; /* its cached frame's features */
+    size_t session_states;   /* its stored (object, frame) outputs */
+    size_t other;            /* rss minus the parts: libraries, thread stacks, heap, untracked */
+} sam_bench_memory;
+
 typedef struct {
     char model[256];         /* sam2d_model_describe */
     char preset[64];
@@ -126,6 +147,13 @@ typedef struct {
     double track_features_s, track_step_s;
     size_t session_bytes;    /* sam2d_video_session_memory_bytes after propagation */
     /* memory */
+    sam_bench_memory mem_load;   /* after the model build */
+    sam_bench_memory mem_track;  /* after propagation, the session still open */
+    size_t session_frame_bytes;  /* one stored video frame */
+    size_t session_state_bytes;  /* one tracked frame of one object (bf16 memory, logits, pointer) */
+    size_t session_object_bytes; /* one object's bookkeeping, without its frames' states */
+    size_t track_growth_per_frame; /* measured: median growth of sam2d_memory_used per propagated frame (1 object) */
+    int peak_frame;              /* frame whose processing last raised VmHWM (-1: before propagation) */
     size_t rss_after_load_bytes;
     size_t peak_rss_bytes;
     double loadavg_start[3], loadavg_end[3];
@@ -140,6 +168,9 @@ sam2d_status sam_bench_run(const sam_bench_params *p, sam_bench_result *r);
  * deterministic) for every state-dict tensor of cfg as a float32 .safetensors
  * file, e.g. to serve a real-size model without a checkpoint. */
 sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path);
+
+/* Print a memory breakdown as lines through log (MiB). */
+void sam_bench_memory_log(const sam_bench_memory *m, const char *title, sam_bench_log_fn log, void *user);
 
 /* Peak resident set size of this process so far (VmHWM), and current RSS. 0 when unknown. */
 size_t sam_bench_peak_rss(void);

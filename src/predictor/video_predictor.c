@@ -493,6 +493,20 @@ size_t sam2d_video_session_memory_bytes(const sam2d_video_session *s) {
            (size_t)s->cap_obj * ((size_t)s->vh * s->vw + 2) * sizeof(float) + s->mask_f_cap * sizeof(float);
 }
 
+void sam_video_session_memory_census(const sam2d_video_session *s, sam_video_session_census *o) {
+    memset(o, 0, sizeof(*o));
+    o->total = sam2d_video_session_memory_bytes(s);
+    o->frame_bytes = (size_t)s->S * s->S * 3;
+    o->frames = (size_t)s->T * o->frame_bytes;
+    o->features = s->eng.feat_floats * sizeof(float);
+    o->state_bytes = s->state_bytes;
+    o->n_states = s->n_states;
+    o->states = (size_t)s->n_states * s->state_bytes;
+    o->n_objects = s->n_obj;
+    o->objects = o->total - s->fixed_bytes - o->states;
+    o->fixed_other = s->fixed_bytes - o->frames - o->features;
+}
+
 static sam2d_status check_frame(const sam2d_video_session *s, int f) {
     if (f < 0 || f >= s->T) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "frame %d out of range [0, %d)", f, s->T);
     return SAM2D_OK;
