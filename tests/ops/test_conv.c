@@ -26,8 +26,9 @@ static void ref_conv(float *y, const float *x, const float *w, const float *b, c
                 }
 }
 
-static void conv_case(sam_backend *be, int N, int H, int W, int Cin, int Cout, int kh, int kw, int sh, int sw, int ph,
-                      int pw, int groups, bool bias, uint64_t seed) {
+/* wscale multiplies the random weights (1/sqrt(fan-in) keeps outputs O(1), as in a trained net). */
+static void conv_case_w(sam_backend *be, int N, int H, int W, int Cin, int Cout, int kh, int kw, int sh, int sw,
+                        int ph, int pw, int groups, bool bias, uint64_t seed, float wscale) {
     sam_conv2d_params p = {N, H, W, Cin, Cout, kh, kw, sh, sw, ph, pw, groups};
     int Ho = sam_conv_out(H, kh, sh, ph), Wo = sam_conv_out(W, kw, sw, pw);
     size_t nx = (size_t)N * H * W * Cin, nw = (size_t)Cout * (Cin / groups) * kh * kw, ny = (size_t)N * Ho * Wo * Cout;
@@ -35,6 +36,7 @@ static void conv_case(sam_backend *be, int N, int H, int W, int Cin, int Cout, i
           *r = malloc(ny * 4);
     test_fill_random(x, nx, seed);
     test_fill_random(w, nw, seed + 1);
+    for (size_t i = 0; i < nw; i++) w[i] *= wscale;
     test_fill_random(b, (size_t)Cout, seed + 2);
     for (size_t i = 0; i < ny; i++) y[i] = NAN;
     be->conv2d(be, y, x, w, bias ? b : NULL, &p);
@@ -45,6 +47,17 @@ static void conv_case(sam_backend *be, int N, int H, int W, int Cin, int Cout, i
     int K = (Cin / groups) * kh * kw;
     CHECK_CLOSE_ARRAY(name, y, r, ny, 1e-6 * (2 + K / 40.0)); /* float rounding grows with the reduction length */
     free(x), free(w), free(b), free(y), free(r);
+}
+
+static void conv_case(sam_backend *be, int N, int H, int W, int Cin, int Cout, int kh, int kw, int sh, int sw, int ph,
+                      int pw, int groups, bool bias, uint64_t seed) {
+    conv_case_w(be, N, H, W, Cin, Cout, kh, kw, sh, sw, ph, pw, groups, bias, seed, 1.0f);
+}
+
+/* Weights at 1/sqrt(fan-in). */
+static void conv_case_n(sam_backend *be, int N, int H, int W, int Cin, int Cout, int kh, int kw, int sh, int sw,
+                        int ph, int pw, bool bias, uint64_t seed) {
+    conv_case_w(be, N, H, W, Cin, Cout, kh, kw, sh, sw, ph, pw, 1, bias, seed, 1.0f / sqrtf((float)(Cin * kh * kw)));
 }
 
 static void convt_case(sam_backend *be, int N, int H, int W, int Cin, int Cout, bool bias, uint64_t seed) {
@@ -91,6 +104,14 @@ int main(void) {
     conv_case(be, 1, 7, 7, 6, 5, 1, 1, 2, 2, 0, 0, 1, true, 11);     /* 1x1 strided: general path */
     conv_case(be, 1, 5, 6, 4, 3, 3, 3, 1, 1, 2, 0, 1, true, 12);     /* asymmetric padding */
     conv_case(be, 1, 40, 40, 512, 3, 3, 3, 1, 1, 1, 1, 1, true, 13); /* several im2col blocks */
+    /* output channels a multiple of the vector width, short reductions: the row kernel */
+    conv_case_n(be, 1, 37, 29, 3, 144, 7, 7, 4, 4, 3, 3, true, 14); /* Hiera patch embed (large) */
+    conv_case_n(be, 2, 18, 21, 3, 48, 7, 7, 4, 4, 3, 3, false, 15); /* a half panel of channels left */
+    conv_case_n(be, 1, 13, 17, 4, 16, 3, 3, 2, 2, 1, 1, true, 16);  /* mask downsampler 4 -> 16 */
+    conv_case_n(be, 1, 9, 11, 64, 256, 3, 3, 2, 2, 1, 1, true, 17); /* mask downsampler 64 -> 256 */
+    conv_case_n(be, 1, 3, 2, 5, 32, 7, 7, 1, 1, 3, 3, true, 18);    /* kernel wider than the image */
+    conv_case_n(be, 1, 6, 7, 3, 32, 3, 5, 1, 2, 2, 0, false, 19);   /* rectangular, asymmetric padding */
+    conv_case_n(be, 3, 5, 40, 2, 16, 2, 2, 2, 2, 0, 0, true, 23);   /* 2x2 stride 2, many pixels per row */
     convt_case(be, 2, 5, 3, 7, 6, true, 20);
     convt_case(be, 1, 4, 7, 16, 5, false, 21);
     convt_case(be, 1, 40, 40, 3, 512, true, 22); /* several GEMM blocks */

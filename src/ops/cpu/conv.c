@@ -1,6 +1,11 @@
 /* Convolutions on channels-last maps.
  *  - 1x1 / stride 1 / no padding / one group: a single GEMM (linear).
  *  - depthwise: direct loop, vectorised over channels.
+ *  - one group, short reductions (taps * C_in <= CONV_ROW_MAX_K: the Hiera
+ *    patch embed, 7x7x3 = 147): each pool item is one output row, gathered
+ *    (im2col) into the thread's own slice and multiplied there by the packed
+ *    weights with a register-blocked micro-kernel, so the gathered rows never
+ *    leave L2 and nothing is written twice.
  *  - anything else: im2col of a block of output pixels into the scratch (so
  *    memory stays bounded whatever the image size) followed by one sgemm per
  *    group (threaded by the pool, see gemm.c). */
@@ -8,6 +13,10 @@
 
 #include "core/log.h"
 #include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/simd.h"
+
+#define VL SAM_VL
+typedef sam_vf vf;
 
 /* ---- depthwise ---------------------------------------------------------- */
 
@@ -85,6 +94,140 @@ static void im2col_rows(void *vctx, int64_t i0, int64_t i1, int tid) {
     }
 }
 
+/* ---- one output row per item: gather + micro-kernel ---------------------- */
+
+#define CONV_MR 12            /* output pixels per micro-tile */
+#define CONV_NR (2 * VL)      /* output channels per packed weight panel */
+#define CONV_ROW_MAX_K 1024   /* taps * C_in up to which the row kernel is used */
+
+/* C(mr, nv*VL) = A(mr, K) . B(K, nv*VL) + bias; A rows at stride lda, B a
+ * packed panel (rows of CONV_NR), C rows at stride ldc. */
+static inline __attribute__((always_inline)) void conv_micro(const int mr, const int nv, int K, const float *A,
+                                                             int64_t lda, const float *B, float *C, int64_t ldc,
+                                                             const float *bias) {
+    vf c0[CONV_MR], c1[CONV_MR];
+    const vf b0 = bias ? *(const vf *)bias : (vf){0};
+    const vf b1 = nv == 2 && bias ? *(const vf *)(bias + VL) : (vf){0};
+    for (int r = 0; r < mr; r++) {
+        c0[r] = b0;
+        c1[r] = b1;
+    }
+    for (int k = 0; k < K; k++) {
+        const vf w0 = *(const vf *)(B + (int64_t)k * CONV_NR);
+        const vf w1 = nv == 2 ? *(const vf *)(B + (int64_t)k * CONV_NR + VL) : w0;
+        for (int r = 0; r < mr; r++) {
+            const float a = A[r * lda + k];
+            c0[r] += a * w0;
+            if (nv == 2) c1[r] += a * w1;
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        *(vf *)(C + r * ldc) = c0[r];
+        if (nv == 2) *(vf *)(C + r * ldc + VL) = c1[r];
+    }
+}
+
+static inline __attribute__((always_inline)) void conv_rows(const int nv, int M, int K, const float *A, int64_t lda,
+                                                            const float *B, float *C, int64_t ldc, const float *bias) {
+    for (int i = 0; i < M; i += CONV_MR) {
+        const float *a = A + (int64_t)i * lda;
+        float *c = C + (int64_t)i * ldc;
+        switch (M - i < CONV_MR ? M - i : CONV_MR) {
+        case 12: conv_micro(12, nv, K, a, lda, B, c, ldc, bias); break;
+        case 11: conv_micro(11, nv, K, a, lda, B, c, ldc, bias); break;
+        case 10: conv_micro(10, nv, K, a, lda, B, c, ldc, bias); break;
+        case 9: conv_micro(9, nv, K, a, lda, B, c, ldc, bias); break;
+        case 8: conv_micro(8, nv, K, a, lda, B, c, ldc, bias); break;
+        case 7: conv_micro(7, nv, K, a, lda, B, c, ldc, bias); break;
+        case 6: conv_micro(6, nv, K, a, lda, B, c, ldc, bias); break;
+        case 5: conv_micro(5, nv, K, a, lda, B, c, ldc, bias); break;
+        case 4: conv_micro(4, nv, K, a, lda, B, c, ldc, bias); break;
+        case 3: conv_micro(3, nv, K, a, lda, B, c, ldc, bias); break;
+        case 2: conv_micro(2, nv, K, a, lda, B, c, ldc, bias); break;
+        default: conv_micro(1, nv, K, a, lda, B, c, ldc, bias); break;
+        }
+    }
+}
+
+typedef struct {
+    float *y;          /* (N, Ho, Wo, C_out) */
+    const float *x;    /* (N, H, W, C_in) */
+    const float *wp;   /* (C_out/CONV_NR panels rounded up, K, CONV_NR): taps (ky, kx, ci) per row */
+    const float *b;    /* (C_out) or NULL */
+    const sam_conv2d_params *p;
+    int Ho, Wo;
+    int64_t K;         /* kh * kw * C_in */
+    float *col;        /* per thread: (Wo, K) gathered taps of one output row */
+} row_ctx;
+
+static void conv_row_items(void *vctx, int64_t r0, int64_t r1, int tid) {
+    const row_ctx *c = vctx;
+    const sam_conv2d_params *p = c->p;
+    const int C = p->C_in, Wo = c->Wo, seg = p->kw * C;
+    const int64_t K = c->K;
+    float *col = c->col + (size_t)tid * Wo * K;
+    for (int64_t r = r0; r < r1; r++) { /* r = n*Ho + oy */
+        const int n = (int)(r / c->Ho), oy = (int)(r % c->Ho);
+        /* gather: for each output pixel and kernel row, kw*C_in floats that
+         * are contiguous in x (channels-last) unless they cross the border */
+        for (int ox = 0; ox < Wo; ox++) {
+            const int ix0 = ox * p->stride_w - p->pad_w;
+            const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = p->W - ix0 < p->kw ? p->W - ix0 : p->kw;
+            for (int ky = 0; ky < p->kh; ky++) {
+                float *d = col + (int64_t)ox * K + (int64_t)ky * seg;
+                const int iy = oy * p->stride_h - p->pad_h + ky;
+                if (iy < 0 || iy >= p->H || kx1 <= kx0) {
+                    memset(d, 0, (size_t)seg * sizeof(float));
+                    continue;
+                }
+                if (kx0 > 0) memset(d, 0, (size_t)kx0 * C * sizeof(float));
+                memcpy(d + (int64_t)kx0 * C, c->x + (((int64_t)n * p->H + iy) * p->W + ix0 + kx0) * C,
+                       (size_t)(kx1 - kx0) * C * sizeof(float));
+                if (kx1 < p->kw) memset(d + (int64_t)kx1 * C, 0, (size_t)(p->kw - kx1) * C * sizeof(float));
+            }
+        }
+        float *y = c->y + r * Wo * p->C_out;
+        for (int j = 0; j < p->C_out; j += CONV_NR) {
+            const float *B = c->wp + (int64_t)(j / CONV_NR) * K * CONV_NR;
+            const float *bias = c->b ? c->b + j : NULL;
+            if (p->C_out - j >= CONV_NR)
+                conv_rows(2, Wo, (int)K, col, K, B, y + j, p->C_out, bias);
+            else /* C_out is a multiple of VL: one vector left */
+                conv_rows(1, Wo, (int)K, col, K, B, y + j, p->C_out, bias);
+        }
+    }
+}
+
+/* The row kernel when the conv suits it and its buffers fit the scratch; false: nothing written. */
+static bool conv_by_rows(sam_backend *be, float *y, const float *x, const float *w, const float *b,
+                         const sam_conv2d_params *p, int Ho, int Wo) {
+    const int64_t K = (int64_t)p->kh * p->kw * p->C_in;
+    if ((p->groups > 1) || K > CONV_ROW_MAX_K || p->C_out % VL != 0) return false;
+    const int nt = sam_cpu_threads(be);
+    const int npan = (p->C_out + CONV_NR - 1) / CONV_NR;
+    const size_t wsize = (size_t)npan * K * CONV_NR, need = wsize + (size_t)nt * Wo * K;
+    size_t cap;
+    float *s = sam_cpu_scratch_lock(be, need, &cap);
+    if (cap < need) {
+        sam_cpu_scratch_unlock(be);
+        return false;
+    }
+    const int taps = p->kh * p->kw;
+    for (int pn = 0; pn < npan; pn++)
+        for (int t = 0; t < taps; t++)
+            for (int ci = 0; ci < p->C_in; ci++) {
+                float *d = s + ((size_t)pn * K + (size_t)t * p->C_in + ci) * CONV_NR;
+                for (int j = 0; j < CONV_NR; j++) {
+                    const int co = pn * CONV_NR + j;
+                    d[j] = co < p->C_out ? w[((int64_t)co * p->C_in + ci) * taps + t] : 0.0f;
+                }
+            }
+    row_ctx c = {y, x, s, b, p, Ho, Wo, K, s + wsize};
+    sam_parallel_for(be->pool, (int64_t)p->N * Ho, 1, conv_row_items, &c);
+    sam_cpu_scratch_unlock(be);
+    return true;
+}
+
 /* ---- scratch-free fallbacks ---------------------------------------------
  * Used only when the scratch cannot hold the packed weights plus one pixel
  * (a conv far larger than SAM's, or the allocator refusing to grow): slow
@@ -158,6 +301,8 @@ void sam_cpu_conv2d(sam_backend *be, float *y, const float *x, const float *w, c
         sam_cpu_scratch_unlock(be);
         return;
     }
+
+    if (conv_by_rows(be, y, x, w, b, p, Ho, Wo)) return;
 
     const int Cg = p->C_in / G, Cog = p->C_out / G;
     const int64_t K = (int64_t)taps * Cg;
