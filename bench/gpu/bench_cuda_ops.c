@@ -137,7 +137,7 @@ static void linear_bench(int M, int N, int K, bool prepare) {
     sam_cuda_free(be, l.y), sam_cuda_free(be, l.x), sam_cuda_free(be, l.w), sam_cuda_free(be, l.b);
 }
 
-static void attn_bench(const char *what, int batch, int heads, int Lq, int Lk, int d) {
+static void attn_bench(const char *what, int batch, int heads, int Lq, int Lk, int d, int path) {
     att_ctx a;
     a.p = sam_attn_dense(heads, Lq, Lk, d, d);
     a.p.batch = batch;
@@ -146,8 +146,11 @@ static void attn_bench(const char *what, int batch, int heads, int Lq, int Lk, i
     a.v = drand_buf((size_t)batch * Lk * heads * d, 7);
     a.o = drand_buf((size_t)batch * Lq * heads * d, 8);
     char name[128];
-    snprintf(name, sizeof name, "attention %s b%d h%d %dx%d d%d", what, batch, heads, Lq, Lk, d);
+    snprintf(name, sizeof name, "attention %s b%d h%d %dx%d d%d %s", what, batch, heads, Lq, Lk, d,
+             path == SAM_CUDA_ATTN_FLASH ? "flash" : path == SAM_CUDA_ATTN_CHUNKED ? "chunked" : "auto");
+    sam_cuda_set_attention_path(be, path);
     timeit(name, run_attn, &a, 4e-9 * batch * heads * (double)Lq * Lk * d);
+    sam_cuda_set_attention_path(be, SAM_CUDA_ATTN_AUTO);
     sam_cuda_free(be, a.q), sam_cuda_free(be, a.k), sam_cuda_free(be, a.v), sam_cuda_free(be, a.o);
 }
 
@@ -175,12 +178,13 @@ static void run_all(sam_precision prec) {
     linear_bench(4096, 2304, 576, true);
     linear_bench(4096, 256, 256, false);
     /* memory attention: self (4096 tokens) and cross over 7 memories of 4096 + 64 pointer tokens */
-    attn_bench("mem-self", 1, 1, 4096, 4096, 256);
-    attn_bench("mem-cross", 1, 1, 4096, 7 * 4096 + 64, 256);
-    /* Hiera-L windows: stage 1 (8x8 windows, 2 heads of 72), global stage 3 (16 heads of 36... as 64x64 tokens) */
-    attn_bench("hiera-win", 1024, 2, 64, 64, 72);
-    attn_bench("hiera-global", 1, 8, 4096, 4096, 72);
-    attn_bench("decoder", 1, 8, 7, 4096, 16);
+    for (int path = SAM_CUDA_ATTN_FLASH; path <= SAM_CUDA_ATTN_CHUNKED; path++) {
+        attn_bench("mem-self", 1, 1, 4096, 4096, 256, path);
+        attn_bench("mem-cross", 1, 1, 4096, 7 * 4096 + 64, 256, path);
+        attn_bench("hiera-global", 1, 8, 4096, 4096, 72, path); /* Hiera-L stage 3 global blocks */
+    }
+    attn_bench("hiera-win", 1024, 2, 64, 64, 72, SAM_CUDA_ATTN_AUTO); /* Hiera-L stage 1: 8x8 windows */
+    attn_bench("decoder", 1, 8, 7, 4096, 16, SAM_CUDA_ATTN_AUTO);
     sam_conv2d_params pe = {1, 1024, 1024, 3, 144, 7, 7, 4, 4, 3, 3, 1};
     conv_bench("patch-embed 1024 3->144 7x7 s4", pe);
     sam_conv2d_params dw = {1, 64, 64, 256, 256, 7, 7, 1, 1, 3, 3, 256};

@@ -1,8 +1,12 @@
-/* Multi-head attention, flash style: no score matrix in memory. A block owns
- * BQ queries of one (batch, head); it walks the keys in tiles of BK held in
- * shared memory with the values, keeping per query a running max and sum
- * (online softmax) and rescaling its output accumulator, which lives in
- * registers. fp32 throughout (bf16 mode too, for now).
+/* Multi-head attention without the full score matrix, two ways.
+ *
+ * Fused (flash style), for many small problems: a block owns BQ queries of
+ * one (batch, head); it walks the keys in tiles of BK held in shared memory
+ * with the values, keeping per query a running max and sum (online softmax)
+ * and rescaling its output accumulator, which lives in registers. fp32
+ * (bf16 mode too, for now: no tensor cores here).
+ *
+ * Chunked, for a few big problems: see attention_chunked below.
  *
  * Thread layout (128 threads): thread t serves query row r = t / 4 of the
  * tile and lane c4 = t % 4 of it: scores of keys c4 + 4u (u < 8) and output
@@ -139,6 +143,98 @@ static void launch(sam_cuda_backend *cb, const attn_args &a, int64_t blocks, siz
     KERNEL_CHECK(cb);
 }
 
+/* ---- large problems: key chunks through cuBLAS ---------------------------------------
+ * For one big (batch, head) problem (the memory attention: 4096 queries over
+ * ~29k keys, d 256) the products dominate and cuBLAS runs them several times
+ * faster than the kernel above. Keys are taken in chunks of Ck: S = scale Q
+ * K_c^T (Lq, Ck) in the scratch (bounded: never the whole score matrix),
+ * then a row kernel does the online-softmax step (running max / sum per
+ * query, P = exp(S - max) in place, rescale of the output rows so far), and
+ * O += P V_c accumulates straight into the output rows. */
+
+#ifndef CHUNK_SCORES /* (tests may build with a smaller one) */
+#define CHUNK_SCORES ((int64_t)16 << 20) /* floats of one score chunk (64 MiB) */
+#endif
+
+/* One warp per query row. first: the first chunk (nothing accumulated yet). */
+__global__ void chunk_softmax_kernel(float *S, int64_t Lq, int Ck, int nk, float *m, float *l, float *O,
+                                     int64_t o_stride, int dv, int first) {
+    const int lane = threadIdx.x & 31;
+    const int64_t warps = (int64_t)gridDim.x * (blockDim.x >> 5);
+    for (int64_t r = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5); r < Lq; r += warps) {
+        float *s = S + r * Ck;
+        /* every lane reads the running values before the shuffles below, lane 0 alone writes them after */
+        const float m_old = first ? -INFINITY : m[r], l_old = first ? 0.0f : l[r];
+        float mx = -INFINITY;
+        for (int j = lane; j < nk; j += 32) mx = fmaxf(mx, s[j]);
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        const float mn = fmaxf(m_old, mx);
+        const float corr = first ? 0.0f : expf(m_old - mn);
+        double sum = 0;
+        for (int j = lane; j < nk; j += 32) {
+            const float e = expf(s[j] - mn);
+            s[j] = e;
+            sum += e;
+        }
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) {
+            l[r] = l_old * corr + (float)sum;
+            m[r] = mn;
+        }
+        if (!first && corr != 1.0f) {
+            float *orow = O + r * o_stride;
+            for (int e = lane; e < dv; e += 32) orow[e] *= corr;
+        }
+    }
+}
+
+/* O rows (Lq, dv) at o_stride /= l */
+__global__ void chunk_finish_kernel(float *O, int64_t Lq, int dv, int64_t o_stride, const float *l) {
+    const int64_t total = Lq * dv;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / dv;
+        O[r * o_stride + i % dv] *= 1.0f / l[r];
+    }
+}
+
+static void attention_chunked(sam_cuda_backend *cb, float *out, const float *q, const float *k, const float *v,
+                              const sam_attn_params *p) {
+    const int64_t Lq = p->Lq;
+    int64_t ck = CHUNK_SCORES / Lq;
+    if (ck < 256) ck = 256;
+    if (ck > p->Lk) ck = p->Lk;
+    const int Ck = (int)ck;
+    float *S = (float *)sam_cuda_scratch(cb, sizeof(float) * ((size_t)Lq * Ck + 2 * (size_t)Lq));
+    if (!S) return; /* error recorded */
+    float *m = S + (size_t)Lq * Ck, *l = m + Lq;
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int h = 0; h < p->heads; h++) {
+            const float *Q = q + b * p->q_batch + (int64_t)h * p->d_qk;
+            const float *K = k + b * p->k_batch + (int64_t)h * p->d_qk;
+            const float *V = v + b * p->v_batch + (int64_t)h * p->d_v;
+            float *O = out + b * p->o_batch + (int64_t)h * p->d_v;
+            for (int k0 = 0; k0 < p->Lk; k0 += Ck) {
+                const int nk = p->Lk - k0 < Ck ? p->Lk - k0 : Ck, first = k0 == 0;
+                sam_cuda_sgemm_locked(cb, false, true, (int)Lq, nk, p->d_qk, p->scale, Q, p->q_stride,
+                                      K + (int64_t)k0 * p->k_stride, p->k_stride, 0.0f, S, Ck);
+                chunk_softmax_kernel<<<sam_cuda_blocks(Lq * 32, 256), 256, 0, cb->stream>>>(S, Lq, Ck, nk, m, l, O,
+                                                                                             p->o_stride, p->d_v, first);
+                KERNEL_CHECK(cb);
+                sam_cuda_sgemm_locked(cb, false, false, (int)Lq, p->d_v, nk, 1.0f, S, Ck,
+                                      V + (int64_t)k0 * p->v_stride, p->v_stride, first ? 0.0f : 1.0f, O, p->o_stride);
+            }
+            chunk_finish_kernel<<<sam_cuda_blocks(Lq * p->d_v, 256), 256, 0, cb->stream>>>(O, Lq, p->d_v,
+                                                                                            p->o_stride, l);
+            KERNEL_CHECK(cb);
+        }
+}
+
+extern "C" void sam_cuda_set_attention_path(sam_backend *be, int path) {
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    cb->attn_path = path;
+    sam_cuda_unlock(cb);
+}
+
 void sam_cuda_attention(sam_backend *be, float *out, const float *q, const float *k, const float *v,
                         const sam_attn_params *p) {
     if (p->batch <= 0 || p->heads <= 0 || p->Lq <= 0 || p->d_v <= 0) return;
@@ -152,7 +248,19 @@ void sam_cuda_attention(sam_backend *be, float *out, const float *q, const float
         sam_cuda_unlock(cb);
         return;
     }
-    if (p->d_qk <= 0 || p->d_qk > ATT_DMAX || p->d_v > ATT_DMAX) {
+    /* Few big problems (memory attention) go to cuBLAS; many small ones
+     * (windows, heads of the decoder) to the fused kernel. */
+    const int64_t bh = (int64_t)p->batch * p->heads;
+    const bool big = (int64_t)p->Lq * p->Lk >= ((int64_t)1 << 21) && bh <= 32 && p->Lq >= 256;
+    const bool wide = p->d_qk > ATT_DMAX || p->d_v > ATT_DMAX;
+    int path = cb->attn_path;
+    if (path == SAM_CUDA_ATTN_AUTO) path = big || wide ? SAM_CUDA_ATTN_CHUNKED : SAM_CUDA_ATTN_FLASH;
+    if (path == SAM_CUDA_ATTN_CHUNKED && p->d_qk > 0 && p->Lq <= 0x7fffffff / 2) {
+        attention_chunked(cb, out, q, k, v, p);
+        sam_cuda_unlock(cb);
+        return;
+    }
+    if (p->d_qk <= 0 || wide) {
         CUDA_FAIL(cb, SAM2D_ERR_UNSUPPORTED, "attention: head dims %d/%d (1..%d supported)", p->d_qk, p->d_v,
                   ATT_DMAX);
         sam_cuda_unlock(cb);

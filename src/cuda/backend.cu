@@ -398,6 +398,10 @@ extern "C" sam_backend *sam_backend_cuda_create(int device, sam_precision precis
     be->permute = sam_cuda_permute;
     be->concat_last = sam_cuda_concat_last;
     be->attention = sam_cuda_attention;
+    be->linear_ep = sam_cuda_linear_ep;
+    be->window_partition = sam_cuda_window_partition;
+    be->window_unpartition_add = sam_cuda_window_unpartition_add;
+    be->maxpool2x2_ld = sam_cuda_maxpool2x2_ld;
     sam_logf(SAM_LOG_INFO, "cuda: back end on %s, precision %s", cb->devname, sam_precision_name(be->precision));
     return be;
 }

@@ -88,6 +88,14 @@ const char *sam_cuda_error_message(const sam_backend *be);
  * (illegal address, ...) keeps failing every later call. */
 void sam_cuda_clear_error(sam_backend *be);
 
+/* Attention has two implementations: a fused flash-style kernel (key tiles
+ * in shared memory, online softmax, head dims up to 256) for many small
+ * problems, and key chunks through cuBLAS (scores of one chunk in the
+ * scratch, online softmax between chunks) for a few big ones such as the
+ * memory attention. AUTO picks by size; tests and benchmarks force one. */
+enum { SAM_CUDA_ATTN_AUTO = 0, SAM_CUDA_ATTN_FLASH = 1, SAM_CUDA_ATTN_CHUNKED = 2 };
+void sam_cuda_set_attention_path(sam_backend *be, int path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,6 +57,7 @@ typedef struct {
     sam2d_status err;
     char errmsg[512];
     int max_smem_optin; /* bytes of shared memory a block may opt into */
+    int attn_path;      /* SAM_CUDA_ATTN_* (tests force one) */
 } sam_cuda_backend;
 
 #define SAM_CUDA_MAGIC 0x43554441u /* "CUDA" */
@@ -154,5 +155,12 @@ void sam_cuda_permute(sam_backend *be, float *y, const float *x, int ndim, const
 void sam_cuda_concat_last(sam_backend *be, float *y, const float *const *xs, const int *Cs, int nparts, int64_t rows);
 void sam_cuda_attention(sam_backend *be, float *out, const float *q, const float *k, const float *v,
                         const sam_attn_params *p);
+void sam_cuda_linear_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K,
+                        sam_act act, const float *residual);
+void sam_cuda_window_partition(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0,
+                               int nwin, bool norm, const float *gamma, const float *beta, float eps);
+void sam_cuda_window_unpartition_add(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww,
+                                     int w0, int nwin);
+void sam_cuda_maxpool2x2_ld(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx);
 
 #endif

@@ -393,21 +393,30 @@ static void concat_case(int64_t rows) {
 
 /* ---- attention ---------------------------------------------------------------------------- */
 
+/* Both attention paths (fused kernel where the head dims allow it, cuBLAS
+ * key chunks) against one CPU result. */
 static void attention_run(sam_backend *g, const char *tag, const sam_attn_params *p, size_t nq, size_t nk, size_t nv,
                           size_t no, float qscale, double tol) {
     float *q = hrand(nq, 161, qscale), *k = hrand(nk, 162, 1), *v = hrand(nv, 163, 1);
-    float *want = hrand(no, 164, 1), *got = malloc(no * 4);
-    memcpy(got, want, no * 4); /* gaps in the output (strides) must stay as they were */
+    float *want = hrand(no, 164, 1), *got = malloc(no * 4), *init = malloc(no * 4);
+    memcpy(init, want, no * 4); /* gaps in the output (strides) must stay as they were */
     cpu->attention(cpu, want, q, k, v, p);
-    float *dq = dcopy_on(g, q, nq), *dk = dcopy_on(g, k, nk), *dv = dcopy_on(g, v, nv), *dy = dcopy_on(g, got, no);
-    g->attention(g, dy, dq, dk, dv, p);
-    fetch_on(g, got, dy, no);
-    char name[160];
-    snprintf(name, sizeof name, "attention%s b=%d h=%d Lq=%d Lk=%d dqk=%d dv=%d qs=%g", tag, p->batch, p->heads, p->Lq,
-             p->Lk, p->d_qk, p->d_v, qscale);
-    check_norm(name, got, want, no, tol);
+    float *dq = dcopy_on(g, q, nq), *dk = dcopy_on(g, k, nk), *dv = dcopy_on(g, v, nv), *dy = dcopy_on(g, init, no);
+    for (int path = SAM_CUDA_ATTN_FLASH; path <= SAM_CUDA_ATTN_CHUNKED; path++) {
+        if (path == SAM_CUDA_ATTN_FLASH && (p->d_qk > 256 || p->d_v > 256)) continue;
+        CHECK(sam_cuda_upload(g, dy, init, no * 4) == SAM2D_OK);
+        sam_cuda_set_attention_path(g, path);
+        g->attention(g, dy, dq, dk, dv, p);
+        fetch_on(g, got, dy, no);
+        char name[160];
+        snprintf(name, sizeof name, "attention%s %s b=%d h=%d Lq=%d Lk=%d dqk=%d dv=%d qs=%g", tag,
+                 path == SAM_CUDA_ATTN_FLASH ? "flash" : "chunked", p->batch, p->heads, p->Lq, p->Lk, p->d_qk, p->d_v,
+                 qscale);
+        check_norm(name, got, want, no, tol);
+    }
+    sam_cuda_set_attention_path(g, SAM_CUDA_ATTN_AUTO);
     case_end();
-    free(q), free(k), free(v), free(want), free(got);
+    free(q), free(k), free(v), free(want), free(got), free(init);
 }
 
 static void attention_dense(int heads, int Lq, int Lk, int dqk, int dv, float qscale) {
@@ -426,17 +435,23 @@ static void attention_packed(int B, int heads, int L, int d) {
     p.o_stride = C + 5;
     p.o_batch = (int64_t)L * (C + 5);
     size_t nqkv = (size_t)B * L * 3 * C, no = (size_t)B * L * (C + 5);
-    float *qkv = hrand(nqkv, 171, 1), *want = hrand(no, 172, 1), *got = malloc(no * 4);
-    memcpy(got, want, no * 4);
+    float *qkv = hrand(nqkv, 171, 1), *want = hrand(no, 172, 1), *got = malloc(no * 4), *init = malloc(no * 4);
+    memcpy(init, want, no * 4);
     cpu->attention(cpu, want, qkv, qkv + C, qkv + 2 * C, &p);
-    float *dqkv = dcopy(qkv, nqkv), *dy = dcopy(got, no);
-    gpu->attention(gpu, dy, dqkv, dqkv + C, dqkv + 2 * C, &p);
-    fetch(got, dy, no);
-    char name[128];
-    snprintf(name, sizeof name, "attention packed qkv B=%d h=%d L=%d d=%d", B, heads, L, d);
-    check_norm(name, got, want, no, 1e-5);
+    float *dqkv = dcopy(qkv, nqkv), *dy = dcopy(init, no);
+    for (int path = SAM_CUDA_ATTN_FLASH; path <= SAM_CUDA_ATTN_CHUNKED; path++) {
+        CHECK(sam_cuda_upload(gpu, dy, init, no * 4) == SAM2D_OK);
+        sam_cuda_set_attention_path(gpu, path);
+        gpu->attention(gpu, dy, dqkv, dqkv + C, dqkv + 2 * C, &p);
+        fetch(got, dy, no);
+        char name[128];
+        snprintf(name, sizeof name, "attention packed qkv %s B=%d h=%d L=%d d=%d",
+                 path == SAM_CUDA_ATTN_FLASH ? "flash" : "chunked", B, heads, L, d);
+        check_norm(name, got, want, no, 1e-5);
+    }
+    sam_cuda_set_attention_path(gpu, SAM_CUDA_ATTN_AUTO);
     case_end();
-    free(qkv), free(want), free(got);
+    free(qkv), free(want), free(got), free(init);
 }
 
 /* ---- back end plumbing -------------------------------------------------------------------- */
@@ -467,12 +482,12 @@ static void plumbing(void) {
     CHECK(sam_backend_is_cuda(gpu) && !sam_backend_is_cuda(cpu));
     printf("device: %s\n", sam_cuda_device_name(gpu));
 
-    /* an unsupported call records an error instead of crashing, and it can be cleared */
-    sam_attn_params p = sam_attn_dense(1, 4, 4, 300, 300);
-    float *dq = dalloc_on(gpu, 4 * 300);
-    gpu->attention(gpu, dq, dq, dq, dq, &p);
-    CHECK(sam_cuda_sync(gpu) == SAM2D_ERR_UNSUPPORTED);
-    CHECK(strstr(sam_cuda_error_message(gpu), "head dims") != NULL);
+    /* a bad call records an error instead of crashing, and it can be cleared */
+    sam_conv2d_params cp = {1, 4, 4, 3, 4, 1, 1, 1, 1, 0, 0, 2}; /* 2 groups do not divide 3 channels */
+    float *dx = dalloc_on(gpu, 64);
+    gpu->conv2d(gpu, dx, dx, dx, NULL, &cp);
+    CHECK(sam_cuda_sync(gpu) == SAM2D_ERR_INVALID_ARG);
+    CHECK(strstr(sam_cuda_error_message(gpu), "groups") != NULL);
     sam_cuda_clear_error(gpu);
     CHECK(sam_cuda_sync(gpu) == SAM2D_OK);
     case_end();
@@ -589,6 +604,8 @@ int main(void) {
     attention_dense(2, 5, 0, 16, 16, 1);
     attention_dense(1, 17, 19, 256, 13, 1);
     attention_dense(1, 17, 19, 5, 200, 1);
+    attention_dense(1, 300, 270, 320, 288, 1); /* beyond the fused kernel's 256: cuBLAS chunks only */
+    attention_dense(1, 4096, 4100, 64, 64, 1);  /* Lq x Ck over the chunk budget: several chunks */
     attention_packed(3, 2, 77, 48);
     attention_packed(16, 1, 64, 96); /* Hiera windows 8x8, C 96 */
     {

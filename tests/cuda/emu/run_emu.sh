@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run test_cuda_ops on the CPU: src/cuda/*.cu compiled by g++ against the CUDA
-# emulation in this folder (cuda_emu.h), linked with the CPU library of a
-# normal build. Catches indexing / layout / algorithm bugs without a GPU.
-#   tests/cuda/emu/run_emu.sh [build-dir]     (default build-cuda; needs libsam2d.a there)
+# Run the CUDA tests (tests/cuda/test_*.c) on the CPU: src/cuda/*.cu compiled
+# by g++ against the CUDA emulation in this folder (cuda_emu.h), linked with
+# the CPU library of a normal build. Catches indexing / layout / algorithm /
+# warp-race bugs without a GPU; says nothing about speed.
+#   tests/cuda/emu/run_emu.sh [build-dir] [test-name...]   (default build-cuda, all tests; needs libsam2d.a there)
+#   EMU_DEFS=-DCHUNK_SCORES=20000 tests/cuda/emu/run_emu.sh   (every chunked attention in several chunks)
 set -eu
 cd "$(dirname "$0")/../../.."
 BUILD=${1:-build-cuda}
@@ -10,7 +12,7 @@ BUILD=${1:-build-cuda}
 E=$BUILD/cuda-emu
 mkdir -p "$E"
 cmake --build "$BUILD" --target sam2d_lib >/dev/null
-CXXFLAGS="-std=c++17 -O1 -g -ffp-contract=off -pthread -DSAM_CUDA_EMU -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas"
+CXXFLAGS="${EMU_DEFS:-} -std=c++17 -O1 -g -ffp-contract=off -pthread -DSAM_CUDA_EMU -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas"
 objs=""
 for cu in src/cuda/*.cu; do
   b=$(basename "$cu" .cu)
@@ -19,8 +21,16 @@ for cu in src/cuda/*.cu; do
   objs="$objs $E/$b.o"
 done
 g++ $CXXFLAGS -Itests/cuda/emu -c tests/cuda/emu/cuda_emu.cpp -o "$E/cuda_emu.o" &
-gcc -std=gnu11 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itests -c tests/cuda/test_cuda_ops.c -o "$E/test_cuda_ops.o" &
+tests=${*:-$(cd tests/cuda && ls test_*.c | sed 's/\.c$//')}
+for t in $tests; do
+  gcc -std=gnu11 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itests -c "tests/cuda/$t.c" -o "$E/$t.o" &
+done
 wait
-g++ -pthread -o "$E/test_cuda_ops_emu" "$E/test_cuda_ops.o" $objs "$E/cuda_emu.o" "$BUILD/libsam2d.a" \
-  $(pkg-config --libs openblas jansson zlib libpng libjpeg libavformat libavcodec libswscale libavutil libmicrohttpd) -lm
-"$E/test_cuda_ops_emu"
+libs="$(pkg-config --libs openblas jansson zlib libpng libjpeg libavformat libavcodec libswscale libavutil libmicrohttpd) -lm"
+rc=0
+for t in $tests; do
+  g++ -pthread -o "$E/${t}_emu" "$E/$t.o" $objs "$E/cuda_emu.o" "$BUILD/libsam2d.a" $libs
+  echo "== $t (CPU emulation)"
+  "$E/${t}_emu" || rc=1
+done
+exit $rc
