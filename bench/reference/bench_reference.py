@@ -309,6 +309,7 @@ def software():
         "Pillow": PIL.__version__,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "glibc_malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }
 
 
@@ -361,6 +362,37 @@ def run_all(args):
     print(text)
 
 
+def combine(args):
+    """Summarises several --all results (repeats on a shared machine): per stage,
+    the median of the repeats' medians, with every repeat kept under "repeats"."""
+    docs = [json.load(open(f)) for f in args.combine]
+    summary = []
+    for i, first in enumerate(docs[0]["results"]):
+        rs = [d["results"][i] for d in docs]
+        s = {"model": first["model"], "stage": first["stage"]}
+        for key in ("median_s", "peak_rss_gb", "init_state_s", "first_click_s",
+                    "click_cached_median_s", "cpu_s_median"):
+            vals = [r[key] for r in rs if key in r]
+            if vals:
+                s[key] = round(statistics.median(vals), 4)
+                s[key + "_repeats"] = [round(v, 4) for v in vals]
+        if "runs" in first:
+            s["runs"] = first["runs"]
+        s["statistic"] = ("median over %d repeats (separate processes, different times) of each "
+                          "repeat's median" % len(rs))
+        summary.append(s)
+    out = {k: docs[-1][k] for k in ("what", "machine", "software", "threads", "priority",
+                                    "weights", "shims")}
+    out["date"] = [d["date"] for d in docs]
+    out["results"] = summary
+    out["repeats"] = [{"date": d["date"], "results": d["results"]} for d in docs]
+    text = json.dumps(out, indent=1)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sam2-root", default=os.path.join(REPO, "ref"),
@@ -374,10 +406,14 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--out", help="write the combined JSON here (--all)")
+    ap.add_argument("--combine", nargs="+", metavar="JSON",
+                    help="summarise the JSON files of several --all runs")
+    ap.add_argument("--out", help="write the combined JSON here (--all, --combine)")
     args = ap.parse_args()
     args.sam2_root = os.path.abspath(args.sam2_root)
-    if args.all:
+    if args.combine:
+        combine(args)
+    elif args.all:
         run_all(args)
     elif args.stage:
         run_stage(args)
