@@ -18,9 +18,15 @@
 #define LN_EPS 1e-6f
 /* Tokens per window group / MLP chunk: bounds scratch memory, keeps GEMMs large. */
 #define GROUP_TOKENS 4096
-#define MLP_ROWS 2048 /* rows per MLP chunk: fewer, taller GEMMs re-pack the weights less often */
+/* Floats of qkv a window group may fill at least: groups of wide blocks are
+ * cut to the size of the K/V the global blocks need anyway (the largest
+ * buffer of the forward), so no group makes the arena grow. */
+#define QKV_MIN_FLOATS ((size_t)1 << 21)
+#define MLP_ROWS 512 /* rows per MLP chunk: GELU fused, the hidden stays small */
+#define POOL_BAND_FLOATS ((size_t)1 << 20) /* shortcut projection of one band of a pooling block */
+#define Q_ROWS 1024   /* queries per chunk of a global attention block (K/V projected once) */
 /* Rows per chunk of a neck level that is only projected (lateral conv then conv_s). */
-#define NECK_ROWS 4096
+#define NECK_ROWS 1024
 #define MAX_TAPS 64
 #define MAX_BLOCKS 64
 
@@ -85,21 +91,20 @@ struct sam_image_encoder {
     /* activations (carved once from the arena at create) */
     sam_arena arena;
     float *X;                    /* (max tokens*C) trunk activations, updated in place block by block */
-    float *Y;                    /* (max Ho*Wo*dim_out of projecting blocks) their output before it moves to X */
+    float *Y;                    /* (Ho*Wo*dim_out) output of a projecting block without pooling (none in SAM 2) */
     float *T;                    /* (band tokens, dim_out) shortcut projection before pooling */
+    float *OB;                   /* (band output tokens, dim_out) one band of a pooling block's output */
     /* WIN holds norm1 of the gathered windows (or of a band) until qkv has read
-     * them; then the attention output and the pooled queries: (group*qh*qw,
-     * dim_out) each, at WIN and WIN + win_ao. QKV likewise holds the projected
+     * them; then the attention output and the pooled queries (group*qh*qw,
+     * dim_out) each, one after the other. QKV likewise holds the projected
      * attention output once the attention has read q, k and v. */
     float *WIN;                  /* (group*wh*ww or band tokens, dim) */
-    size_t win_ao;               /* floats of the attention output part of WIN (max over blocks) */
-    float *QKV;                  /* (group*wh*ww, 3*dim_out) */
+    float *QKV;                  /* (group*wh*ww, 3*dim_out); (tokens, 2*dim_out) K/V of a global block */
     float *N2;                   /* (MLP_ROWS, dim_out) */
-    float *HID;                  /* (MLP_ROWS, hidden) */
+    float *HID;                  /* (MLP_ROWS, hidden); a chunk of queries and its attention output */
     bool keep[SAM2D_MAX_STAGES];   /* level kept whole (part of the top-down pass), else streamed */
     float *LAT[SAM2D_MAX_STAGES]; /* (h*w, d_model) neck level outputs of kept levels, else NULL */
-    float *LCH;                  /* (NECK_ROWS, d_model) chunk of a streamed level */
-    float *UP;                   /* (max h*w, d_model) top-down upsample of a kept level */
+    float *LCH;                  /* (NECK_ROWS, d_model) chunk of a streamed level / of a top-down upsample */
     enc_tap taps[MAX_TAPS];
     int ntaps;
     bool prepared;               /* linear weights registered with the back end (forgotten at free) */
@@ -109,6 +114,13 @@ struct sam_image_encoder {
 /* geometry                                                                  */
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+static size_t mx(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Global attention without pooling: K/V of the whole map projected once, the
+ * queries (projection, attention, output projection) in chunks of Q_ROWS. */
+static bool kv_split(const hiera_block *b) {
+    return !b->pool && b->nwh == 1 && b->nww == 1 && b->wh == b->H && b->ww == b->W;
+}
 
 typedef struct {
     int nblocks, nstages, H0, W0;
@@ -380,6 +392,9 @@ static sam2d_status plan_blocks(sam_image_encoder *e) {
                            dim_out, heads);
         if (pool && dim == dim_out)
             return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "image encoder: block %d pools without changing channels", i);
+        /* pooling blocks write their output over their consumed input, a band of window rows at a time */
+        if (pool && (size_t)(window > 0 ? window : h) / 2 * (w / 2) * dim_out > (size_t)(window > 0 ? window : h) * w * dim)
+            return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "image encoder: block %d grows the map when pooling", i);
         if (window > 0) {
             b->wh = b->ww = window;
             b->nwh = ceil_div(h, window);
@@ -406,14 +421,24 @@ static sam2d_status plan_blocks(sam_image_encoder *e) {
             b->qh = b->wh;
             b->qw = b->ww;
         }
-        int lk = b->wh * b->ww;
-        int nw = b->nwh * b->nww;
-        b->group = lk >= GROUP_TOKENS ? 1 : GROUP_TOKENS / lk;
-        if (b->group > nw) b->group = nw;
         if (b->hidden <= 0) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: mlp_ratio %g", cfg->mlp_ratio);
         h = b->Ho;
         w = b->Wo;
         dim = dim_out;
+    }
+    /* Window groups: up to GROUP_TOKENS tokens and the qkv budget. */
+    size_t budget = QKV_MIN_FLOATS;
+    for (int i = 0; i < e->nblocks; i++) {
+        const hiera_block *b = &e->blk[i];
+        if (b->nwh * b->nww == 1) budget = mx(budget, (size_t)b->wh * b->ww * (kv_split(b) ? 2 : 3) * b->dim_out);
+    }
+    for (int i = 0; i < e->nblocks; i++) {
+        hiera_block *b = &e->blk[i];
+        size_t lk = (size_t)b->wh * b->ww, g = (size_t)GROUP_TOKENS / lk, gb = budget / (lk * 3 * b->dim_out);
+        if (gb < g) g = gb;
+        if (g < 1) g = 1;
+        if (g > (size_t)(b->nwh * b->nww)) g = (size_t)(b->nwh * b->nww);
+        b->group = (int)g;
     }
     return SAM2D_OK;
 }
@@ -488,7 +513,12 @@ static void prepare_linears(sam_image_encoder *e, bool forget) {
     } while (0)
     for (int i = 0; i < e->nblocks; i++) {
         hiera_block *b = &e->blk[i];
-        PREP(b->qkv_w, 3 * b->dim_out, b->dim);
+        if (kv_split(b)) { /* q and k/v projected separately */
+            PREP(b->qkv_w, b->dim_out, b->dim);
+            PREP(b->qkv_w + (size_t)b->dim_out * b->dim, 2 * b->dim_out, b->dim);
+        } else {
+            PREP(b->qkv_w, 3 * b->dim_out, b->dim);
+        }
         PREP(b->proj_w, b->dim_out, b->dim_out);
         PREP(b->mlp1_w, b->hidden, b->dim_out);
         PREP(b->mlp2_w, b->dim_out, b->hidden);
@@ -500,21 +530,20 @@ static void prepare_linears(sam_image_encoder *e, bool forget) {
 #undef PREP
 }
 
-/* Rows of the map per shortcut band in a pooling block: even, about GROUP_TOKENS tokens, at most the map. */
-static int pool_band(const hiera_block *b) {
-    int band = GROUP_TOKENS / b->W;
-    if (band > b->H) band = b->H;
-    if (band < 2) band = 2;
-    return band & ~1;
+/* Window rows per band of a pooling block: about GROUP_TOKENS input tokens,
+ * and at most POOL_BAND_FLOATS of shortcut projection. */
+static int pool_wrows(const hiera_block *b) {
+    int k = GROUP_TOKENS / (b->wh * b->W);
+    size_t kb = POOL_BAND_FLOATS / ((size_t)b->wh * b->W * b->dim_out);
+    if ((size_t)k > kb) k = (int)kb;
+    return k < 1 ? 1 : k;
 }
 
 /* Scratch sizes (floats) for the whole forward, carved once. */
 typedef struct {
-    size_t act, y, t, win, ao, qkv, n2, hid, up, lch;
+    size_t act, y, t, ob, win, qkv, n2, hid, lch;
     size_t lat[SAM2D_MAX_STAGES];
 } enc_sizes;
-
-static size_t mx(size_t a, size_t b) { return a > b ? a : b; }
 
 static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
     memset(z, 0, sizeof(*z));
@@ -523,31 +552,39 @@ static void scratch_sizes(const sam_image_encoder *e, enc_sizes *z) {
         const hiera_block *b = &e->blk[i];
         size_t in = (size_t)b->H * b->W, out = (size_t)b->Ho * b->Wo;
         z->act = mx(z->act, mx(in * b->dim, out * b->dim_out));
-        if (b->dim != b->dim_out) z->y = mx(z->y, out * b->dim_out);
-        if (b->pool) z->t = mx(z->t, (size_t)pool_band(b) * b->W * b->dim_out);
-        if (b->pool) z->win = mx(z->win, (size_t)pool_band(b) * b->W * b->dim);
-        else if (b->dim != b->dim_out) z->win = mx(z->win, (size_t)GROUP_TOKENS * b->dim);
+        if (b->pool) { /* one band of window rows: its shortcut and its output */
+            size_t rows = (size_t)pool_wrows(b) * b->wh;
+            if (rows > (size_t)b->H) rows = (size_t)b->H;
+            z->t = mx(z->t, rows * b->W * b->dim_out);
+            z->win = mx(z->win, rows * b->W * b->dim);
+            z->ob = mx(z->ob, (size_t)pool_wrows(b) * b->qh * b->Wo * b->dim_out);
+        } else if (b->dim != b->dim_out) {
+            z->y = mx(z->y, out * b->dim_out);
+            z->win = mx(z->win, (size_t)GROUP_TOKENS * b->dim);
+        }
         size_t lk = (size_t)b->group * b->wh * b->ww, lq = (size_t)b->group * b->qh * b->qw;
         z->win = mx(z->win, lk * b->dim);
-        z->ao = mx(z->ao, lq * b->dim_out);
-        z->qkv = mx(z->qkv, lk * 3 * b->dim_out);
+        /* the attention output, then the pooled queries, share WIN (read by qkv before) */
+        z->win = mx(z->win, lq * b->dim_out * (b->pool ? 2 : 1));
+        z->qkv = mx(z->qkv, lk * (kv_split(b) ? 2 : 3) * b->dim_out);
         /* a chunk never has more rows than the map: the late, wide stages need no more than their tokens */
         size_t mrows = out < (size_t)MLP_ROWS ? out : (size_t)MLP_ROWS;
         z->n2 = mx(z->n2, mrows * b->dim_out);
         z->hid = mx(z->hid, mrows * b->hidden);
+        /* a chunk of queries and its attention output live in HID during the attention */
+        if (kv_split(b)) z->hid = mx(z->hid, 2 * (out < (size_t)Q_ROWS ? out : (size_t)Q_ROWS) * b->dim_out);
     }
-    /* the attention output, then the pooled queries, share WIN (read by qkv before) */
-    z->win = mx(z->win, 2 * z->ao);
     for (int l = 0; l < e->nstages; l++) {
         size_t n = (size_t)e->stage_h[l] * e->stage_w[l] * e->d_model;
         if (e->keep[l]) z->lat[l] = n;
-        if (e->topdown[l]) z->up = mx(z->up, n);
     }
     z->lch = (size_t)NECK_ROWS * e->d_model;
+    for (int l = 0; l + 1 < e->nstages; l++) /* at least one source row of a top-down upsample */
+        if (e->topdown[l]) z->lch = mx(z->lch, (size_t)4 * e->stage_w[l + 1] * e->d_model);
 }
 
 static size_t sizes_total(const enc_sizes *z, int nstages) {
-    size_t f[] = {z->act, z->y, z->t, z->win, z->qkv, z->n2, z->hid, z->up, z->lch};
+    size_t f[] = {z->act, z->y, z->t, z->ob, z->win, z->qkv, z->n2, z->hid, z->lch};
     size_t tot = 0;
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) tot += (f[i] * sizeof(float) + 63) & ~(size_t)63;
     for (int l = 0; l < nstages; l++) tot += (z->lat[l] * sizeof(float) + 63) & ~(size_t)63;
@@ -632,12 +669,11 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
     e->X = sam_arena_f32(a, z.act);
     e->Y = sam_arena_f32(a, z.y);
     e->T = sam_arena_f32(a, z.t);
+    e->OB = sam_arena_f32(a, z.ob);
     e->WIN = sam_arena_f32(a, z.win);
-    e->win_ao = z.ao;
     e->QKV = sam_arena_f32(a, z.qkv);
     e->N2 = sam_arena_f32(a, z.n2);
     e->HID = sam_arena_f32(a, z.hid);
-    e->UP = sam_arena_f32(a, z.up);
     e->LCH = sam_arena_f32(a, z.lch);
     for (int l = 0; l < e->nstages; l++) e->LAT[l] = e->keep[l] ? sam_arena_f32(a, z.lat[l]) : NULL;
     *out = e;
@@ -736,53 +772,17 @@ size_t sam_image_encoder_arena_bytes(const sam_image_encoder *e) { return e->are
 /* ------------------------------------------------------------------------ */
 /* forward                                                                   */
 
-/* One MultiScaleBlock, in place: x (H, W, dim) -> x (Ho, Wo, dim_out). norm1 is
- * computed per window group / row band, so no full normalised copy exists. */
-static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
+/* y += proj(attention) of windows [wa, wb) of x, where y is a map of yh rows
+ * x Wo whose first window is wa (the block's output map, or one band of it). */
+static void attend_windows(sam_image_encoder *e, const hiera_block *b, const float *x, float *y, int yh, int wa,
+                           int wb) {
     sam_backend *be = e->be;
-    int H = b->H, W = b->W, C = b->dim, O = b->dim_out;
-    size_t ntok = (size_t)H * W, nout = (size_t)b->Ho * b->Wo;
-
-    /* Residual path. */
-    float *y;
-    if (b->sc_w) {
-        y = e->Y;
-        if (b->pool) {
-            /* maxpool(proj(norm1(x))) in bands of an even number of rows to bound scratch. */
-            int band = pool_band(b);
-            for (int r0 = 0; r0 + 1 < H; r0 += band) {
-                int rows = H - r0 < band ? H - r0 : band;
-                rows &= ~1;
-                if (rows <= 0) break;
-                be->layer_norm(be, e->WIN, x + (size_t)r0 * W * C, b->norm1_w, b->norm1_b, (int64_t)rows * W, C,
-                               LN_EPS);
-                be->linear(be, e->T, e->WIN, b->sc_w, b->sc_b, rows * W, O, C);
-                be->maxpool2x2(be, y + (size_t)(r0 / 2) * b->Wo * O, e->T, 1, rows, W, O);
-            }
-        } else {
-            for (size_t r0 = 0; r0 < ntok; r0 += GROUP_TOKENS) {
-                int rows = (int)(ntok - r0 < GROUP_TOKENS ? ntok - r0 : GROUP_TOKENS);
-                be->layer_norm(be, e->WIN, x + r0 * C, b->norm1_w, b->norm1_b, rows, C, LN_EPS);
-                be->linear(be, y + r0 * O, e->WIN, b->sc_w, b->sc_b, rows, O, C);
-            }
-        }
-    } else {
-        /* Identity shortcut: accumulate into x. Safe because windows do not overlap:
-         * a group's tokens are read (gathered) before the same tokens are written. */
-        y = x;
-    }
-
-    /* Attention over groups of windows. */
-    int nw = b->nwh * b->nww, lk = b->wh * b->ww, lq = b->qh * b->qw, hd = O / b->heads;
-    bool whole = b->nwh == 1 && b->nww == 1 && b->wh == H && b->ww == W;
-    float *ao = e->WIN, *qp = e->WIN + e->win_ao, *po = e->QKV; /* see the struct: buffers reused in turn */
-    for (int w0 = 0; w0 < nw; w0 += b->group) {
-        int g = nw - w0 < b->group ? nw - w0 : b->group;
+    const int C = b->dim, O = b->dim_out, lk = b->wh * b->ww, lq = b->qh * b->qw, hd = O / b->heads;
+    for (int w0 = wa; w0 < wb; w0 += b->group) {
+        int g = wb - w0 < b->group ? wb - w0 : b->group;
+        float *ao = e->WIN, *qp = e->WIN + (size_t)g * lq * O, *po = e->QKV; /* see the struct: buffers reused in turn */
         /* norm1 on the way into the windows; the padding stays 0 as the reference pads after norm1 */
-        if (whole)
-            be->layer_norm(be, e->WIN, x, b->norm1_w, b->norm1_b, (int64_t)ntok, C, LN_EPS);
-        else
-            be->window_partition(be, e->WIN, x, H, W, C, b->wh, b->ww, w0, g, true, b->norm1_w, b->norm1_b, LN_EPS);
+        be->window_partition(be, e->WIN, x, b->H, b->W, C, b->wh, b->ww, w0, g, true, b->norm1_w, b->norm1_b, LN_EPS);
         be->linear(be, e->QKV, e->WIN, b->qkv_w, b->qkv_b, g * lk, 3 * O, C);
         sam_attn_params p;
         memset(&p, 0, sizeof(p));
@@ -808,12 +808,87 @@ static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
             p.q_batch = (int64_t)lk * 3 * O;
         }
         be->attention(be, ao, q, e->QKV + O, e->QKV + 2 * O, &p);
-        if (whole && !b->pool) { /* y += proj(ao), the residual added while each block is in cache */
-            be->linear_ep(be, y, ao, b->proj_w, b->proj_b, g * lq, O, O, SAM_ACT_NONE, y);
-        } else {
-            be->linear(be, po, ao, b->proj_w, b->proj_b, g * lq, O, O);
-            be->window_unpartition_add(be, y, po, b->Ho, b->Wo, O, b->qh, b->qw, w0, g);
+        be->linear(be, po, ao, b->proj_w, b->proj_b, g * lq, O, O);
+        be->window_unpartition_add(be, y, po, yh, b->Wo, O, b->qh, b->qw, w0 - wa, g);
+    }
+}
+
+/* Global attention without pooling: y += proj(attention(norm1(x))), K/V of
+ * every token projected once, then the queries in chunks (projection,
+ * attention, output projection with the residual) so no full q exists. */
+static void attend_global(sam_image_encoder *e, const hiera_block *b, const float *x, float *y) {
+    sam_backend *be = e->be;
+    const int C = b->dim, O = b->dim_out, hd = O / b->heads;
+    const size_t ntok = (size_t)b->H * b->W;
+    float *kv = e->QKV; /* (ntok, 2*O): k then v of each token */
+    be->layer_norm(be, e->WIN, x, b->norm1_w, b->norm1_b, (int64_t)ntok, C, LN_EPS);
+    be->linear(be, kv, e->WIN, b->qkv_w + (size_t)O * C, b->qkv_b + O, (int)ntok, 2 * O, C);
+    for (size_t r0 = 0; r0 < ntok; r0 += Q_ROWS) {
+        int rows = (int)(ntok - r0 < Q_ROWS ? ntok - r0 : Q_ROWS);
+        float *qc = e->HID, *oc = e->HID + (size_t)rows * O; /* (rows, O) each */
+        be->linear(be, qc, e->WIN + r0 * C, b->qkv_w, b->qkv_b, rows, O, C);
+        sam_attn_params p = sam_attn_dense(b->heads, rows, (int)ntok, hd, hd);
+        p.k_stride = p.v_stride = 2 * (int64_t)O;
+        p.k_batch = p.v_batch = (int64_t)ntok * 2 * O;
+        p.scale = (float)(1.0 / sqrt((double)hd));
+        be->attention(be, oc, qc, kv, kv + O, &p);
+        be->linear_ep(be, y + r0 * O, oc, b->proj_w, b->proj_b, rows, O, O, SAM_ACT_NONE, y + r0 * O);
+    }
+}
+
+/* dst (n) = src (n) through the back end (a 1-D identity permute). */
+static void copy_floats(sam_backend *be, float *dst, const float *src, size_t n) {
+    const int64_t shape[1] = {(int64_t)n};
+    const int perm[1] = {0};
+    be->permute(be, dst, src, 1, shape, perm);
+}
+
+/* Attention half of a pooling block, in place: x (H, W, dim) -> x (Ho, Wo,
+ * dim_out) = maxpool(proj(norm1(x))) + proj(attention with pooled queries).
+ * Bands of whole window rows are finished one at a time in OB and copied to
+ * the start of x: a band's output never reaches past its own input (checked at
+ * plan), so only rows already consumed are overwritten. */
+static void pool_block_attention(sam_image_encoder *e, const hiera_block *b, float *x) {
+    sam_backend *be = e->be;
+    const int H = b->H, W = b->W, C = b->dim, O = b->dim_out, k = pool_wrows(b);
+    for (int wr = 0; wr < b->nwh; wr += k) {
+        const int kr = b->nwh - wr < k ? b->nwh - wr : k;
+        const int r0 = wr * b->wh, r1 = (wr + kr) * b->wh < H ? (wr + kr) * b->wh : H;
+        const int o0 = wr * b->qh, o1 = (wr + kr) * b->qh < b->Ho ? (wr + kr) * b->qh : b->Ho;
+        const int rows = (r1 - r0) & ~1; /* the pool floors an odd last row away */
+        /* shortcut: maxpool(proj(norm1(x))) of the band's rows */
+        be->layer_norm(be, e->WIN, x + (size_t)r0 * W * C, b->norm1_w, b->norm1_b, (int64_t)rows * W, C, LN_EPS);
+        be->linear(be, e->T, e->WIN, b->sc_w, b->sc_b, rows * W, O, C);
+        be->maxpool2x2(be, e->OB, e->T, 1, rows, W, O);
+        attend_windows(e, b, x, e->OB, o1 - o0, wr * b->nww, (wr + kr) * b->nww);
+        copy_floats(be, x + (size_t)o0 * b->Wo * O, e->OB, (size_t)(o1 - o0) * b->Wo * O);
+    }
+}
+
+/* One MultiScaleBlock, in place: x (H, W, dim) -> x (Ho, Wo, dim_out). norm1 is
+ * computed per window group / row band, so no full normalised copy exists. */
+static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
+    sam_backend *be = e->be;
+    const int C = b->dim, O = b->dim_out;
+    const size_t ntok = (size_t)b->H * b->W, nout = (size_t)b->Ho * b->Wo;
+    float *y = x; /* the residual stream the attention and the MLP add into */
+    if (b->pool) {
+        pool_block_attention(e, b, x);
+    } else {
+        if (b->sc_w) { /* a projecting block without pooling (not in SAM 2's configs): separate output */
+            y = e->Y;
+            for (size_t r0 = 0; r0 < ntok; r0 += GROUP_TOKENS) {
+                int rows = (int)(ntok - r0 < GROUP_TOKENS ? ntok - r0 : GROUP_TOKENS);
+                be->layer_norm(be, e->WIN, x + r0 * C, b->norm1_w, b->norm1_b, rows, C, LN_EPS);
+                be->linear(be, y + r0 * O, e->WIN, b->sc_w, b->sc_b, rows, O, C);
+            }
         }
+        /* Identity shortcut: y is x. Safe because windows do not overlap: a
+         * group's tokens are read before the same tokens are written. */
+        if (kv_split(b))
+            attend_global(e, b, x, y);
+        else
+            attend_windows(e, b, x, y, b->Ho, 0, b->nwh * b->nww);
     }
 
     /* MLP in row chunks: y += mlp2(gelu(mlp1(norm2(y)))), GELU and the residual fused into the products. */
@@ -824,7 +899,7 @@ static void run_block(sam_image_encoder *e, const hiera_block *b, float *x) {
         be->linear_ep(be, e->HID, e->N2, b->mlp1_w, b->mlp1_b, rows, b->hidden, O, SAM_ACT_GELU, NULL);
         be->linear_ep(be, yr, e->HID, b->mlp2_w, b->mlp2_b, rows, O, b->hidden, SAM_ACT_NONE, yr);
     }
-    if (y != x) memcpy(x, y, sizeof(float) * nout * O);
+    if (y != x) copy_floats(be, x, y, nout * O);
 }
 
 /* Output of level l for rows [r0, r0+n) from its neck features lat (n, d_model):
@@ -898,8 +973,15 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
     for (int l = e->nstages - 2; l >= 0; l--) {
         if (!e->topdown[l]) continue;
         int h = e->stage_h[l + 1], w = e->stage_w[l + 1];
-        be->upsample_nearest(be, e->UP, e->LAT[l + 1], 1, h, w, dm, 2, 2);
-        be->add(be, e->LAT[l], e->LAT[l], e->UP, (int64_t)e->stage_h[l] * e->stage_w[l] * dm);
+        /* in bands of source rows whose x2 upsample fits the chunk buffer */
+        int band = NECK_ROWS / (4 * w);
+        if (band < 1) band = 1;
+        for (int r0 = 0; r0 < h; r0 += band) {
+            int n = h - r0 < band ? h - r0 : band;
+            be->upsample_nearest(be, e->LCH, e->LAT[l + 1] + (size_t)r0 * w * dm, 1, n, w, dm, 2, 2);
+            float *dst = e->LAT[l] + (size_t)2 * r0 * (2 * w) * dm;
+            be->add(be, dst, dst, e->LCH, (int64_t)4 * n * w * dm);
+        }
     }
     for (int l = 0; l < e->nstages; l++) {
         if (e->keep[l]) tap(e, SAM_ENC_TAP_NECK_OUT, l, e->LAT[l]);
