@@ -88,6 +88,14 @@ const char *sam_cuda_error_message(const sam_backend *be);
  * (illegal address, ...) keeps failing every later call. */
 void sam_cuda_clear_error(sam_backend *be);
 
+/* Axial RoPE in place, as the memory attention's rope_rows (src/model/memory.c)
+ * does it on the host today: x (rows, at `stride` floats per token), every
+ * head's consecutive pairs (x[2j], x[2j+1]) rotated as complex numbers by
+ * cos_t/sin_t (L, head_dim/2); token r uses table row r % L. Device pointers.
+ * Meant to become a table entry (ops.h has none yet). */
+void sam_cuda_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim,
+                   const float *cos_t, const float *sin_t, int64_t L);
+
 /* Attention has two implementations: a fused flash-style kernel (key tiles
  * in shared memory, online softmax, head dims up to 256) for many small
  * problems, and key chunks through cuBLAS (scores of one chunk in the

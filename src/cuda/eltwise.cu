@@ -500,3 +500,31 @@ void sam_cuda_concat_last(sam_backend *be, float *y, const float *const *xs, con
     }
     sam_cuda_unlock(cb);
 }
+
+/* ---- RoPE (not in the table yet: sam_cuda_rope in cuda_backend.h) -------------------------- */
+
+__global__ void rope_kernel(float *x, int64_t rows, int64_t stride, int heads, int hd, int half, const float *cs,
+                            const float *sn, int64_t L) {
+    GRID_LOOP(i, rows * heads * half) {
+        const int j = (int)(i % half);
+        const int64_t t = i / half;
+        const int h = (int)(t % heads);
+        const int64_t r = t / heads;
+        float *v = x + r * stride + (int64_t)h * hd + 2 * j;
+        const float c = cs[(r % L) * half + j], s = sn[(r % L) * half + j];
+        const float re = v[0], im = v[1];
+        v[0] = re * c - im * s;
+        v[1] = re * s + im * c;
+    }
+}
+
+extern "C" void sam_cuda_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim,
+                              const float *cos_t, const float *sin_t, int64_t L) {
+    const int half = head_dim / 2;
+    if (rows <= 0 || heads <= 0 || half <= 0 || L <= 0) return;
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    rope_kernel<<<sam_cuda_blocks(rows * heads * half, THREADS), THREADS, 0, cb->stream>>>(x, rows, stride, heads, head_dim,
+                                                                                           half, cos_t, sin_t, L);
+    KERNEL_CHECK(cb);
+    sam_cuda_unlock(cb);
+}

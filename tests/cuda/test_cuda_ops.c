@@ -7,6 +7,8 @@
  * Outputs start as NaN so an element a kernel forgets to write fails.
  * Exits 77 (ctest: skipped) when no usable CUDA device is present. */
 #include <math.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +456,75 @@ static void attention_packed(int B, int heads, int L, int d) {
     free(qkv), free(want), free(got), free(init);
 }
 
+/* ---- RoPE (sam_cuda_rope) against the host loop of src/model/memory.c -------------------------- */
+
+static void rope_case(int64_t rows, int heads, int hd, int64_t L, int64_t pad) {
+    const int half = hd / 2;
+    const int64_t stride = (int64_t)heads * hd + pad;
+    size_t nx = (size_t)rows * stride, nt = (size_t)L * half;
+    float *x = hrand(nx, 191, 2), *cs = hrand(nt, 192, 1), *sn = hrand(nt, 193, 1), *want = malloc(nx * 4);
+    float *got = malloc(nx * 4);
+    memcpy(want, x, nx * 4);
+    for (int64_t r = 0; r < rows; r++)
+        for (int h = 0; h < heads; h++)
+            for (int j = 0; j < half; j++) {
+                float *v = want + r * stride + (int64_t)h * hd + 2 * j;
+                const float c = cs[(r % L) * half + j], s = sn[(r % L) * half + j];
+                const float re = v[0], im = v[1];
+                v[0] = re * c - im * s;
+                v[1] = re * s + im * c;
+            }
+    float *dx = dcopy(x, nx), *dc = dcopy(cs, nt), *ds = dcopy(sn, nt);
+    sam_cuda_rope(gpu, dx, rows, stride, heads, hd, dc, ds, L);
+    fetch(got, dx, nx);
+    char name[96];
+    snprintf(name, sizeof name, "rope rows=%lld heads=%d hd=%d L=%lld pad=%lld", (long long)rows, heads, hd,
+             (long long)L, (long long)pad);
+    check_norm(name, got, want, nx, 1e-6);
+    case_end();
+    free(x), free(cs), free(sn), free(want), free(got);
+}
+
+/* ---- several threads on one back end ------------------------------------------------------ */
+
+typedef struct {
+    const float *dx, *dw; /* device inputs shared by all threads */
+    float *dy;            /* this thread's output */
+    float *out;           /* host copy of the last result */
+    int M, N, K, reps;
+} thr_job;
+
+static void *thr_main(void *v) {
+    thr_job *j = v;
+    for (int r = 0; r < j->reps; r++) {
+        gpu->linear(gpu, j->dy, j->dx, j->dw, NULL, j->M, j->N, j->K);
+        gpu->gelu(gpu, j->dy, j->dy, (int64_t)j->M * j->N);
+        sam_cuda_download(gpu, j->out, j->dy, (size_t)j->M * j->N * sizeof(float));
+    }
+    return NULL;
+}
+
+static void threads_case(void) {
+    enum { NT = 4, M = 200, N = 96, K = 160 };
+    float *x = hrand((size_t)M * K, 181, 1), *w = hrand((size_t)N * K, 182, 0.1f), *want = hnan((size_t)M * N);
+    cpu->linear(cpu, want, x, w, NULL, M, N, K);
+    cpu->gelu(cpu, want, want, (int64_t)M * N);
+    float *dx = dcopy(x, (size_t)M * K), *dw = dcopy(w, (size_t)N * K);
+    pthread_t th[NT];
+    thr_job jobs[NT];
+    for (int t = 0; t < NT; t++) {
+        jobs[t] = (thr_job){dx, dw, dalloc_on(gpu, (size_t)M * N), hnan((size_t)M * N), M, N, K, 10};
+        pthread_create(&th[t], NULL, thr_main, &jobs[t]);
+    }
+    for (int t = 0; t < NT; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < NT; t++) {
+        check_norm("linear+gelu from 4 threads on one back end", jobs[t].out, want, (size_t)M * N, 1e-5);
+        free(jobs[t].out);
+    }
+    case_end();
+    free(x), free(w), free(want);
+}
+
 /* ---- back end plumbing -------------------------------------------------------------------- */
 
 static void plumbing(void) {
@@ -480,6 +551,19 @@ static void plumbing(void) {
     sam_cuda_free(gpu, d);
     CHECK(sam_cuda_bytes_in_use(gpu) == before);
     CHECK(sam_backend_is_cuda(gpu) && !sam_backend_is_cuda(cpu));
+    /* every entry of the table is filled (entries appended to ops.h later must be implemented too);
+     * all members from `linear` on are function pointers */
+    {
+        typedef void (*any_fn)(void);
+        const size_t n = (sizeof(sam_backend) - offsetof(sam_backend, linear)) / sizeof(any_fn);
+        const char *base = (const char *)gpu + offsetof(sam_backend, linear);
+        for (size_t i = 0; i < n; i++) {
+            any_fn f;
+            memcpy(&f, base + i * sizeof(any_fn), sizeof f);
+            CHECK_MSG(f != NULL, "table entry %zu (counting from linear) is NULL in the CUDA back end", i);
+        }
+        printf("table: %zu entries, all set\n", n);
+    }
     printf("device: %s\n", sam_cuda_device_name(gpu));
 
     /* a bad call records an error instead of crashing, and it can be cleared */
@@ -509,6 +593,10 @@ int main(void) {
     }
 
     plumbing();
+    threads_case();
+    rope_case(4096, 1, 256, 4096, 0);     /* memory attention queries */
+    rope_case(3 * 4096 + 5, 1, 256, 4096, 0); /* keys of several memories: the table repeats */
+    rope_case(77, 3, 16, 10, 7);          /* heads, padded rows */
 
     /* linear / gemm: odd sizes, the encoder's and the heads' shapes */
     linear_case(37, 53, 71, true);
