@@ -59,7 +59,11 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d) {
 
 /* Device memory starts as NaN bytes (0xff): a kernel reading what nobody wrote shows up. */
 cudaError_t cudaMalloc(void **p, size_t n) {
+#if defined(__SANITIZE_ADDRESS__)
+    *p = malloc(n ? n : 1); /* exact size: ASan flags any access past the end */
+#else
     *p = aligned_alloc(256, (n + 255) & ~(size_t)255);
+#endif
     if (!*p) return emu_set_error(cudaErrorMemoryAllocation);
     memset(*p, 0xff, n);
     return cudaSuccess;

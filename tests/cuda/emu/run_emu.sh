@@ -5,6 +5,8 @@
 # warp-race bugs without a GPU; says nothing about speed.
 #   tests/cuda/emu/run_emu.sh [build-dir] [test-name...]   (default build-cuda, all tests; needs libsam2d.a there)
 #   EMU_DEFS=-DCHUNK_SCORES=20000 tests/cuda/emu/run_emu.sh   (every chunked attention in several chunks)
+#   EMU_DEFS="-fsanitize=address,undefined" EMU_LDFLAGS=-fsanitize=address,undefined tests/cuda/emu/run_emu.sh
+#     (device memory is heap memory here: a kernel reading or writing outside a buffer is caught)
 set -eu
 cd "$(dirname "$0")/../../.."
 BUILD=${1:-build-cuda}
@@ -23,13 +25,13 @@ done
 g++ $CXXFLAGS -Itests/cuda/emu -c tests/cuda/emu/cuda_emu.cpp -o "$E/cuda_emu.o" &
 tests=${*:-$(cd tests/cuda && ls test_*.c | sed 's/\.c$//')}
 for t in $tests; do
-  gcc -std=gnu11 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itests -c "tests/cuda/$t.c" -o "$E/$t.o" &
+  gcc ${EMU_DEFS:-} -std=gnu11 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itests -c "tests/cuda/$t.c" -o "$E/$t.o" &
 done
 wait
 libs="$(pkg-config --libs openblas jansson zlib libpng libjpeg libavformat libavcodec libswscale libavutil libmicrohttpd) -lm"
 rc=0
 for t in $tests; do
-  g++ -pthread -o "$E/${t}_emu" "$E/$t.o" $objs "$E/cuda_emu.o" "$BUILD/libsam2d.a" $libs
+  g++ ${EMU_LDFLAGS:-} -pthread -o "$E/${t}_emu" "$E/$t.o" $objs "$E/cuda_emu.o" "$BUILD/libsam2d.a" $libs
   echo "== $t (CPU emulation)"
   "$E/${t}_emu" || rc=1
 done
