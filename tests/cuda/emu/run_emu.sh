@@ -25,7 +25,8 @@ done
 g++ $CXXFLAGS -Itests/cuda/emu -c tests/cuda/emu/cuda_emu.cpp -o "$E/cuda_emu.o" &
 tests=${*:-$(cd tests/cuda && ls test_*.c | sed 's/\.c$//')}
 for t in $tests; do
-  gcc ${EMU_DEFS:-} -std=gnu11 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itests -c "tests/cuda/$t.c" -o "$E/$t.o" &
+  gcc ${EMU_DEFS:-} -std=gnu11 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itests -DSAM2D_TEST_DATA="\"$PWD/tests/data\"" \
+    -DSAM2D_SOURCE_DIR="\"$PWD\"" -c "tests/cuda/$t.c" -o "$E/$t.o" &
 done
 wait
 libs="$(pkg-config --libs openblas jansson zlib libpng libjpeg libavformat libavcodec libswscale libavutil libmicrohttpd) -lm"
