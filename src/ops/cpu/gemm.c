@@ -80,8 +80,9 @@ static void sgemm_par(sam_backend *be, bool ta, bool tb, int M, int N, int K, fl
     if (M >= 32 * nt || M >= N) {
         /* Each part re-packs all of op(B) (the weights of a linear layer); with
          * many rows, parts of >= 256 rows (two per thread) keep that small
-         * (at 32 rows it was 10% of the large encoder). */
-        int64_t part = 32;
+         * (at 32 rows it was 10% of the large encoder); with fewer, one part
+         * per thread (the encoder's 512-row MLP chunks: ~20% faster than 64-row parts). */
+        int64_t part = (M + nt - 1) / nt > 32 ? (M + nt - 1) / nt : 32;
         if (M >= 512 * nt) part = M / (2 * nt) > 256 ? M / (2 * nt) : 256; /* two parts per thread for balance */
         sam_parallel_for(be->pool, M, part, gemm_part, &c);
     } else {
