@@ -45,7 +45,7 @@ if ! cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSAM2D_CUDA=ON -DCMAKE_C
 fi
 grep -q "sam2d_cuda" "$BUILD/Makefile" 2>/dev/null || grep -rq "sam2d_cuda" "$BUILD/CMakeFiles/Makefile2" 2>/dev/null ||
   say "WARNING: the CUDA back end is not in this build (nvcc not found?)"
-if ! cmake --build "$BUILD" -j "$JOBS" --target test_cuda_ops bench_cuda_ops >"$OUT/build.log" 2>&1; then
+if ! cmake --build "$BUILD" -j "$JOBS" --target cuda_checks >"$OUT/build.log" 2>&1; then
   say "build FAILED (errors from build.log):"
   grep -E "error|Error" "$OUT/build.log" | head -30 | tee -a "$SUMMARY"
   exit 1
