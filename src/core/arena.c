@@ -1,16 +1,19 @@
 #include "core/arena.h"
 
+#include <stdbool.h>
+
 #include "core/alloc.h"
 
 struct sam_arena_chunk {
     sam_arena_chunk *next;
     size_t size, offset;
     unsigned char *data;
+    bool external; /* a caller's buffer: not freed here */
 };
 
 void sam_arena_init(sam_arena *a) {
     a->chunks = NULL;
-    a->used_total = a->high_water = a->capacity = 0;
+    a->used_total = a->high_water = a->capacity = a->borrowed = 0;
 }
 
 static sam_arena_chunk *new_chunk(size_t size) {
@@ -24,6 +27,7 @@ static sam_arena_chunk *new_chunk(size_t size) {
     c->size = size;
     c->offset = 0;
     c->next = NULL;
+    c->external = false;
     return c;
 }
 
@@ -31,12 +35,12 @@ static void free_chunks(sam_arena *a) {
     sam_arena_chunk *c = a->chunks;
     while (c) {
         sam_arena_chunk *n = c->next;
-        sam_free(c->data);
+        if (!c->external) sam_free(c->data);
         sam_free(c);
         c = n;
     }
     a->chunks = NULL;
-    a->capacity = 0;
+    a->capacity = a->borrowed = 0;
 }
 
 int sam_arena_reserve(sam_arena *a, size_t bytes) {
@@ -73,8 +77,30 @@ void *sam_arena_alloc(sam_arena *a, size_t bytes) {
 
 size_t sam_arena_resident(const sam_arena *a) {
     size_t n = 0;
-    for (const sam_arena_chunk *c = a->chunks; c; c = c->next) n += sam_mem_resident(c->data, c->size);
+    for (const sam_arena_chunk *c = a->chunks; c; c = c->next)
+        if (!c->external) n += sam_mem_resident(c->data, c->size);
     return n;
+}
+
+void sam_arena_use_buffer(sam_arena *a, void *buf, size_t bytes) {
+    const sam_arena_chunk *c = a->chunks;
+    if (buf && bytes && c && !c->next && c->external && c->data == buf && c->size == bytes) {
+        a->used_total = 0;
+        a->chunks->offset = 0;
+        return;
+    }
+    free_chunks(a);
+    a->used_total = 0;
+    if (!buf || !bytes) return;
+    sam_arena_chunk *e = sam_malloc(sizeof *e);
+    if (!e) return; /* own chunks on the next allocation */
+    e->data = buf;
+    e->size = bytes;
+    e->offset = 0;
+    e->next = NULL;
+    e->external = true;
+    a->chunks = e;
+    a->borrowed = bytes;
 }
 
 float *sam_arena_f32(sam_arena *a, size_t count) { return sam_arena_alloc(a, count * sizeof(float)); }

@@ -13,6 +13,7 @@ typedef struct {
     size_t used_total;       /* bytes handed out since the last reset */
     size_t high_water;       /* largest used_total seen */
     size_t capacity;         /* bytes owned */
+    size_t borrowed;         /* bytes of a caller's buffer in use (sam_arena_use_buffer) */
 } sam_arena;
 
 void sam_arena_init(sam_arena *a);
@@ -25,8 +26,17 @@ float *sam_arena_f32(sam_arena *a, size_t count);
  * one chunk of the high-water size so the next run allocates nothing. */
 void sam_arena_reset(sam_arena *a);
 void sam_arena_free(sam_arena *a);
-/* Bytes of the arena's chunks that are resident now (pages ever touched). */
+/* Bytes of the arena's own chunks that are resident now (pages ever touched;
+ * a borrowed buffer is its owner's to count). */
 size_t sam_arena_resident(const sam_arena *a);
+
+/* Run in the caller's buffer (64-byte aligned, `bytes` long) from now on,
+ * freeing the arena's own chunks: modules that never run at the same time
+ * can share one region. The buffer must outlive the arena's use of it; more
+ * than it holds falls back to own chunks (reset then drops the buffer).
+ * Forgets any allocation (call between runs). NULL / 0 returns to own
+ * chunks (none until the next allocation). No-op when already in place. */
+void sam_arena_use_buffer(sam_arena *a, void *buf, size_t bytes);
 
 /* Mark/rewind for scoped temporaries inside one run. */
 typedef struct {

@@ -853,3 +853,19 @@ size_t sam_memory_attention_scratch_bytes(const sam_memory_attention *a, size_t 
     if (resident) *resident = a ? sam_arena_resident(&a->arena) : 0;
     return a ? a->arena.capacity : 0;
 }
+
+size_t sam_memory_attention_scratch_need(const sam_memory_attention *a, int64_t M) {
+    return a ? mattn_scratch_bytes(a, a->max_hw, M) : 0;
+}
+
+size_t sam_memory_encoder_scratch_need(const sam_memory_encoder *m) { return m ? menc_scratch_bytes(m) : 0; }
+
+void sam_memory_attention_use_scratch(sam_memory_attention *a, void *buf, size_t bytes) {
+    if (a) sam_arena_use_buffer(&a->arena, buf, bytes);
+}
+
+void sam_memory_encoder_use_scratch(sam_memory_encoder *m, void *buf, size_t bytes) {
+    if (!m) return;
+    m->scratch = &m->arena;
+    sam_arena_use_buffer(&m->arena, buf, bytes);
+}

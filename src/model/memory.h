@@ -109,4 +109,13 @@ size_t sam_memory_encoder_weight_bytes(const sam_memory_encoder *m);
 size_t sam_memory_attention_weight_bytes(const sam_memory_attention *a);
 size_t sam_memory_attention_scratch_bytes(const sam_memory_attention *a, size_t *resident);
 
+/* Scratch bytes of one call (the attention's for M memory tokens at the
+ * configured feature size), and running each module in a caller's region
+ * (see sam_arena_use_buffer; NULL returns to own memory; the encoder then
+ * stops sharing the attention's arena). */
+size_t sam_memory_attention_scratch_need(const sam_memory_attention *a, int64_t M);
+size_t sam_memory_encoder_scratch_need(const sam_memory_encoder *m);
+void sam_memory_attention_use_scratch(sam_memory_attention *a, void *buf, size_t bytes);
+void sam_memory_encoder_use_scratch(sam_memory_encoder *m, void *buf, size_t bytes);
+
 #endif

@@ -591,3 +591,9 @@ size_t sam_heads_scratch_bytes(const sam_heads *h, size_t *resident) {
     if (resident) *resident = h ? sam_arena_resident(&h->arena) : 0;
     return h ? h->arena.capacity : 0;
 }
+
+size_t sam_heads_scratch_need(const sam_heads *h) { return h ? h->arena.high_water : 0; }
+
+void sam_heads_use_scratch(sam_heads *h, void *buf, size_t bytes) {
+    if (h) sam_arena_use_buffer(&h->arena, buf, bytes);
+}

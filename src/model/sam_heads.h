@@ -31,6 +31,11 @@ void sam_heads_free(sam_heads *h);
  * reserved, and *resident the part ever touched (may be NULL). */
 size_t sam_heads_weight_bytes(const sam_heads *h);
 size_t sam_heads_scratch_bytes(const sam_heads *h, size_t *resident);
+/* Bytes the activations need (the high water of the dry run at create and of
+ * every call since), and running them in a caller's region (see
+ * sam_arena_use_buffer; NULL returns to own memory). */
+size_t sam_heads_scratch_need(const sam_heads *h);
+void sam_heads_use_scratch(sam_heads *h, void *buf, size_t bytes);
 
 /* Prompt encoder. coords (n, 2) in model pixels (0..S, before the +0.5 shift), labels (n): -1 pad, 0 neg,
  * 1 pos, 2/3 box corners. mask_input (S/4, S/4) logits or NULL (then no_mask_embed). Outputs: sparse (n, C),

@@ -34,7 +34,20 @@ struct sam_track {
     float mask_ds_b;
     size_t weight_bytes;
 
-    /* scratch, reserved at create (memory grows once when more cond frames come) */
+    /* Per-step buffers and the called modules' scratch share one region, laid
+     * out by phase (a step runs memory attention, heads, memory encoder in
+     * turn; the image encoder's input before them), so its size is the
+     * largest phase, not the sum. Pages are touched only as used.
+     *   always    [pix | high_res | ...
+     *   attention [pix | memory | memory_pos | attention scratch]
+     *   heads     [pix | high_res | dense | dec_masks | low_from_mask | heads scratch]
+     *   encoder   [pix | high_res | mask_mem | mem_feat | mem_pos | encoder scratch]
+     *   features  [normalised input image]
+     * memory/memory_pos overlap high_res: the attention only runs before the
+     * heads, and a mask used as output (which fills high_res first) skips it. */
+    unsigned char *region;
+    size_t region_bytes;
+    size_t region_heads;            /* bytes the heads' scratch got (the rest of the region after its offset) */
     float *pix;                     /* (hw, C) conditioned features */
     float *memory, *memory_pos;     /* (mem_cap, D) */
     int64_t mem_cap;                /* rows */
@@ -221,16 +234,64 @@ static void *scratch_alloc(sam_track *t, size_t bytes) {
     return sam_calloc(1, bytes ? bytes : 1);
 }
 
-static sam2d_status reserve_memory_rows(sam_track *t, int64_t rows) {
-    if (rows <= t->mem_cap) return SAM2D_OK;
-    float *m = sam_realloc(t->memory, (size_t)rows * t->D * sizeof(float));
-    if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "memory bank scratch (%lld rows)", (long long)rows);
-    t->memory = m;
-    float *p = sam_realloc(t->memory_pos, (size_t)rows * t->D * sizeof(float));
-    if (!p) return SAM_ERR(SAM2D_ERR_NOMEM, "memory bank scratch (%lld rows)", (long long)rows);
-    t->memory_pos = p;
-    t->scratch_bytes += (size_t)(rows - t->mem_cap) * t->D * 2 * sizeof(float);
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Lay the region out for a bank of `rows` memory tokens (and the heads'
+ * current need), growing it when either grew. Only between steps or at a
+ * step's start: nothing in the region is live then. Cheap when nothing changed. */
+static sam2d_status region_layout(sam_track *t, int64_t rows) {
+    const size_t heads_need = al64(sam_heads_scratch_need(t->heads));
+    if (rows <= t->mem_cap && heads_need <= t->region_heads && t->region) return SAM2D_OK;
+    if (rows < t->mem_cap) rows = t->mem_cap;
+    const size_t hw = (size_t)t->hw, C = (size_t)t->C, D = (size_t)t->D, SS = (size_t)t->S * t->S,
+                 LL = (size_t)t->L * t->L;
+    const size_t pixB = al64(hw * C * sizeof(float)), highB = al64(SS * sizeof(float));
+    const size_t memB = al64((size_t)rows * D * sizeof(float)), featB = al64(hw * D * sizeof(float));
+    const size_t denseB = al64(hw * C * sizeof(float)), decB = al64(4 * LL * sizeof(float)),
+                 lowB = al64(LL * sizeof(float));
+    const size_t attnB = al64(sam_memory_attention_scratch_need(t->mattn, rows));
+    const size_t encB = al64(sam_memory_encoder_scratch_need(t->menc));
+    const size_t oA = pixB, oB = pixB + highB, oC = pixB + highB;
+    const size_t endA = oA + 2 * memB + attnB;
+    const size_t endB = oB + denseB + decB + lowB + heads_need;
+    const size_t endC = oC + highB + 2 * featB + encB;
+    const size_t endF = al64(SS * 3 * sizeof(float));
+    size_t need = endA;
+    if (endB > need) need = endB;
+    if (endC > need) need = endC;
+    if (endF > need) need = endF;
+    if (need > t->region_bytes) {
+        /* the modules leave the old region before it goes */
+        sam_heads_use_scratch(t->heads, NULL, 0);
+        sam_memory_attention_use_scratch(t->mattn, NULL, 0);
+        sam_memory_encoder_use_scratch(t->menc, NULL, 0);
+        sam_free(t->region);
+        t->scratch_bytes -= t->region_bytes;
+        t->region_bytes = 0;
+        t->region = sam_malloc(need);
+        if (!t->region) return SAM_ERR(SAM2D_ERR_NOMEM, "tracker scratch (%lld memory rows)", (long long)rows);
+        t->region_bytes = need;
+        t->scratch_bytes += need;
+    }
+    unsigned char *r = t->region;
+    t->pix = (float *)r;
+    t->high_res = (float *)(r + pixB);
+    t->memory = (float *)(r + oA);
+    t->memory_pos = (float *)(r + oA + memB);
+    /* each module gets the rest of the region after its offset: slack for a
+     * call larger than planned (e.g. more prompt points) before a re-layout */
+    const size_t R = t->region_bytes;
+    sam_memory_attention_use_scratch(t->mattn, r + oA + 2 * memB, R - (oA + 2 * memB));
+    t->dense = (float *)(r + oB);
+    t->dec_masks = (float *)(r + oB + denseB);
+    t->low_from_mask = (float *)(r + oB + denseB + decB);
+    sam_heads_use_scratch(t->heads, r + oB + denseB + decB + lowB, R - (oB + denseB + decB + lowB));
+    t->mask_mem = (float *)(r + oC);
+    t->mem_feat = (float *)(r + oC + highB);
+    t->mem_pos = (float *)(r + oC + highB + featB);
+    sam_memory_encoder_use_scratch(t->menc, r + oC + highB + 2 * featB, R - (oC + highB + 2 * featB));
     t->mem_cap = rows;
+    t->region_heads = R - (oB + denseB + decB + lowB);
     return SAM2D_OK;
 }
 
@@ -275,11 +336,16 @@ void sam_track_free(sam_track *t) {
     if (!t) return;
     float *own[] = {t->maskmem_tpos_enc, t->no_mem_embed, t->no_mem_pos_enc, t->no_obj_ptr, t->ptr_proj_w[0],
                     t->ptr_proj_w[1], t->ptr_proj_w[2], t->ptr_proj_b[0], t->ptr_proj_b[1], t->ptr_proj_b[2],
-                    t->tpos_proj_w, t->tpos_proj_b, t->no_obj_embed_spatial, t->mask_ds_w, t->pix, t->memory,
-                    t->memory_pos, t->maskmem_pos, t->sparse, t->coords, t->dense, t->dec_masks, t->dec_iou,
-                    t->dec_tokens, t->high_res, t->mask_mem, t->low_from_mask, t->mem_feat, t->mem_pos, t->mlp_a,
-                    t->mlp_b, t->tpos_in, t->tpos_out, t->pos_f};
+                    t->tpos_proj_w, t->tpos_proj_b, t->no_obj_embed_spatial, t->mask_ds_w, t->maskmem_pos,
+                    t->sparse, t->coords, t->dec_iou, t->dec_tokens, t->mlp_a, t->mlp_b, t->tpos_in, t->tpos_out,
+                    t->pos_f};
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) sam_free(own[i]);
+    if (t->region) { /* the modules outlive the tracker: back to their own scratch */
+        sam_heads_use_scratch(t->heads, NULL, 0);
+        sam_memory_attention_use_scratch(t->mattn, NULL, 0);
+        sam_memory_encoder_use_scratch(t->menc, NULL, 0);
+        sam_free(t->region);
+    }
     sam_free(t->labels);
     sam_free(t->mem_pick);
     sam_free(t->ptr_pick);
@@ -361,36 +427,21 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
         sam_track_free(t);
         return st;
     }
-    const int64_t hw = t->hw, S = t->S, L = t->L;
-    t->pix = scratch_alloc(t, (size_t)hw * C * sizeof(float));
+    const int64_t hw = t->hw;
     t->maskmem_pos = scratch_alloc(t, (size_t)hw * D * sizeof(float));
-    t->dense = scratch_alloc(t, (size_t)hw * C * sizeof(float));
-    t->dec_masks = scratch_alloc(t, (size_t)4 * L * L * sizeof(float));
     t->dec_iou = scratch_alloc(t, 4 * sizeof(float));
     t->dec_tokens = scratch_alloc(t, (size_t)4 * C * sizeof(float));
-    t->high_res = scratch_alloc(t, (size_t)S * S * sizeof(float));
-    t->mask_mem = scratch_alloc(t, (size_t)S * S * sizeof(float));
-    t->low_from_mask = scratch_alloc(t, (size_t)L * L * sizeof(float));
-    t->mem_feat = scratch_alloc(t, (size_t)hw * D * sizeof(float));
-    t->mem_pos = scratch_alloc(t, (size_t)hw * D * sizeof(float));
     t->mlp_a = scratch_alloc(t, (size_t)C * sizeof(float));
     t->mlp_b = scratch_alloc(t, (size_t)C * sizeof(float));
-    if (!t->pix || !t->maskmem_pos || !t->dense || !t->dec_masks || !t->dec_iou || !t->dec_tokens || !t->high_res ||
-        !t->mask_mem || !t->low_from_mask || !t->mem_feat || !t->mem_pos || !t->mlp_a || !t->mlp_b) {
+    if (!t->maskmem_pos || !t->dec_iou || !t->dec_tokens || !t->mlp_a || !t->mlp_b) {
         sam_track_free(t);
         return SAM_ERR(SAM2D_ERR_NOMEM, "tracker scratch");
     }
     /* the usual bank: one cond frame + num_maskmem-1 previous frames + pointers */
     int64_t rows = (int64_t)(cfg->num_maskmem > 0 ? cfg->num_maskmem : 1) * hw +
                    (int64_t)(cfg->max_obj_ptrs_in_encoder + 1) * (C / D);
-    if ((st = reserve_memory_rows(t, rows)) != SAM2D_OK || (st = reserve_picks(t, 4)) != SAM2D_OK ||
+    if ((st = region_layout(t, rows)) != SAM2D_OK || (st = reserve_picks(t, 4)) != SAM2D_OK ||
         (st = reserve_sparse(t, 8)) != SAM2D_OK) {
-        sam_track_free(t);
-        return st;
-    }
-    /* the step runs memory attention, heads, memory encoder in turn (callers
-     * serialise steps): one scratch arena serves both memory modules */
-    if (menc && mattn && (st = sam_memory_share_scratch(menc, mattn)) != SAM2D_OK) {
         sam_track_free(t);
         return st;
     }
@@ -416,10 +467,8 @@ size_t sam_track_weight_bytes(const sam_track *t) { return t->weight_bytes; }
 size_t sam_track_scratch_bytes(const sam_track *t) { return t->scratch_bytes; }
 
 size_t sam_track_scratch_resident(const sam_track *t) {
-    const void *bufs[] = {t->pix, t->memory, t->memory_pos, t->maskmem_pos, t->sparse, t->coords, t->labels,
-                          t->dense, t->dec_masks, t->dec_iou, t->dec_tokens, t->high_res, t->mask_mem,
-                          t->low_from_mask, t->mem_feat, t->mem_pos, t->mlp_a, t->mlp_b, t->tpos_in, t->tpos_out,
-                          t->pos_f, t->mem_pick, t->ptr_pick};
+    const void *bufs[] = {t->region, t->maskmem_pos, t->sparse, t->coords, t->labels, t->dec_iou, t->dec_tokens,
+                          t->mlp_a, t->mlp_b, t->tpos_in, t->tpos_out, t->pos_f, t->mem_pick, t->ptr_pick};
     size_t n = 0;
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) n += sam_mem_resident(bufs[i], sam_alloc_size(bufs[i]));
     return n;
@@ -536,7 +585,7 @@ static sam2d_status prepare_memory_conditioned(sam_track *t, const sam_track_fea
     sam_track_select(cfg, bank, frame, reverse, t->mem_pick, &n_mem, t->ptr_pick, &n_ptr);
     const int split = C / D; /* tokens per pointer */
     int64_t rows = (int64_t)n_mem * hw + (int64_t)n_ptr * split;
-    SAM_TRY(reserve_memory_rows(t, rows));
+    SAM_TRY(region_layout(t, rows));
     if (!t->have_maskmem_pos && n_mem > 0)
         return SAM_ERR(SAM2D_ERR_STATE, "tracker: memory position encoding unknown (no memory encoded yet)");
     for (int i = 0; i < n_mem; i++) {
@@ -643,6 +692,7 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
 
 sam2d_status sam_track_encode_memory(sam_track *t, const sam_track_feats *f, const float *pred_masks_lowres,
                                      float score, bool is_mask_from_pts, uint16_t *maskmem) {
+    SAM_TRY(region_layout(t, t->mem_cap)); /* nothing live yet: the heads' need may have grown */
     t->be->resize_bilinear(t->be, t->high_res, pred_masks_lowres, 1, t->L, t->L, t->S, t->S, false);
     return sam_track_encode_memory_highres(t, f, t->high_res, score, is_mask_from_pts, maskmem, NULL);
 }
@@ -660,6 +710,7 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
     const sam2d_model_config *cfg = t->cfg;
     const int S = t->S, L = t->L;
     const int64_t LL = (int64_t)L * L, SS = (int64_t)S * S;
+    SAM_TRY(region_layout(t, t->mem_cap)); /* nothing live yet: the heads' need may have grown */
     out->n_mem = out->n_ptr = out->num_obj_ptr_tokens = out->memory_tokens = 0;
     out->num_masks = 0;
     out->multimask = false;
@@ -738,8 +789,10 @@ static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sa
     sam2d_model *model = ctx;
     const sam2d_model_config *cfg = &model->cfg;
     const int S = cfg->image_size;
-    /* only the top level's position encoding is read (memory attention) */
-    float *img = buf + sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_TOP); /* (S, S, 3) normalised input */
+    /* only the top level's position encoding is read (memory attention); the
+     * normalised input lives in the tracker's region, idle while the image
+     * encoder runs (the model lock is held around engine calls) */
+    float *img = (float *)model->tracker->region; /* (S, S, 3) normalised input */
     sam_normalize_u8(frame, S, img);
     sam_image_features feats;
     sam_image_features_bind_ex(cfg, buf, SAM_FEATURES_POS_TOP, &feats);
@@ -771,8 +824,7 @@ sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine 
     memset(eng, 0, sizeof(*eng));
     eng->ctx = model;
     eng->cfg = cfg;
-    eng->feat_floats =
-        sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_TOP) + (size_t)cfg->image_size * cfg->image_size * 3;
+    eng->feat_floats = sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_TOP);
     eng->features = eng_features;
     eng->step = eng_step;
     eng->encode = eng_encode;

@@ -152,7 +152,7 @@ void sam_bench_memory_log(const sam_bench_memory *m, const char *title, sam_benc
     log(user, line);
     snprintf(line, sizeof line,
              "  weights %.1f, packed copies %.1f, encoder arena %.1f, heads scratch %.1f, memory-module scratch "
-             "%.1f, tracker scratch %.1f, back-end scratch %.1f MiB",
+             "%.1f, tracker region (per-step buffers + the modules' scratch when shared) %.1f, back-end scratch %.1f MiB",
              m->weights / Mi, m->packed / Mi, m->encoder_arena / Mi, m->heads_scratch / Mi, m->memory_scratch / Mi,
              m->track_scratch / Mi, m->backend_scratch / Mi);
     log(user, line);
@@ -520,7 +520,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         /* growth of the live bytes from frame to frame once the bank is full (one object) */
         double g[SAM_BENCH_MAX_SAMPLES];
         int ng = 0;
-        for (int i = r->full_from + 1; i < r->n_frames; i++) g[ng++] = c.used[i] - c.used[i - 1];
+        for (int i = 2; i < r->n_frames; i++) g[ng++] = c.used[i] - c.used[i - 1]; /* frame 1: the first tracked */
         const double gm = sam_bench_median(g, ng);
         r->track_growth_per_frame = gm > 0 ? (size_t)gm : 0;
         sam_bench_memory_log(&r->mem_track, "after propagation (session open)", log_sink, (void *)p);

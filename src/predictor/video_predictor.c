@@ -36,7 +36,16 @@ struct sam2d_video_session {
     sam2d_model_config cfg;
     sam_video_engine eng;
     int T, vw, vh, S, L, C, D, hw;
-    uint8_t *frames;           /* (T, S, S, 3) */
+    /* Frames as stored: one smaller than S x S stays at its own size (fh, fw, 3)
+     * and is resized when encoded (the same bytes the upload-time resize gave);
+     * a larger one is resized to (S, S, 3) once. NULL: never set (zeros). */
+    uint8_t **frames;          /* (T) */
+    int *frame_w, *frame_h;    /* (T) stored size */
+    size_t frames_bytes;       /* sum of the stored frames */
+    uint8_t *frame_s;          /* (S, S, 3) the frame being encoded, when stored smaller */
+    sam_resize_plan *plan;     /* resize of the last stored size (a video's frames share one) */
+    size_t plan_bytes;         /* its work buffer */
+    int plan_w, plan_h;
     int fill_hole_area;
     bool non_overlap;
     vobj *objs;
@@ -47,7 +56,7 @@ struct sam2d_video_session {
     sam_track_feats feats;
     float *res_logits;         /* (cap_obj, vh, vw) */
     float *res_scores;         /* (cap_obj) */
-    float *mask_s;             /* (S, S) */
+    float *mask_s;             /* (S, S) a mask prompt; allocated by the first one */
     float *mask_f;             /* (mask area) grows with the largest mask given */
     size_t mask_f_cap;
     float *prev_logits;        /* (L, L) */
@@ -165,7 +174,7 @@ static sam2d_status obj_get_or_add(sam2d_video_session *s, int obj_id, int *idx)
         return SAM2D_OK;
     }
     if (s->n_obj == s->cap_obj) {
-        int cap = s->cap_obj ? s->cap_obj * 2 : 4;
+        int cap = s->cap_obj ? s->cap_obj * 2 : 1; /* video-res logits per slot: no spare ones up front */
         vobj *no = sam_realloc(s->objs, (size_t)cap * sizeof(vobj));
         if (!no) return SAM_ERR(SAM2D_ERR_NOMEM, "objects");
         s->objs = no;
@@ -218,10 +227,43 @@ static sam_track_bank obj_bank(const sam2d_video_session *s, const vobj *o) {
 
 /* ---------------- engine calls ---------------- */
 
+/* Frame f as the (S, S, 3) picture the encoder takes. */
+static sam2d_status frame_pixels(sam2d_video_session *s, int f, const uint8_t **out) {
+    const int S = s->S;
+    const uint8_t *src = s->frames[f];
+    if (src && s->frame_w[f] == S && s->frame_h[f] == S) {
+        *out = src;
+        return SAM2D_OK;
+    }
+    if (!s->frame_s) {
+        s->frame_s = sam_malloc((size_t)S * S * 3);
+        if (!s->frame_s) return SAM_ERR(SAM2D_ERR_NOMEM, "video session: frame buffer");
+        s->fixed_bytes += (size_t)S * S * 3;
+    }
+    *out = s->frame_s;
+    if (!src) {
+        memset(s->frame_s, 0, (size_t)S * S * 3);
+        return SAM2D_OK;
+    }
+    if (!s->plan || s->plan_w != s->frame_w[f] || s->plan_h != s->frame_h[f]) {
+        sam_resize_plan_free(s->plan);
+        s->fixed_bytes -= s->plan_bytes;
+        s->plan = NULL;
+        s->plan_bytes = 0;
+        SAM_TRY(sam_resize_plan_create(s->frame_w[f], s->frame_h[f], S, S, 3, &s->plan));
+        s->plan_bytes = sam_resize_plan_scratch_bytes(s->plan);
+        s->fixed_bytes += s->plan_bytes;
+        s->plan_w = s->frame_w[f];
+        s->plan_h = s->frame_h[f];
+    }
+    return sam_resize_plan_run(s->plan, src, s->frame_s, NULL);
+}
+
 static sam2d_status get_features(sam2d_video_session *s, int f) {
     if (s->cached_frame == f) return SAM2D_OK;
     s->cached_frame = -1;
-    const uint8_t *img = s->frames + (size_t)f * s->S * s->S * 3;
+    const uint8_t *img = NULL;
+    SAM_TRY(frame_pixels(s, f, &img));
     if (s->eng.lock) s->eng.lock(s->eng.ctx);
     double t0 = mono_now();
     sam2d_status st = s->eng.features(s->eng.ctx, img, s->feat_buf, &s->feats);
@@ -380,27 +422,34 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
     s->cached_frame = -1;
     s->state_bytes = align64(sizeof(sam_frame_state)) + align64((size_t)s->L * s->L * sizeof(float)) +
                      align64((size_t)s->C * sizeof(float)) + align64((size_t)s->hw * s->D * sizeof(uint16_t));
-    const size_t fbytes = (size_t)num_frames * s->S * s->S * 3;
-    s->frames = sam_malloc(fbytes);
+    s->frames = sam_calloc((size_t)num_frames, sizeof(uint8_t *));
+    s->frame_w = sam_calloc((size_t)num_frames, sizeof(int));
+    s->frame_h = sam_calloc((size_t)num_frames, sizeof(int));
     s->feat_buf = sam_malloc((eng->feat_floats ? eng->feat_floats : 1) * sizeof(float));
-    s->mask_s = sam_malloc((size_t)s->S * s->S * sizeof(float));
     s->prev_logits = sam_malloc((size_t)s->L * s->L * sizeof(float));
     s->cc_scratch = sam_malloc(sam_cc_scratch_bytes(s->L, s->L));
     s->up_y = sam_malloc((size_t)video_h * 2 * sizeof(int));
     s->up_x = sam_malloc((size_t)video_w * 2 * sizeof(int));
     s->up_wy = sam_malloc((size_t)video_h * 2 * sizeof(float));
     s->up_wx = sam_malloc((size_t)video_w * 2 * sizeof(float));
-    if (!s->frames || !s->feat_buf || !s->mask_s || !s->prev_logits || !s->cc_scratch || !s->up_y || !s->up_x ||
-        !s->up_wy || !s->up_wx) {
+    if (!s->frames || !s->frame_w || !s->frame_h || !s->feat_buf || !s->prev_logits || !s->cc_scratch || !s->up_y ||
+        !s->up_x || !s->up_wy || !s->up_wx) {
         sam2d_video_session_free(s);
         return SAM_ERR(SAM2D_ERR_NOMEM, "video session of %d frames", num_frames);
     }
-    if (frames) memcpy(s->frames, frames, fbytes);
-    else memset(s->frames, 0, fbytes);
+    const size_t fs = (size_t)s->S * s->S * 3;
+    for (int i = 0; frames && i < num_frames; i++) {
+        sam2d_status st = sam2d_video_session_set_frame(s, i, frames + fs * (size_t)i, s->S, s->S);
+        if (st != SAM2D_OK) {
+            sam2d_video_session_free(s);
+            return st;
+        }
+    }
     linear_axis(s->L, video_h, s->up_y, s->up_wy);
     linear_axis(s->L, video_w, s->up_x, s->up_wx);
-    s->fixed_bytes = sizeof(*s) + fbytes + eng->feat_floats * sizeof(float) + (size_t)s->S * s->S * sizeof(float) +
-                     (size_t)s->L * s->L * sizeof(float) + sam_cc_scratch_bytes(s->L, s->L) +
+    s->fixed_bytes = sizeof(*s) + (size_t)num_frames * (sizeof(uint8_t *) + 2 * sizeof(int)) +
+                     eng->feat_floats * sizeof(float) + (size_t)s->L * s->L * sizeof(float) +
+                     sam_cc_scratch_bytes(s->L, s->L) +
                      ((size_t)video_h + video_w) * 2 * (sizeof(int) + sizeof(float));
     atomic_init(&s->cancel, 0);
     *out = s;
@@ -427,11 +476,24 @@ sam2d_status sam2d_video_session_set_frame(sam2d_video_session *s, int frame_idx
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: bad frame");
     if (frame_idx < 0 || frame_idx >= s->T)
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "video session: frame %d out of range [0, %d]", frame_idx, s->T - 1);
-    const size_t fs = (size_t)s->S * s->S * 3;
-    uint8_t *dst = s->frames + fs * (size_t)frame_idx;
     if (frame_idx == s->cached_frame) s->cached_frame = -1;
-    if (frame_w == s->S && frame_h == s->S) {
-        memcpy(dst, rgb, fs);
+    /* smaller than S x S: kept as given, resized when encoded; else resized now */
+    const bool keep = (size_t)frame_w * frame_h <= (size_t)s->S * s->S;
+    const int w = keep ? frame_w : s->S, h = keep ? frame_h : s->S;
+    const size_t bytes = (size_t)w * h * 3;
+    uint8_t *dst = s->frames[frame_idx];
+    if (!dst || sam_alloc_size(dst) != bytes) {
+        uint8_t *n = sam_malloc(bytes);
+        if (!n) return SAM_ERR(SAM2D_ERR_NOMEM, "video session: frame %d (%dx%d)", frame_idx, w, h);
+        s->frames_bytes -= sam_alloc_size(dst);
+        sam_free(dst);
+        s->frames[frame_idx] = dst = n;
+        s->frames_bytes += bytes;
+    }
+    s->frame_w[frame_idx] = w;
+    s->frame_h[frame_idx] = h;
+    if (keep) {
+        memcpy(dst, rgb, bytes);
         return SAM2D_OK;
     }
     /* SAM 2's loader: Pillow bicubic to S x S, aspect not kept */
@@ -468,7 +530,12 @@ void sam2d_video_session_free(sam2d_video_session *s) {
     sam_free(s->obj_ids);
     sam_free(s->res_logits);
     sam_free(s->res_scores);
+    for (int i = 0; s->frames && i < s->T; i++) sam_free(s->frames[i]);
     sam_free(s->frames);
+    sam_free(s->frame_w);
+    sam_free(s->frame_h);
+    sam_free(s->frame_s);
+    sam_resize_plan_free(s->plan);
     sam_free(s->feat_buf);
     sam_free(s->mask_s);
     sam_free(s->mask_f);
@@ -489,22 +556,22 @@ const int *sam2d_video_obj_ids(const sam2d_video_session *s) { return s->obj_ids
 
 size_t sam2d_video_session_memory_bytes(const sam2d_video_session *s) {
     size_t per_obj = (size_t)s->T * (4 * sizeof(void *) + sizeof(int) * 2 + 2 + 2 * sizeof(void *));
-    return s->fixed_bytes + (size_t)s->n_states * s->state_bytes + (size_t)s->cap_obj * (sizeof(vobj) + per_obj) +
+    return s->fixed_bytes + s->frames_bytes + (size_t)s->n_states * s->state_bytes + (size_t)s->cap_obj * (sizeof(vobj) + per_obj) +
            (size_t)s->cap_obj * ((size_t)s->vh * s->vw + 2) * sizeof(float) + s->mask_f_cap * sizeof(float);
 }
 
 void sam_video_session_memory_census(const sam2d_video_session *s, sam_video_session_census *o) {
     memset(o, 0, sizeof(*o));
     o->total = sam2d_video_session_memory_bytes(s);
-    o->frame_bytes = (size_t)s->S * s->S * 3;
-    o->frames = (size_t)s->T * o->frame_bytes;
+    o->frames = s->frames_bytes;
+    for (int i = 0; i < s->T && !o->frame_bytes; i++) o->frame_bytes = sam_alloc_size(s->frames[i]);
     o->features = s->eng.feat_floats * sizeof(float);
     o->state_bytes = s->state_bytes;
     o->n_states = s->n_states;
     o->states = (size_t)s->n_states * s->state_bytes;
     o->n_objects = s->n_obj;
-    o->objects = o->total - s->fixed_bytes - o->states;
-    o->fixed_other = s->fixed_bytes - o->frames - o->features;
+    o->objects = o->total - s->fixed_bytes - s->frames_bytes - o->states;
+    o->fixed_other = s->fixed_bytes - o->features;
 }
 
 static sam2d_status check_frame(const sam2d_video_session *s, int f) {
@@ -587,6 +654,11 @@ sam2d_status sam2d_video_add_mask(sam2d_video_session *s, int f, int obj_id, con
     SAM_TRY(check_frame(s, f));
     if (!mask || mh <= 0 || mw <= 0) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "mask of %dx%d", mw, mh);
     const int S = s->S;
+    if (!s->mask_s) {
+        s->mask_s = sam_malloc((size_t)S * S * sizeof(float));
+        if (!s->mask_s) return SAM_ERR(SAM2D_ERR_NOMEM, "mask prompt");
+        s->fixed_bytes += (size_t)S * S * sizeof(float);
+    }
     if (mh == S && mw == S) {
         for (int64_t i = 0; i < (int64_t)S * S; i++) s->mask_s[i] = mask[i] ? 1.0f : 0.0f;
     } else {
