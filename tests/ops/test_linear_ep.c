@@ -4,6 +4,7 @@
  * kernel path this CPU runs; residual separate, residual == y, none. */
 #include "core/alloc.h"
 #include "ops/cpu/bf16.h"
+#include "ops/cpu/simd.h"
 #include "ops/ops.h"
 #include "sam2d/sam2d.h"
 #include "test_util.h"
@@ -70,7 +71,29 @@ static void check_same_as_unfused(sam_backend *be, int M, int N, int K, uint64_t
     free(x), free(w), free(b), free(y), free(u);
 }
 
+/* The bf16 mode's GELU (fast reciprocal in the erf) stays within float rounding of the exact form. */
+static void check_gelu_fast(void) {
+    double worst = 0, worst_exact = 0;
+    for (int i = 0; i < 200000; i += SAM_VL) {
+        float xs[SAM_VL], f[SAM_VL], g[SAM_VL];
+        for (int j = 0; j < SAM_VL; j++) xs[j] = -12.0f + 24.0f * (float)(i + j) / 200000.0f;
+        sam_vf v;
+        memcpy(&v, xs, sizeof v);
+        sam_vf a = sam_vgelu_fast(v), b = sam_vgelu(v);
+        memcpy(f, &a, sizeof f);
+        memcpy(g, &b, sizeof g);
+        for (int j = 0; j < SAM_VL; j++) {
+            double want = gelu_d(xs[j]), tol = 1e-6 * (1.0 + fabs(want));
+            if (fabs(f[j] - want) / tol > worst) worst = fabs(f[j] - want) / tol;
+            if (fabs(g[j] - want) / tol > worst_exact) worst_exact = fabs(g[j] - want) / tol;
+        }
+    }
+    printf("gelu fast: worst error %.3g of 1e-6*(1+|gelu|) (exact form: %.3g)\n", worst, worst_exact);
+    CHECK(worst <= 1.0);
+}
+
 int main(void) {
+    check_gelu_fast();
     sam_backend *be = sam_backend_cpu_create_ex(3, SAM_PRECISION_FP32);
     CHECK(be != NULL && be->linear_ep != NULL);
     if (!be || !be->linear_ep) return test_finish();

@@ -506,6 +506,9 @@ typedef struct {
     float *tbuf;       /* per thread (MC, NC): the residual tile when it is y itself */
 } lin_ctx;
 
+/* bf16 results are ~1e-3 from fp32 anyway: GELU with the fast reciprocal. */
+static inline sam_act ep_act(const sam_cpu_ep *ep) { return ep->act == SAM_ACT_GELU ? SAM_CPU_ACT_GELU_FAST : ep->act; }
+
 /* The residual tile of an item (rows m0.., columns n0..n1): y accumulates over
  * k blocks, so a residual that is y itself is saved first. *ldr receives its stride. */
 static const float *item_res(const lin_ctx *c, int tid, int m0, int mr, int n0, int n1, int64_t *ldr) {
@@ -547,7 +550,7 @@ static void lin_items_amx(const lin_ctx *c, int64_t i0, int64_t i1, int tid) {
                 float *yt = c->y + (int64_t)(m0 + i) * c->N + n0;
                 amx_block(a + (int64_t)i * c->Kp, c->Kp, c->wp + (int64_t)p * c->Kp * NR, c->Kp, cb);
                 if (c->ep) /* the whole K is in cb: the residual (even y itself) is read before y is written */
-                    sam_cpu_ep_apply(yt, c->N, cb, 32, rows, ncols, c->b ? c->b + n0 : NULL, c->ep->act,
+                    sam_cpu_ep_apply(yt, c->N, cb, 32, rows, ncols, c->b ? c->b + n0 : NULL, ep_act(c->ep),
                                      c->ep->res ? c->ep->res + (int64_t)(m0 + i) * c->N + n0 : NULL, c->N);
                 else
                     amx_out(yt, c->N, cb, rows, ncols, c->b ? c->b + n0 : NULL);
@@ -583,7 +586,7 @@ static void lin_items(void *vc, int64_t i0, int64_t i1, int tid) {
                 float *yt = c->y + (int64_t)m0 * c->N + n0;
                 c->blk(mr, kc, a + k0, c->Kp, bp, yt, c->N, ncols, c->b ? c->b + n0 : NULL, k0 == 0);
                 if (c->ep && k0 + kc >= c->Kp) /* the panel is final and in L1 */
-                    sam_cpu_ep_apply(yt, c->N, yt, c->N, mr, ncols, NULL, c->ep->act,
+                    sam_cpu_ep_apply(yt, c->N, yt, c->N, mr, ncols, NULL, ep_act(c->ep),
                                      res ? res + (n0 - p0 * NR) : NULL, ldr);
             }
         }

@@ -91,6 +91,8 @@ typedef struct {
     const float *res;
 } sam_cpu_ep;
 static inline bool sam_cpu_ep_none(const sam_cpu_ep *ep) { return !ep || (ep->act == SAM_ACT_NONE && !ep->res); }
+/* GELU with a fast reciprocal (~1e-7 from the exact form): the bf16 mode's epilogues. */
+#define SAM_CPU_ACT_GELU_FAST ((sam_act)100)
 /* y (rows, cols) at ldy = act(src (at lds) + bias (cols) or 0) + res (at ldr) or 0.
  * res == y and src == y allowed (each element is read before it is written). */
 void sam_cpu_ep_apply(float *y, int64_t ldy, const float *src, int64_t lds, int rows, int cols, const float *bias,

@@ -304,6 +304,8 @@ void sam_cpu_ep_apply(float *y, int64_t ldy, const float *src, int64_t lds, int 
             if (bias) v += *(const sam_vf *)(bias + j);
             if (act == SAM_ACT_GELU)
                 v = sam_vgelu(v);
+            else if (act == SAM_CPU_ACT_GELU_FAST)
+                v = sam_vgelu_fast(v);
             else if (act == SAM_ACT_RELU)
                 v = sam_vselect(v > sam_vsplat(0.0f), v, sam_vsplat(0.0f));
             if (q) v += *(const sam_vf *)(q + j);
@@ -319,6 +321,8 @@ void sam_cpu_ep_apply(float *y, int64_t ldy, const float *src, int64_t lds, int 
             if (!bias) v = *(const sam_vf *)vb;
             if (act == SAM_ACT_GELU)
                 v = sam_vgelu(v);
+            else if (act == SAM_CPU_ACT_GELU_FAST)
+                v = sam_vgelu_fast(v);
             else if (act == SAM_ACT_RELU)
                 v = sam_vselect(v > sam_vsplat(0.0f), v, sam_vsplat(0.0f));
             if (q) v += *(const sam_vf *)qb;
