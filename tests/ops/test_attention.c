@@ -84,7 +84,7 @@ int main(void) {
     dense_case(be, 1, 70, 513, 256, 256, 1.0f, 6);   /* memory attention dims */
     dense_case(be, 3, 33, 300, 20, 7, 8.0f, 7);      /* large logits: peaked softmax, rescaling matters */
     dense_case(be, 1, 5, 1000, 3, 5, 1.0f, 8);
-    /* wide heads take the BLAS path: same checks there */
+    /* wide heads (through OpenBLAS in unoptimised builds): same checks there */
     dense_case(be, 2, 77, 300, 128, 136, 1.0f, 11); /* d_v not a multiple of the vector tile */
     dense_case(be, 1, 300, 45, 160, 64, 4.0f, 12);
     packed_case(be, 2, 2, 40, 128, 13);
