@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cuda/cuda_internal.cuh"
 
@@ -436,4 +437,46 @@ extern "C" void sam_backend_cuda_free(sam_backend *be) {
     pthread_mutex_destroy(&cb->amu);
     pthread_mutex_destroy(&cb->mu);
     sam_free(cb);
+}
+
+/* ---- SAM2_DEVICE ------------------------------------------------------------ */
+
+extern "C" sam_backend *sam_backend_create_for_device(const char *device, int nthreads, sam_precision precision) {
+    const char *d = device && *device ? device : "auto";
+    int dev = 0;
+    const bool want_cuda = strcasecmp(d, "cuda") == 0 || (strncasecmp(d, "cuda:", 5) == 0 && sscanf(d + 5, "%d", &dev) == 1);
+    if (strcasecmp(d, "cpu") != 0 && strcasecmp(d, "auto") != 0 && !want_cuda) {
+        SAM_ERR(SAM2D_ERR_INVALID_ARG, "SAM2_DEVICE: '%s' is not auto, cpu, cuda or cuda:N", d);
+        return NULL;
+    }
+    if (strcasecmp(d, "cpu") != 0) {
+        char why[256];
+        if (sam_cuda_available(why, sizeof why)) {
+            sam_backend *be = sam_backend_cuda_create(dev, precision);
+            if (be) {
+                sam_logf(SAM_LOG_INFO, "device: cuda:%d, %s (SAM2_DEVICE=%s)", dev, sam_cuda_device_name(be), d);
+                return be;
+            }
+            if (want_cuda) return NULL; /* reason already in sam2d_last_error */
+            sam_logf(SAM_LOG_WARN, "device: the GPU did not start (%s); using the CPU", sam2d_last_error());
+        } else if (want_cuda) {
+            SAM_ERR(SAM2D_ERR_UNSUPPORTED, "SAM2_DEVICE=%s but %s", d, why);
+            return NULL;
+        } else {
+            sam_logf(SAM_LOG_INFO, "device: cpu (SAM2_DEVICE=auto, no usable GPU: %s)", why);
+        }
+    } else {
+        sam_logf(SAM_LOG_INFO, "device: cpu (SAM2_DEVICE=cpu)");
+    }
+    sam_backend *be = sam_backend_cpu_create_ex(nthreads, precision);
+    if (!be) SAM_ERR(SAM2D_ERR_NOMEM, "cpu back end");
+    return be;
+}
+
+extern "C" void sam_backend_free_any(sam_backend *be) {
+    if (!be) return;
+    if (sam_backend_is_cuda(be))
+        sam_backend_cuda_free(be);
+    else
+        sam_backend_cpu_free(be);
 }

@@ -16,9 +16,10 @@
  * so a back end may be shared by threads as the CPU one.
  *
  * Precision: fp32 is IEEE fp32 throughout (cuBLAS default math, no TF32).
- * bf16: linear layers above ~2^18 multiply-adds run cuBLAS GEMMs on bf16
- * operands with fp32 sums (weights converted once by linear_prepare), other
- * cuBLAS products may use TF32; everything else stays fp32.
+ * bf16: linear layers above ~2^18 multiply-adds (linear, linear_ep, 1x1
+ * convs) run cuBLAS GEMMs on bf16 operands with fp32 sums (weights converted
+ * once by linear_prepare); the other cuBLAS products (gemm, convs, the
+ * chunked attention) may use TF32 tensor cores; our own kernels stay fp32.
  *
  * Only built when CMake finds nvcc (SAM2D_CUDA); this header is plain C. */
 #ifndef SAM_CUDA_CUDA_BACKEND_H
@@ -47,6 +48,15 @@ sam_backend *sam_backend_cuda_create(int device, sam_precision precision);
  * weights included; buffers from sam_cuda_malloc must be freed by their owner
  * first, any left are reported in the log and freed). NULL is fine. */
 void sam_backend_cuda_free(sam_backend *be);
+/* SAM2_DEVICE policy in one place, for the model / service to call (CUDA
+ * builds only; a CPU-only build creates the CPU back end directly):
+ * device "cpu"; "cuda" or "cuda:N" (fails, NULL with the reason in
+ * sam2d_last_error(), when no usable GPU); "auto" or NULL/"" (the GPU when one
+ * works, else the CPU). Logs which device it picked and why. nthreads is for
+ * the CPU back end. Free the result with sam_backend_free_any. */
+sam_backend *sam_backend_create_for_device(const char *device, int nthreads, sam_precision precision);
+void sam_backend_free_any(sam_backend *be);
+
 /* true when be was made by sam_backend_cuda_create. */
 bool sam_backend_is_cuda(const sam_backend *be);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" and the like. */

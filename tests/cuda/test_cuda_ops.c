@@ -566,6 +566,20 @@ static void plumbing(void) {
     }
     printf("device: %s\n", sam_cuda_device_name(gpu));
 
+    /* SAM2_DEVICE resolution */
+    sam_backend *a = sam_backend_create_for_device("cpu", 1, SAM_PRECISION_FP32);
+    CHECK(a && !sam_backend_is_cuda(a) && strcmp(a->name, "cpu") == 0);
+    sam_backend_free_any(a);
+    a = sam_backend_create_for_device("auto", 1, SAM_PRECISION_BF16);
+    CHECK(a && sam_backend_is_cuda(a) && a->precision == SAM_PRECISION_BF16);
+    sam_backend_free_any(a);
+    a = sam_backend_create_for_device("cuda:0", 1, SAM_PRECISION_FP32);
+    CHECK(a && sam_backend_is_cuda(a));
+    sam_backend_free_any(a);
+    CHECK(sam_backend_create_for_device("cuda:99", 1, SAM_PRECISION_FP32) == NULL);
+    CHECK(sam_backend_create_for_device("tpu", 1, SAM_PRECISION_FP32) == NULL);
+    CHECK(strstr(sam2d_last_error(), "SAM2_DEVICE") != NULL);
+
     /* a bad call records an error instead of crashing, and it can be cleared */
     sam_conv2d_params cp = {1, 4, 4, 3, 4, 1, 1, 1, 1, 0, 0, 2}; /* 2 groups do not divide 3 channels */
     float *dx = dalloc_on(gpu, 64);
