@@ -74,6 +74,10 @@ int main(void) {
     CHECK_MSG(L.nloaded == 12 * 12 + 6 + 2 + 2 + 8 + 4, "loaded %d tensors", L.nloaded);
     printf("weights %.1f MiB, activation arena %.1f MiB\n", sam_image_encoder_weight_bytes(enc) / 1048576.0,
            sam_image_encoder_arena_bytes(enc) / 1048576.0);
+    /* Bands, chunks and shared buffers keep the activations small (138 MiB before they did): the
+     * stage-1 map (24 MiB) plus bounded scratch. */
+    CHECK_MSG(sam_image_encoder_arena_bytes(enc) <= (size_t)64 << 20, "arena %.1f MiB > 64",
+              sam_image_encoder_arena_bytes(enc) / 1048576.0);
 
     size_t nf = sam_image_features_floats(&cfg);
     CHECK(nf == (size_t)256 * 256 * (32 + 256) + (size_t)128 * 128 * (64 + 256) + (size_t)64 * 64 * (256 + 256));
