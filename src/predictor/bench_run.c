@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -140,7 +142,8 @@ static void memory_census(sam2d_model *m, const sam2d_video_session *s, bool enc
     }
     const size_t parts = o->weights + o->packed + (encoder_ran ? o->encoder_arena : 0) + o->heads_scratch + o->memory_scratch +
                          o->track_scratch + o->backend_scratch + o->session;
-    o->other = o->rss > parts ? o->rss - parts : 0;
+    o->files = proc_status_kb("RssFile") * 1024;
+    o->other = o->rss > parts + o->files ? o->rss - parts - o->files : 0;
 }
 
 void sam_bench_memory_log(const sam_bench_memory *m, const char *title, sam_bench_log_fn log, void *user) {
@@ -157,11 +160,52 @@ void sam_bench_memory_log(const sam_bench_memory *m, const char *title, sam_benc
              m->track_scratch / Mi, m->backend_scratch / Mi);
     log(user, line);
     snprintf(line, sizeof line,
-             "  session %.1f MiB (frames %.1f, cached features %.1f, frame outputs %.1f, other %.1f); rest of the "
-             "process %.1f MiB",
+             "  session %.1f MiB (frames %.1f, cached features %.1f, frame outputs %.1f, other %.1f); program and "
+             "library files %.1f; rest (stacks, malloc, BLAS buffers) %.1f MiB",
              m->session / Mi, m->session_frames / Mi, m->session_features / Mi, m->session_states / Mi,
-             (m->session - m->session_frames - m->session_features - m->session_states) / Mi, m->other / Mi);
+             (m->session - m->session_frames - m->session_features - m->session_states) / Mi, m->files / Mi,
+             m->other / Mi);
     log(user, line);
+}
+
+static json_t *memory_parts_json(const sam_bench_memory *m) {
+    json_t *o = json_object();
+    if (!o || !m->valid) return o;
+    const struct {
+        const char *name;
+        size_t v;
+    } parts[] = {{"rss", m->rss},
+                 {"peak_rss", m->hwm},
+                 {"sam_malloc_live", m->accounted},
+                 {"weights", m->weights},
+                 {"packed_weights", m->packed},
+                 {"encoder_arena", m->encoder_arena},
+                 {"heads_scratch", m->heads_scratch},
+                 {"memory_modules_scratch", m->memory_scratch},
+                 {"tracker_region", m->track_scratch},
+                 {"backend_scratch", m->backend_scratch},
+                 {"session", m->session},
+                 {"session_frames", m->session_frames},
+                 {"session_features", m->session_features},
+                 {"session_frame_outputs", m->session_states},
+                 {"files", m->files},
+                 {"other", m->other}};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        json_object_set_new(o, parts[i].name, json_integer((json_int_t)parts[i].v));
+    return o;
+}
+
+json_t *sam_bench_memory_json(const sam_bench_result *r) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    json_object_set_new(o, "after_load", memory_parts_json(&r->mem_load));
+    json_object_set_new(o, "after_propagation", memory_parts_json(&r->mem_track));
+    json_object_set_new(o, "session_frame_bytes", json_integer((json_int_t)r->session_frame_bytes));
+    json_object_set_new(o, "session_state_bytes", json_integer((json_int_t)r->session_state_bytes));
+    json_object_set_new(o, "session_object_bytes", json_integer((json_int_t)r->session_object_bytes));
+    json_object_set_new(o, "track_growth_per_frame_bytes", json_integer((json_int_t)r->track_growth_per_frame));
+    json_object_set_new(o, "peak_frame", json_integer(r->peak_frame));
+    return o;
 }
 
 static void log_sink(void *user, const char *line) { logf_(user, "%s", line); }

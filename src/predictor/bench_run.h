@@ -113,7 +113,8 @@ typedef struct {
     size_t session_frames;   /* its stored video frames */
     size_t session_features; /* its cached frame's features */
     size_t session_states;   /* its stored (object, frame) outputs */
-    size_t other;            /* rss minus the parts: libraries, thread stacks, heap, untracked */
+    size_t files;            /* RssFile: mapped code and data of the program and its libraries */
+    size_t other;            /* rss minus the parts and files: thread stacks, malloc overhead, BLAS buffers, untracked */
 } sam_bench_memory;
 
 typedef struct {
@@ -168,6 +169,13 @@ sam2d_status sam_bench_run(const sam_bench_params *p, sam_bench_result *r);
  * deterministic) for every state-dict tensor of cfg as a float32 .safetensors
  * file, e.g. to serve a real-size model without a checkpoint. */
 sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path);
+
+/* The memory section of the bench's JSON (a jansson object, new reference):
+ * {"after_load": {part: bytes, ...}, "after_propagation": {...},
+ *  "session_frame_bytes", "session_state_bytes", "session_object_bytes",
+ *  "track_growth_per_frame_bytes", "peak_frame"}. NULL when out of memory. */
+struct json_t;
+struct json_t *sam_bench_memory_json(const sam_bench_result *r);
 
 /* Print a memory breakdown as lines through log (MiB). */
 void sam_bench_memory_log(const sam_bench_memory *m, const char *title, sam_bench_log_fn log, void *user);
