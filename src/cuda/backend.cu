@@ -198,8 +198,15 @@ void *sam_cuda_scratch(sam_cuda_backend *cb, size_t bytes) {
     want = (want + 255) & ~(size_t)255;
     /* queued kernels may still read the old block */
     if (!CUDA_CHECK(cb, cudaStreamSynchronize(cb->stream))) return NULL;
+    const bool clean = cb->err == SAM2D_OK;
     void *nb = sam_cuda_alloc_internal(cb, want);
-    if (!nb && want > bytes) nb = sam_cuda_alloc_internal(cb, want = bytes);
+    if (!nb && want > bytes) {
+        nb = sam_cuda_alloc_internal(cb, want = bytes);
+        if (nb && clean) { /* the exact size fitted: the failed larger try is no error */
+            cb->err = SAM2D_OK;
+            cb->errmsg[0] = 0;
+        }
+    }
     if (!nb) {
         CUDA_FAIL(cb, SAM2D_ERR_NOMEM, "scratch: cannot grow to %zu bytes", bytes);
         return NULL;
