@@ -912,7 +912,7 @@ static void project_level(sam_image_encoder *e, int l, const float *lat, int r0,
     else if (e->high_res && l == 1)
         be->linear(be, out->feat[1] + (size_t)r0 * (dm / 4), lat, e->conv_s1_w, e->conv_s1_b, n, dm / 4, dm);
     else
-        memcpy(out->feat[l] + (size_t)r0 * dm, lat, sizeof(float) * (size_t)n * dm);
+        copy_floats(be, out->feat[l] + (size_t)r0 * dm, lat, (size_t)n * dm);
 }
 
 /* A level outside the top-down pass: lateral conv and output projection in row
