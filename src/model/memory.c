@@ -509,12 +509,21 @@ static int64_t mattn_shared_floats(const sam_memory_attention *a, int64_t Lq, in
     return n;
 }
 
-static size_t mattn_scratch_bytes(const sam_memory_attention *a, int64_t Lq, int64_t M) {
-    return 4 * arena_bytes((size_t)Lq * a->C)          /* x, t, qin, t2 */
+/* The running tgt lives in the caller's output; qin only when a position
+ * encoding is added to queries, kin only when the keys' sum is ours to make. */
+static bool mattn_needs_qin(const sam_memory_attention *a) { return a->pos_at_attn || a->pos_at_ca_queries; }
+static bool mattn_needs_kin(const sam_memory_attention *a, bool keys_ready) {
+    return !keys_ready && a->pos_at_ca_keys;
+}
+
+static size_t mattn_scratch_bytes(const sam_memory_attention *a, int64_t Lq, int64_t M, bool keys_ready) {
+    return 2 * arena_bytes((size_t)Lq * a->C)          /* t, t2 */
+           + (mattn_needs_qin(a) ? arena_bytes((size_t)Lq * a->C) : 0) /* qin */
            + arena_bytes((size_t)Lq * a->Ci)           /* q */
            + arena_bytes((size_t)mattn_shared_floats(a, Lq, M)) /* k / v / attn out / FFN hidden */
            + arena_bytes((size_t)Lq * a->heads * a->kv_dim) /* cross-attention out at kv width */
-           + arena_bytes((size_t)M * a->kv_dim) + 4096; /* memory + pos */
+           + (mattn_needs_kin(a, keys_ready) ? arena_bytes((size_t)M * a->kv_dim) : 0) /* memory + pos */
+           + 4096;
 }
 
 /* W_ov = W_o . blockdiag(W_v per head), b_ov = b_o + W_o . b_v, in double
@@ -628,7 +637,7 @@ sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *c
     a->max_hw = fh * fh;
     int ptr_tokens = cfg->max_obj_ptrs_in_encoder * (C / (a->kv_dim > 0 ? a->kv_dim : C));
     a->max_mem = (int64_t)(cfg->num_maskmem > 0 ? cfg->num_maskmem : 1) * a->max_hw + ptr_tokens;
-    if (!sam_arena_reserve(&a->arena, mattn_scratch_bytes(a, a->max_hw, a->max_mem))) {
+    if (!sam_arena_reserve(&a->arena, mattn_scratch_bytes(a, a->max_hw, a->max_mem, false))) {
         sam_memory_attention_free(a);
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: out of memory for scratch");
     }
@@ -757,11 +766,14 @@ static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, co
     sam_arena_reset(&a->arena);
     /* A bank larger than reserved (many conditioning frames) grows the arena
      * once to one chunk of the new size; equal or smaller banks allocate nothing. */
-    if (!sam_arena_reserve(&a->arena, mattn_scratch_bytes(a, Lq, M)))
+    if (!sam_arena_reserve(&a->arena, mattn_scratch_bytes(a, Lq, M, keys_ready)))
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: scratch for %d memory tokens", M);
-    float *x = sam_arena_f32(&a->arena, (size_t)Lq * C);               // (Lq, C) running tgt
+    /* the running tgt in the output buffer (normalised in place at the end),
+     * unless the output doubles as the position input, read every layer */
+    const bool x_in_out = out != curr_pos;
+    float *x = x_in_out ? out : sam_arena_f32(&a->arena, (size_t)Lq * C); // (Lq, C) running tgt
     float *t = sam_arena_f32(&a->arena, (size_t)Lq * C);               // (Lq, C) normed tgt
-    float *qin = sam_arena_f32(&a->arena, (size_t)Lq * C);             // (Lq, C) normed tgt + pos
+    float *qin = mattn_needs_qin(a) ? sam_arena_f32(&a->arena, (size_t)Lq * C) : t; // (Lq, C) normed tgt + pos
     float *t2 = sam_arena_f32(&a->arena, (size_t)Lq * C);              // (Lq, C) branch output
     float *q = sam_arena_f32(&a->arena, (size_t)Lq * a->Ci);           // (Lq, Ci)
     float *big = sam_arena_f32(&a->arena, (size_t)mattn_shared_floats(a, Lq, M));
@@ -770,14 +782,15 @@ static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, co
     float *ao = big + 2 * Lq * a->Ci;                                  // (Lq, Ci) self-attention out
     float *hid = big;                                                  // (chunk, dff) FFN hidden
     float *aov = sam_arena_f32(&a->arena, (size_t)Lq * a->heads * a->kv_dim); // (Lq, heads*kv_dim)
-    float *kin = sam_arena_f32(&a->arena, (size_t)M * a->kv_dim);      // (M, kv_dim) memory + memory_pos
+    float *kin = mattn_needs_kin(a, keys_ready) ? sam_arena_f32(&a->arena, (size_t)M * a->kv_dim)
+                                                : t2; // (M, kv_dim) memory + memory_pos (unused: never read)
     const int64_t chunk = Lq < MEM_MLP_CHUNK ? Lq : MEM_MLP_CHUNK;
     if (!x || !t || !qin || !t2 || !q || !big || !aov || !kin)
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: scratch");
 
     if (a->pos_at_input)
         be->axpby(be, x, curr, 1.0f, curr_pos, 0.1f, Lq * C);
-    else
+    else if (x != curr)
         memcpy(x, curr, (size_t)Lq * C * sizeof(float));
     /* Cross-attention keys are the same for every layer. */
     const float *keys = memory;
@@ -828,7 +841,7 @@ static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, co
 sam2d_status sam_memory_share_scratch(sam_memory_encoder *m, sam_memory_attention *a) {
     if (!m || !a) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "memory: NULL argument");
     if (m->scratch == &a->arena) return SAM2D_OK;
-    const size_t need = menc_scratch_bytes(m), have = mattn_scratch_bytes(a, a->max_hw, a->max_mem);
+    const size_t need = menc_scratch_bytes(m), have = mattn_scratch_bytes(a, a->max_hw, a->max_mem, false);
     if (!sam_arena_reserve(&a->arena, need > have ? need : have))
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory: shared scratch");
     sam_arena_free(&m->arena);
@@ -855,7 +868,7 @@ size_t sam_memory_attention_scratch_bytes(const sam_memory_attention *a, size_t 
 }
 
 size_t sam_memory_attention_scratch_need(const sam_memory_attention *a, int64_t M) {
-    return a ? mattn_scratch_bytes(a, a->max_hw, M) : 0;
+    return a ? mattn_scratch_bytes(a, a->max_hw, M, true) : 0;
 }
 
 size_t sam_memory_encoder_scratch_need(const sam_memory_encoder *m) { return m ? menc_scratch_bytes(m) : 0; }
