@@ -27,7 +27,7 @@ void sam2d_default_checkpoint_path(const char *dir, const char *size, char *buf,
 
 void sam_model_memory_census(const sam2d_model *m, sam_model_memory *o) {
     memset(o, 0, sizeof(*o));
-    o->weights = m->weights.bytes + sam_image_encoder_weight_bytes(m->encoder) + sam_heads_weight_bytes(m->heads) +
+    o->weights = m->weights.bytes + sam_alloc_size(m->vision_pos) + sam_image_encoder_weight_bytes(m->encoder) + sam_heads_weight_bytes(m->heads) +
                  sam_memory_encoder_weight_bytes(m->mem_encoder) + sam_memory_attention_weight_bytes(m->mem_attention) +
                  (m->tracker ? sam_track_weight_bytes(m->tracker) : 0);
     o->encoder_arena = m->encoder ? sam_image_encoder_arena_bytes(m->encoder) : 0;
@@ -50,6 +50,7 @@ void sam2d_model_free(sam2d_model *m) {
     sam_image_encoder_free(m->encoder);
     sam_heads_free(m->heads);
     sam_weight_set_free(&m->weights);
+    sam_free(m->vision_pos);
     if (m->owns_be && m->be) sam_backend_cpu_free(m->be);
     pthread_mutex_destroy(&m->lock);
     sam_free(m);
@@ -91,6 +92,15 @@ sam2d_status sam_model_build(const sam2d_model_config *cfg, sam_weight_loader *L
                       : st_mattn != SAM2D_OK ? st_mattn
                                             : st_track;
     if (fin != SAM2D_OK) sam_error_wrap(fin, "loading the model");
+    if (st == SAM2D_OK) {
+        /* the top feature level (S/16) is trunk level (levels kept after scalp) - 1 */
+        int levels = cfg->num_stages - cfg->scalp;
+        if (levels > 3) levels = 3;
+        const size_t fh = (size_t)(cfg->image_size / cfg->backbone_stride);
+        m->vision_pos = sam_malloc(fh * fh * (size_t)cfg->d_model * sizeof(float));
+        st = m->vision_pos ? sam_image_encoder_pos(m->encoder, levels - 1, m->vision_pos)
+                           : SAM_ERR(SAM2D_ERR_NOMEM, "model: position encoding");
+    }
     if (st != SAM2D_OK) {
         sam2d_model_free(m);
         return st;

@@ -29,6 +29,8 @@ struct sam2d_model {
     sam_image_encoder *encoder;
     sam_heads *heads;
     float *no_mem_embed;       /* (d_model): added to S/16 features of frames without memory */
+    float *vision_pos;         /* ((S/16)^2, d_model) position encoding of the top level: the same for every
+                                  frame, so made once here rather than per frame in every session */
     sam_weight_set weights;    /* model-level tensors (no_mem_embed, ...) */
     pthread_mutex_t lock;      /* serialises use of encoder / heads scratch */
     char device[16];

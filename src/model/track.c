@@ -789,17 +789,18 @@ static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sa
     sam2d_model *model = ctx;
     const sam2d_model_config *cfg = &model->cfg;
     const int S = cfg->image_size;
-    /* only the top level's position encoding is read (memory attention); the
-     * normalised input lives in the tracker's region, idle while the image
+    /* the normalised input lives in the tracker's region, idle while the image
      * encoder runs (the model lock is held around engine calls) */
     float *img = (float *)model->tracker->region; /* (S, S, 3) normalised input */
     sam_normalize_u8(frame, S, img);
     sam_image_features feats;
-    sam_image_features_bind_ex(cfg, buf, SAM_FEATURES_POS_TOP, &feats);
+    /* no position encodings: only the top level's is read (memory attention),
+     * and it is the same for every frame (the model's) */
+    sam_image_features_bind_ex(cfg, buf, 0, &feats);
     SAM_TRY(sam_image_encoder_forward(model->encoder, img, &feats));
     const int top = feats.num_levels - 1;
     f->vision_feat = feats.feat[top];
-    f->vision_pos = feats.pos[top];
+    f->vision_pos = model->vision_pos;
     f->high_res0 = cfg->use_high_res_features_in_sam && top >= 2 ? feats.feat[0] : NULL;
     f->high_res1 = cfg->use_high_res_features_in_sam && top >= 2 ? feats.feat[1] : NULL;
     return SAM2D_OK;
@@ -824,7 +825,7 @@ sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine 
     memset(eng, 0, sizeof(*eng));
     eng->ctx = model;
     eng->cfg = cfg;
-    eng->feat_floats = sam_image_features_floats_ex(cfg, SAM_FEATURES_POS_TOP);
+    eng->feat_floats = sam_image_features_floats_ex(cfg, 0);
     eng->features = eng_features;
     eng->step = eng_step;
     eng->encode = eng_encode;

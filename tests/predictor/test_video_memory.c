@@ -1,13 +1,15 @@
 /* Session memory (issue 7): frames smaller than S x S are kept at their own
  * size and resized when encoded. The masks must be bit-for-bit those of a
  * session given the frames already resized, with fewer bytes held; and the
- * model's tracker region must stay the largest phase, not the sum. Micro
+ * model's tracker region must stay the largest phase, not the sum, and the
+ * top-level position encoding the model keeps once must be the encoder's. Micro
  * model (random weights) at 512 px, the golden micro video (320x240). */
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/npy.h"
 #include "media/resize_pil.h"
+#include "model/image_encoder.h"
 #include "model/model.h"
 #include "model/track.h"
 #include "model/weights.h"
@@ -78,6 +80,21 @@ int main(void) {
            mm.track_scratch / 1048576.0, sum / 1048576.0);
     CHECK(mm.track_scratch < sum);
     CHECK(mm.heads_scratch == 0 && mm.memory_scratch == 0); /* they run in the region: nothing of their own */
+
+    /* the model's top-level position encoding is the one a forward writes, bit for bit */
+    {
+        const size_t nf = sam_image_features_floats_ex(&cfg, SAM_FEATURES_POS_TOP);
+        float *fb = sam_malloc(nf * sizeof(float)), *img = sam_calloc((size_t)S * S * 3, sizeof(float));
+        sam_image_features f;
+        sam_image_features_bind_ex(&cfg, fb, SAM_FEATURES_POS_TOP, &f);
+        const int top = f.num_levels - 1;
+        CHECK(sam_image_encoder_forward(m->encoder, img, &f) == SAM2D_OK);
+        const size_t n = (size_t)f.h[top] * f.w[top] * cfg.d_model;
+        CHECK(f.h[top] == S / cfg.backbone_stride && m->vision_pos && sam_alloc_size(m->vision_pos) == n * sizeof(float));
+        CHECK_MSG(m->vision_pos && !memcmp(f.pos[top], m->vision_pos, n * sizeof(float)),
+                  "the model's vision_pos differs from the encoder's");
+        sam_free(fb), sam_free(img);
+    }
 
     sam_npy fr;
     st = sam_npy_read(SAM2D_TEST_DATA "/golden/micro/frames_decoded_u8.npy", &fr);
