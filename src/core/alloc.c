@@ -9,8 +9,44 @@
 
 #include "sam2d/sam2d.h"
 
-/* A 64-byte header in front of every block keeps the size and the alignment. */
+/* A 64-byte header in front of every block keeps the size, how the block was
+ * obtained, and the alignment. */
 #define HDR 64
+
+/* Large blocks come straight from mmap and go back with munmap: freed memory
+ * leaves the process at once. Through malloc, glibc raises its mmap threshold
+ * after the first large free (up to 32 MiB), so later buffers of a few MiB
+ * land on the heap, and freed ones there stay resident until the heap top is
+ * free: a freed session or benchmark buffer kept counting in the RSS. Fresh
+ * mappings are also zero already, so sam_calloc needs no pass over them.
+ * Under AddressSanitizer every block stays with malloc (checked, leak-tracked). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SAM_ALLOC_MMAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SAM_ALLOC_MMAP 0
+#endif
+#endif
+#ifndef SAM_ALLOC_MMAP
+#define SAM_ALLOC_MMAP 1
+#endif
+#define MMAP_MIN ((size_t)256 << 10)
+enum { VIA_MALLOC = 1, VIA_MMAP = 2 };
+
+static size_t page_size(void) {
+    static size_t pg;
+    if (!pg) {
+        long v = sysconf(_SC_PAGESIZE);
+        pg = v > 0 ? (size_t)v : 4096;
+    }
+    return pg;
+}
+
+static size_t block_via(const void *p) {
+    size_t how;
+    memcpy(&how, (const unsigned char *)p - HDR + sizeof(size_t), sizeof how);
+    return how;
+}
 
 static atomic_llong used_bytes;
 static atomic_llong peak_bytes;
@@ -28,9 +64,20 @@ size_t sam2d_memory_peak(void) { return (size_t)atomic_load(&peak_bytes); }
 void *sam_malloc(size_t n) {
     if (n == 0 || n > SIZE_MAX - 2 * HDR) return NULL;
     size_t total = (n + HDR + 63) & ~(size_t)63;
-    unsigned char *raw = aligned_alloc(64, total);
-    if (!raw) return NULL;
+    size_t how = VIA_MALLOC;
+    unsigned char *raw = NULL;
+    if (SAM_ALLOC_MMAP && total >= MMAP_MIN) {
+        const size_t pg = page_size(), len = (total + pg - 1) & ~(pg - 1);
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        raw = m;
+        how = VIA_MMAP;
+    } else {
+        raw = aligned_alloc(64, total);
+        if (!raw) return NULL;
+    }
     memcpy(raw, &n, sizeof n);
+    memcpy(raw + sizeof n, &how, sizeof how);
     sam_mem_account((long long)n);
     return raw + HDR;
 }
@@ -38,7 +85,7 @@ void *sam_malloc(size_t n) {
 void *sam_calloc(size_t count, size_t size) {
     if (size && count > SIZE_MAX / size) return NULL;
     void *p = sam_malloc(count * size);
-    if (p) memset(p, 0, count * size);
+    if (p && block_via(p) != VIA_MMAP) memset(p, 0, count * size); /* fresh mappings are zero */
     return p;
 }
 
@@ -55,7 +102,12 @@ void sam_free(void *p) {
     size_t n;
     memcpy(&n, raw, sizeof n);
     sam_mem_account(-(long long)n);
-    free(raw);
+    if (block_via(p) == VIA_MMAP) {
+        const size_t pg = page_size(), total = (n + HDR + 63) & ~(size_t)63;
+        munmap(raw, (total + pg - 1) & ~(pg - 1));
+    } else {
+        free(raw);
+    }
 }
 
 void *sam_realloc(void *p, size_t n) {
