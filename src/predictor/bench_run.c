@@ -427,7 +427,9 @@ static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_b
     const sam2d_model_config *cfg = sam2d_model_get_config(m);
     const int S = cfg->image_size;
     float *img = sam_malloc(sizeof(float) * (size_t)S * S * 3);   /* (S, S, 3) normalised input */
-    float *feat = sam_malloc(sizeof(float) * sam_image_features_floats(cfg));
+    /* without position encodings, as both predictors bind them (the full set
+     * is 100 MiB at tiny@1024 and made the bench's own peak) */
+    float *feat = sam_malloc(sizeof(float) * sam_image_features_floats_ex(cfg, 0));
     uint8_t *u8 = sam_malloc((size_t)S * S * 3);                  /* (S, S, 3) */
     if (!img || !feat || !u8) {
         sam_free(img), sam_free(feat), sam_free(u8);
@@ -437,7 +439,7 @@ static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_b
     make_frame(u8, S, S, 0, &cx, &cy, &rad);
     sam_normalize_u8(u8, S, img);
     sam_image_features f;
-    sam_image_features_bind(cfg, feat, &f);
+    sam_image_features_bind_ex(cfg, feat, 0, &f);
     sam2d_status st = SAM2D_OK;
     const int total = p->warmup + p->runs;
     for (int i = 0; i < total && st == SAM2D_OK; i++) {
