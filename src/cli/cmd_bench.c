@@ -309,6 +309,8 @@ static int run_bench(int argc, char **argv) {
         json_object_set_new(o, "load_s", json_real(r.load_s));
         json_object_set_new(o, "peak_rss_bytes", json_integer((json_int_t)r.peak_rss_bytes));
         json_object_set_new(o, "rss_after_load_bytes", json_integer((json_int_t)r.rss_after_load_bytes));
+        json_t *mem = sam_bench_memory_json(&r);
+        if (mem) json_object_set_new(o, "memory", mem);
         json_t *fl = json_object();
         json_object_set_new(fl, "image_encoder", json_real(r.flops.image_encoder / 1e9));
         json_object_set_new(fl, "track_frame", json_real(r.track_frame_flops / 1e9));
