@@ -18,7 +18,8 @@
  * keeps: bf16 memory features (S/16)^2 * mem_dim * 2 bytes, float32 low-res
  * logits (S/4)^2 * 4 bytes, the object pointer d_model * 4 bytes (+ ~64 bytes
  * of bookkeeping). SAM 2.1 at 1024 px: 524288 + 262144 + 1024 = 787456 bytes
- * (~769 KiB) per frame per object. Frames: 3 * S * S bytes each. */
+ * (~769 KiB) per frame per object. Frames: min(W*H, S*S) * 3 bytes each
+ * (kept at the video size when smaller than S x S, resized when encoded). */
 #ifndef SAM2D_VIDEO_PREDICTOR_H
 #define SAM2D_VIDEO_PREDICTOR_H
 
