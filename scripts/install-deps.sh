@@ -14,6 +14,7 @@ PKGS=(
   clang libclang-rt-14-dev   # fuzz targets (libFuzzer)
   docker-compose             # tests validate docker-compose.yaml (no engine needed)
   curl ca-certificates       # scripts/run.sh downloads Meta's checkpoint when online
+  python3                    # tests/cuda/emu rewrites the CUDA sources for the CPU emulation test
 )
 missing=()
 for p in "${PKGS[@]}"; do
