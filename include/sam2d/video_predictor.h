@@ -99,6 +99,15 @@ typedef int (*sam2d_video_frame_cb)(void *user, const sam2d_video_frame_result *
 sam2d_status sam2d_video_propagate(sam2d_video_session *s, int start_frame, bool reverse, int max_frames,
                                    sam2d_video_frame_cb cb, void *user);
 
+/* Called by propagate between a frame's image encoding and its tracking step
+ * (once per frame that has an object to track), on the propagating thread.
+ * A caller that serialises sessions on one model can let another session's
+ * request run there: the frame's features stay in this session, and the
+ * model's shared buffers hold nothing of this frame between the two stages.
+ * fn NULL: no call. Set it before propagate, not while it runs. */
+typedef void (*sam2d_video_stage_fn)(void *user);
+void sam2d_video_set_stage_hook(sam2d_video_session *s, sam2d_video_stage_fn fn, void *user);
+
 /* Ask a running propagate to stop after the current frame (any thread). */
 void sam2d_video_cancel(sam2d_video_session *s);
 

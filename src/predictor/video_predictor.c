@@ -67,6 +67,8 @@ struct sam2d_video_session {
     int64_t n_states;
     size_t fixed_bytes;
     atomic_int cancel;
+    sam2d_video_stage_fn stage_hook; /* between encoder and tracking step in propagate, or NULL */
+    void *stage_user;
     sam2d_video_stats stats;   /* time inside the engine, excluding waits for the model lock */
 };
 
@@ -738,6 +740,11 @@ static sam2d_status preflight(sam2d_video_session *s) {
 
 void sam2d_video_cancel(sam2d_video_session *s) { atomic_store(&s->cancel, 1); }
 
+void sam2d_video_set_stage_hook(sam2d_video_session *s, sam2d_video_stage_fn fn, void *user) {
+    s->stage_hook = fn;
+    s->stage_user = user;
+}
+
 sam2d_status sam2d_video_propagate(sam2d_video_session *s, int start, bool reverse, int max_frames,
                                    sam2d_video_frame_cb cb, void *user) {
     atomic_store(&s->cancel, 0);
@@ -764,6 +771,14 @@ sam2d_status sam2d_video_propagate(sam2d_video_session *s, int start, bool rever
         step = 1;
     }
     for (int f = first;; f += step) {
+        if (s->stage_hook) {
+            bool track = false;
+            for (int i = 0; i < s->n_obj; i++) track = track || !s->objs[i].out_cond[f];
+            if (track) {
+                SAM_TRY(get_features(s, f)); /* cached: the objects' steps below reuse it */
+                s->stage_hook(s->stage_user);
+            }
+        }
         for (int i = 0; i < s->n_obj; i++) {
             vobj *o = &s->objs[i];
             const sam_frame_state *st = o->out_cond[f];

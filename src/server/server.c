@@ -1011,6 +1011,14 @@ static void stream_push(stream *sp, char *text) {
     pthread_mutex_unlock(&sp->mu);
 }
 
+/* Between a frame's encoding and its tracking step: a click queued meanwhile
+ * waits for one stage of this propagation, not for a whole frame. */
+static void stage_turn(void *user) {
+    (void)user;
+    turn_give();
+    turn_take();
+}
+
 static int on_frame(void *user, const sam2d_video_frame_result *res) {
     stream *sp = user;
     double now = sam_now();
@@ -1048,9 +1056,11 @@ static void *stream_main(void *arg) {
     sam_session *s = sp->s;
     sp->t0 = sp->last_log = sp->t_frame = sam_now();
     sam2d_video_get_stats(s->vs, &sp->stats);
+    sam2d_video_set_stage_hook(s->vs, stage_turn, NULL);
     turn_take();
     sam2d_status st = sam2d_video_propagate(s->vs, sp->start, sp->reverse, sp->max_frames, on_frame, sp);
     turn_give();
+    sam2d_video_set_stage_hook(s->vs, NULL, NULL);
     double el = sam_now() - sp->t0;
     sam_metrics_observe(SAM_H_PROPAGATE_SECONDS, el);
     json_t *fin;

@@ -208,6 +208,17 @@ static void test_sine_pe(void) {
     CHECK(out[8 + 1] == out[8 + 0]);                      /* floor(j/2): pairs share a frequency */
 }
 
+/* The stage hook runs once per frame with an object to track, after the
+ * frame's encoding and before its tracking step. */
+static int hook_calls, hook_order_ok = 1;
+static void count_stage(void *user) {
+    const fake *k = user;
+    int steps = 0;
+    for (int i = 0; i < k->n; i++) steps += k->log[i].kind == 't';
+    hook_order_ok = hook_order_ok && steps == hook_calls; /* no step of this frame yet */
+    hook_calls++;
+}
+
 static int cancel_calls;
 static int cancel_after_two(void *user, const sam2d_video_frame_result *r) {
     (void)user, (void)r;
@@ -279,7 +290,13 @@ static void test_memory_growth(void) {
     sam2d_video_frame_result gr;
     CHECK(sam2d_video_get_frame(s, 3, &gr) == SAM2D_OK && gr.frame_idx == 3 && gr.num_objects == 1 &&
           gr.object_scores[0] == 1.0f && gr.logits[0] == 1.0f);
+    k.n = 0;
+    sam2d_video_set_stage_hook(s, count_stage, &k);
     CHECK(sam2d_video_propagate(s, 0, false, -1, NULL, NULL) == SAM2D_OK);
+    sam2d_video_set_stage_hook(s, NULL, NULL);
+    /* frame 0 is the only conditioning frame (the click on 5 was a correction) */
+    CHECK_MSG(hook_calls == T - 1 && hook_order_ok, "stage hook: %d calls (want %d), order %s", hook_calls, T - 1,
+              hook_order_ok ? "ok" : "wrong");
     CHECK(sam2d_video_session_memory_bytes(s) == after);
     /* reset gives everything per-frame back */
     CHECK(sam2d_video_reset(s) == SAM2D_OK);
