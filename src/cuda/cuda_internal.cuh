@@ -157,6 +157,38 @@ void sam_cuda_attention(sam_backend *be, float *out, const float *q, const float
                         const sam_attn_params *p);
 void sam_cuda_linear_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K,
                         sam_act act, const float *residual);
+/* Sum over the 32 lanes of a warp; every lane gets the total. */
+__device__ __forceinline__ double sam_warp_sum(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* LayerNorm of one row of C by one warp, as the CPU kernel: mean and biased
+ * variance in double (two passes), then (x - mean) * rstd * gamma + beta in
+ * float; gamma/beta may be NULL. In-place safe: each lane writes only the
+ * elements it alone reads in the last pass. */
+__device__ __forceinline__ void sam_warp_layer_norm_row(float *yr, const float *xr, int C, const float *g,
+                                                        const float *bt, float eps) {
+    const int lane = threadIdx.x & 31;
+    double s = 0;
+    for (int j = lane; j < C; j += 32) s += xr[j];
+    const double mean = sam_warp_sum(s) / C;
+    double q = 0;
+    for (int j = lane; j < C; j += 32) {
+        const double d = xr[j] - mean;
+        q += d * d;
+    }
+    const double var = sam_warp_sum(q) / C;
+    const float rstd = (float)(1.0 / sqrt(var + (double)eps));
+    const float m = (float)mean;
+    for (int j = lane; j < C; j += 32) {
+        float v = (xr[j] - m) * rstd;
+        if (g) v *= g[j];
+        if (bt) v += bt[j];
+        yr[j] = v;
+    }
+}
+
 void sam_cuda_window_partition(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww, int w0,
                                int nwin, bool norm, const float *gamma, const float *beta, float eps);
 void sam_cuda_window_unpartition_add(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww,

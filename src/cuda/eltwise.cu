@@ -94,43 +94,17 @@ void sam_cuda_mul_row(sam_backend *be, float *y, const float *x, const float *s,
 
 /* ---- LayerNorm: one warp per row -------------------------------------------------- */
 
-__device__ __forceinline__ double warp_sum(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
-/* Mean and biased variance in double (two passes, as the CPU), then
- * (x - mean) * rstd * gamma + beta in float. In-place safe: each lane reads
- * and writes only its own elements in the last pass. */
+/* One warp per row (sam_warp_layer_norm_row). */
 __global__ void layer_norm_kernel(float *y, const float *x, const float *g, const float *bt, int64_t rows, int C,
                                   float eps) {
-    const int lane = threadIdx.x & 31;
     const int64_t warps = (int64_t)gridDim.x * (blockDim.x >> 5);
-    for (int64_t r = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warps) {
-        const float *xr = x + r * C;
-        float *yr = y + r * C;
-        double s = 0;
-        for (int j = lane; j < C; j += 32) s += xr[j];
-        const double mean = warp_sum(s) / C;
-        double q = 0;
-        for (int j = lane; j < C; j += 32) {
-            const double d = xr[j] - mean;
-            q += d * d;
-        }
-        const double var = warp_sum(q) / C;
-        const float rstd = (float)(1.0 / sqrt(var + (double)eps));
-        const float m = (float)mean;
-        for (int j = lane; j < C; j += 32) {
-            float v = (xr[j] - m) * rstd;
-            if (g) v *= g[j];
-            if (bt) v += bt[j];
-            yr[j] = v;
-        }
-    }
+    for (int64_t r = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warps)
+        sam_warp_layer_norm_row(y + r * C, x + r * C, C, g, bt, eps);
 }
 
 void sam_cuda_layer_norm(sam_backend *be, float *y, const float *x, const float *gamma, const float *beta,
@@ -191,7 +165,7 @@ __global__ void softmax_kernel(float *y, const float *x, int64_t rows, int n) {
         mx = warp_max(mx);
         double s = 0;
         for (int j = lane; j < n; j += 32) s += expf(xr[j] - mx);
-        s = warp_sum(s);
+        s = sam_warp_sum(s);
         const float inv = (float)(1.0 / s);
         for (int j = lane; j < n; j += 32) yr[j] = expf(xr[j] - mx) * inv;
     }

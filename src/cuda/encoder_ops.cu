@@ -49,11 +49,6 @@ void sam_cuda_linear_ep(sam_backend *be, float *y, const float *x, const float *
 
 /* ---- windows ------------------------------------------------------------------------ */
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 /* One warp per window token: the map token (layer-normalised when norm, as
  * layer_norm: double moments, biased variance) or zeros in the padding. */
 __global__ void window_partition_kernel(float *y, const float *x, int H, int W, int C, int wh, int ww, int nww, int w0,
@@ -75,23 +70,7 @@ __global__ void window_partition_kernel(float *y, const float *x, int H, int W, 
             for (int c = lane; c < C; c += 32) d[c] = s[c];
             continue;
         }
-        double sum = 0;
-        for (int c = lane; c < C; c += 32) sum += s[c];
-        const double mean = warp_sum_d(sum) / C;
-        double q = 0;
-        for (int c = lane; c < C; c += 32) {
-            const double dd = s[c] - mean;
-            q += dd * dd;
-        }
-        const double var = warp_sum_d(q) / C;
-        const float rstd = (float)(1.0 / sqrt(var + (double)eps));
-        const float m = (float)mean;
-        for (int c = lane; c < C; c += 32) {
-            float v = (s[c] - m) * rstd;
-            if (g) v *= g[c];
-            if (bt) v += bt[c];
-            d[c] = v;
-        }
+        sam_warp_layer_norm_row(d, s, C, g, bt, eps);
     }
 }
 
