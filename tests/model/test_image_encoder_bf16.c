@@ -10,6 +10,7 @@
 #include "model/preprocess.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
+#include "golden_set.h"
 #include "test_util.h"
 
 #define REL_TOL 1.5e-2 /* measured 1.3e-3 .. 6.2e-3 on micro/shapes */
@@ -26,19 +27,9 @@ static double rel_l2(const float *a, const float *b, size_t n) {
 
 static void run_set(const char *set, const char *frame_suffix) {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/golden/%s/config.yaml", SAM2D_TEST_DATA, set);
     sam2d_model_config cfg;
-    if (sam2d_config_load_yaml(path, &cfg) != SAM2D_OK) {
-        CHECK_MSG(0, "%s: %s", path, sam2d_last_error());
-        return;
-    }
-    snprintf(path, sizeof(path), "%s/golden/%s/model.safetensors", SAM2D_TEST_DATA, set);
     sam2d_checkpoint *ck = NULL;
-    sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
-    if (sam2d_checkpoint_load(path, &cp, &ck) != SAM2D_OK) {
-        CHECK_MSG(0, "%s: %s", path, sam2d_last_error());
-        return;
-    }
+    if (!golden_set_load(set, &cfg, &ck)) return;
     sam_backend *be32 = sam_backend_cpu_create_ex(2, SAM_PRECISION_FP32);
     sam_backend *be16 = sam_backend_cpu_create_ex(2, SAM_PRECISION_BF16);
     sam_image_encoder *e32 = NULL, *e16 = NULL;

@@ -14,6 +14,7 @@
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
+#include "golden_set.h"
 #include "test_util.h"
 
 static int load(const char *set, const char *name, sam_npy *a) {
@@ -25,17 +26,10 @@ static int load(const char *set, const char *name, sam_npy *a) {
 }
 
 static void test_set(const char *set, sam_backend *be32, sam_backend *be16) {
-    char path[1024];
     sam2d_model_config cfg;
-    snprintf(path, sizeof path, "%s/golden/%s/config.yaml", SAM2D_TEST_DATA, set);
-    sam2d_status st = sam2d_config_load_yaml(path, &cfg);
-    CHECK_MSG(st == SAM2D_OK, "config %s: %s", path, sam2d_last_error());
-    if (st != SAM2D_OK) return;
     sam2d_checkpoint *ck = NULL;
-    snprintf(path, sizeof path, "%s/golden/%s/model.safetensors", SAM2D_TEST_DATA, set);
-    st = sam2d_checkpoint_load(path, NULL, &ck);
-    CHECK_MSG(st == SAM2D_OK, "checkpoint %s: %s", path, sam2d_last_error());
-    if (st != SAM2D_OK) return;
+    if (!golden_set_load(set, &cfg, &ck)) return;
+    sam2d_status st;
     const int C = cfg.d_model, D = cfg.mem_dim;
     const int fh = cfg.image_size / cfg.backbone_stride, fw = fh;
     const int64_t HW = (int64_t)fh * fw;
