@@ -83,6 +83,24 @@ static inline int write_all(int fd, const void *buf, size_t n) {
 }
 
 /* Send a request and read the whole response (the server closes HTTP/1.0 connections). */
+/* Everything fd sends until the peer closes it (or a receive timeout / error),
+ * NUL-terminated; closes fd. *out_len: the bytes read. */
+static inline char *read_to_close(int fd, size_t *out_len) {
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 65536 > cap) buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = 0;
+    *out_len = len;
+    return buf;
+}
+
 static inline int http_request(int port, const char *method, const char *path, const char *ctype, const void *body,
                                size_t body_len, const char *extra_headers, http_resp *out) {
     memset(out, 0, sizeof *out);
@@ -100,17 +118,8 @@ static inline int http_request(int port, const char *method, const char *path, c
     }
     /* a server may answer (e.g. 413) and stop reading before the body is sent: read the answer anyway */
     if (body && body_len) write_all(fd, body, body_len);
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (len + 65536 > cap) buf = realloc(buf, cap *= 2);
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = 0;
+    size_t len;
+    char *buf = read_to_close(fd, &len);
     char *sep = strstr(buf, "\r\n\r\n");
     if (!sep) {
         free(buf);

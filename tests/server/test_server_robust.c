@@ -79,17 +79,8 @@ static char *raw_exchange(int port, const void *data, size_t n, int timeout_s, s
     struct timeval tv = {timeout_s, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     write_all(fd, data, n);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (len + 4096 > cap) buf = realloc(buf, cap *= 2);
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = 0;
+    size_t len;
+    char *buf = read_to_close(fd, &len);
     if (out_len) *out_len = len;
     return buf;
 }
