@@ -181,33 +181,9 @@ void sam_cuda_softmax(sam_backend *be, float *y, const float *x, int64_t rows, i
 
 /* ---- 2x2 max pool, nearest upsample ------------------------------------------------- */
 
-__global__ void maxpool_kernel(float *y, const float *x, int N, int H, int W, int C, int Ho, int Wo) {
-    GRID_LOOP(i, (int64_t)N * Ho * Wo * C) {
-        const int c = (int)(i % C);
-        int64_t t = i / C;
-        const int ox = (int)(t % Wo);
-        t /= Wo;
-        const int oy = (int)(t % Ho);
-        const int64_t n = t / Ho;
-        const float *a = x + ((n * H + 2 * oy) * W + 2 * ox) * C + c;
-        const float *b = a + (int64_t)W * C;
-        /* the CPU's comparison order (NaN handling included) */
-        float m = a[0];
-        m = a[C] > m ? a[C] : m;
-        m = b[0] > m ? b[0] : m;
-        m = b[C] > m ? b[C] : m;
-        y[i] = m;
-    }
-}
-
+/* The dense pool is the strided one with pixels C apart. */
 void sam_cuda_maxpool2x2(sam_backend *be, float *y, const float *x, int N, int H, int W, int C) {
-    const int Ho = H / 2, Wo = W / 2;
-    if (N <= 0 || Ho <= 0 || Wo <= 0 || C <= 0) return;
-    sam_cuda_backend *cb = sam_cuda_lock(be);
-    maxpool_kernel<<<sam_cuda_blocks((int64_t)N * Ho * Wo * C, THREADS), THREADS, 0, cb->stream>>>(y, x, N, H, W, C,
-                                                                                                    Ho, Wo);
-    KERNEL_CHECK(cb);
-    sam_cuda_unlock(cb);
+    sam_cuda_maxpool2x2_ld(be, y, x, N, H, W, C, C);
 }
 
 __global__ void upsample_kernel(float *y, const float *x, int N, int H, int W, int C, int fh, int fw) {

@@ -113,7 +113,8 @@ struct sam_backend {
     /* Softmax over the last dim of x (rows, n). In-place allowed. */
     void (*softmax)(sam_backend *be, float *y, const float *x, int64_t rows, int n);
 
-    /* 2x2 stride-2 max pool, channels-last, floor: x (N, H, W, C) -> y (N, H/2, W/2, C). */
+    /* 2x2 stride-2 max pool, channels-last, floor: x (N, H, W, C) -> y (N, H/2, W/2, C);
+     * NaN propagates as in torch (= maxpool2x2_ld with ldx = C). */
     void (*maxpool2x2)(sam_backend *be, float *y, const float *x, int N, int H, int W, int C);
 
     /* Bilinear resize of planar maps x (C, Hi, Wi) -> y (C, Ho, Wo), align_corners=False,

@@ -241,3 +241,8 @@ void sam_cpu_maxpool2x2_ld(sam_backend *be, float *y, const float *x, int N, int
     int64_t chunk = 16384 / ((int64_t)Wo * C * 4);
     sam_parallel_for(be->pool, (int64_t)N * Ho, chunk < 1 ? 1 : chunk, mp_rows, &c);
 }
+
+/* The dense pool is the strided one with pixels C apart. */
+void sam_cpu_maxpool2x2(sam_backend *be, float *y, const float *x, int N, int H, int W, int C) {
+    sam_cpu_maxpool2x2_ld(be, y, x, N, H, W, C, C);
+}
