@@ -157,6 +157,22 @@ void sam_cuda_attention(sam_backend *be, float *out, const float *q, const float
                         const sam_attn_params *p);
 void sam_cuda_linear_ep(sam_backend *be, float *y, const float *x, const float *w, const float *b, int M, int N, int K,
                         sam_act act, const float *residual);
+/* Coordinates of flat index i in a channels-last (N, Ho, Wo, C) tensor. */
+struct sam_nhwc {
+    int64_t n;
+    int oy, ox, c;
+};
+__device__ __forceinline__ sam_nhwc sam_nhwc_of(int64_t i, int Ho, int Wo, int C) {
+    sam_nhwc p;
+    p.c = (int)(i % C);
+    int64_t t = i / C;
+    p.ox = (int)(t % Wo);
+    t /= Wo;
+    p.oy = (int)(t % Ho);
+    p.n = t / Ho;
+    return p;
+}
+
 /* Sum over the 32 lanes of a warp; every lane gets the total. */
 __device__ __forceinline__ double sam_warp_sum(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -189,12 +189,9 @@ void sam_cuda_maxpool2x2(sam_backend *be, float *y, const float *x, int N, int H
 __global__ void upsample_kernel(float *y, const float *x, int N, int H, int W, int C, int fh, int fw) {
     const int Ho = H * fh, Wo = W * fw;
     GRID_LOOP(i, (int64_t)N * Ho * Wo * C) {
-        const int c = (int)(i % C);
-        int64_t t = i / C;
-        const int ox = (int)(t % Wo);
-        t /= Wo;
-        const int oy = (int)(t % Ho);
-        const int64_t n = t / Ho;
+        const sam_nhwc p = sam_nhwc_of(i, Ho, Wo, C);
+        const int c = p.c, ox = p.ox, oy = p.oy;
+        const int64_t n = p.n;
         y[i] = x[((n * H + oy / fh) * W + ox / fw) * C + c];
     }
 }

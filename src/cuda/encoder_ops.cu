@@ -118,12 +118,9 @@ __device__ __forceinline__ float max_nan(float m, float v) { return (v > m || v 
 
 __global__ void maxpool_ld_kernel(float *y, const float *x, int N, int H, int W, int C, int64_t ldx, int Ho, int Wo) {
     GRID_LOOP(i, (int64_t)N * Ho * Wo * C) {
-        const int c = (int)(i % C);
-        int64_t t = i / C;
-        const int ox = (int)(t % Wo);
-        t /= Wo;
-        const int oy = (int)(t % Ho);
-        const int64_t n = t / Ho;
+        const sam_nhwc p = sam_nhwc_of(i, Ho, Wo, C);
+        const int c = p.c, ox = p.ox, oy = p.oy;
+        const int64_t n = p.n;
         const float *p00 = x + ((n * H + 2 * oy) * W + 2 * ox) * ldx + c;
         const float *p10 = p00 + (int64_t)W * ldx;
         y[i] = max_nan(max_nan(max_nan(p00[0], p00[ldx]), p10[0]), p10[ldx]);

@@ -192,12 +192,9 @@ __global__ void dwconv_kernel(float *y, const float *x, const float *w, const fl
                               int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
     const int64_t total = (int64_t)N * Ho * Wo * C;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        const int c = (int)(i % C);
-        int64_t t = i / C;
-        const int ox = (int)(t % Wo);
-        t /= Wo;
-        const int oy = (int)(t % Ho);
-        const int64_t n = t / Ho;
+        const sam_nhwc p = sam_nhwc_of(i, Ho, Wo, C);
+        const int c = p.c, ox = p.ox, oy = p.oy;
+        const int64_t n = p.n;
         float acc = b ? b[c] : 0.0f;
         const float *wc = w + (int64_t)c * kh * kw;
         for (int ky = 0; ky < kh; ky++) {
