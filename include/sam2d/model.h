@@ -23,7 +23,7 @@ typedef struct {
     const char *config_path;     /* Meta's YAML; NULL: `preset`, else guessed from the checkpoint */
     const char *preset;          /* e.g. "sam2.1_tiny"; used only when config_path is NULL */
     int num_threads;             /* <= 0: SAM2_THREADS or all CPUs */
-    const char *device;          /* "cpu" (default), "auto" (cpu until a GPU back end exists) */
+    const char *device;          /* "cpu" (default), "auto" (the GPU when one works), "cuda[:N]", "devsim" (tests) */
     const char *precision;       /* "fp32" (exact, default) or "bf16"; NULL: SAM2_PRECISION, else fp32 */
 } sam2d_model_params;
 

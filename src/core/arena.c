@@ -14,12 +14,25 @@ struct sam_arena_chunk {
 void sam_arena_init(sam_arena *a) {
     a->chunks = NULL;
     a->used_total = a->high_water = a->capacity = a->borrowed = 0;
+    a->mem = (sam_arena_allocator){0};
 }
 
-static sam_arena_chunk *new_chunk(size_t size) {
+void sam_arena_set_allocator(sam_arena *a, sam_arena_allocator mem) { a->mem = mem; }
+
+static void *chunk_data_alloc(sam_arena *a, size_t size) {
+    return a->mem.alloc ? a->mem.alloc(a->mem.ctx, size) : sam_malloc(size);
+}
+static void chunk_data_free(sam_arena *a, void *p) {
+    if (a->mem.alloc)
+        a->mem.free(a->mem.ctx, p);
+    else
+        sam_free(p);
+}
+
+static sam_arena_chunk *new_chunk(sam_arena *a, size_t size) {
     sam_arena_chunk *c = sam_malloc(sizeof *c);
     if (!c) return NULL;
-    c->data = sam_malloc(size);
+    c->data = chunk_data_alloc(a, size);
     if (!c->data) {
         sam_free(c);
         return NULL;
@@ -35,7 +48,7 @@ static void free_chunks(sam_arena *a) {
     sam_arena_chunk *c = a->chunks;
     while (c) {
         sam_arena_chunk *n = c->next;
-        if (!c->external) sam_free(c->data);
+        if (!c->external) chunk_data_free(a, c->data);
         sam_free(c);
         c = n;
     }
@@ -48,7 +61,7 @@ int sam_arena_reserve(sam_arena *a, size_t bytes) {
     if (a->used_total) return 0; /* only between runs */
     size_t want = bytes > a->capacity ? bytes : a->capacity;
     free_chunks(a);
-    a->chunks = new_chunk(want);
+    a->chunks = new_chunk(a, want);
     if (!a->chunks) return 0;
     a->capacity = want;
     return 1;
@@ -61,7 +74,7 @@ void *sam_arena_alloc(sam_arena *a, size_t bytes) {
     if (!c || c->size - c->offset < need) {
         size_t sz = need > ((size_t)1 << 20) ? need : ((size_t)1 << 20);
         if (c && c->size > sz) sz = c->size;
-        sam_arena_chunk *n = new_chunk(sz);
+        sam_arena_chunk *n = new_chunk(a, sz);
         if (!n) return NULL;
         n->next = c;
         a->chunks = n;
@@ -109,7 +122,7 @@ void sam_arena_reset(sam_arena *a) {
     if (a->chunks && a->chunks->next) {
         size_t want = a->high_water;
         free_chunks(a);
-        a->chunks = new_chunk(want);
+        a->chunks = new_chunk(a, want);
         a->capacity = a->chunks ? want : 0;
     }
     for (sam_arena_chunk *c = a->chunks; c; c = c->next) c->offset = 0;

@@ -8,8 +8,16 @@
 #include <stddef.h>
 
 typedef struct sam_arena_chunk sam_arena_chunk;
+/* Where chunks come from: NULL alloc = sam_malloc (host memory); a back
+ * end's buffers (device memory on a GPU) through sam_arena_on_backend (ops). */
 typedef struct {
+    void *(*alloc)(void *ctx, size_t bytes);
+    void (*free)(void *ctx, void *p);
+    void *ctx;
+} sam_arena_allocator;
+typedef struct sam_arena {
     sam_arena_chunk *chunks; /* newest first */
+    sam_arena_allocator mem;
     size_t used_total;       /* bytes handed out since the last reset */
     size_t high_water;       /* largest used_total seen */
     size_t capacity;         /* bytes owned */
@@ -17,6 +25,8 @@ typedef struct {
 } sam_arena;
 
 void sam_arena_init(sam_arena *a);
+/* Chunks from `mem` from now on (call right after init). */
+void sam_arena_set_allocator(sam_arena *a, sam_arena_allocator mem);
 /* Make sure one chunk of at least `bytes` exists (merging smaller chunks). */
 int sam_arena_reserve(sam_arena *a, size_t bytes);
 /* 64-byte aligned, uninitialised; NULL only when the system is out of memory. */

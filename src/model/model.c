@@ -27,7 +27,7 @@ void sam2d_default_checkpoint_path(const char *dir, const char *size, char *buf,
 
 void sam_model_memory_census(const sam2d_model *m, sam_model_memory *o) {
     memset(o, 0, sizeof(*o));
-    o->weights = m->weights.bytes + sam_alloc_size(m->vision_pos) + sam_image_encoder_weight_bytes(m->encoder) + sam_heads_weight_bytes(m->heads) +
+    o->weights = m->weights.bytes + sam_image_encoder_weight_bytes(m->encoder) + sam_heads_weight_bytes(m->heads) +
                  sam_memory_encoder_weight_bytes(m->mem_encoder) + sam_memory_attention_weight_bytes(m->mem_attention) +
                  (m->tracker ? sam_track_weight_bytes(m->tracker) : 0);
     o->encoder_arena = m->encoder ? sam_image_encoder_arena_bytes(m->encoder) : 0;
@@ -50,8 +50,7 @@ void sam2d_model_free(sam2d_model *m) {
     sam_image_encoder_free(m->encoder);
     sam_heads_free(m->heads);
     sam_weight_set_free(&m->weights);
-    sam_free(m->vision_pos);
-    if (m->owns_be && m->be) sam_backend_cpu_free(m->be);
+    if (m->owns_be) sam_backend_free(m->be);
     pthread_mutex_destroy(&m->lock);
     sam_free(m);
 }
@@ -62,7 +61,7 @@ sam2d_status sam_model_build(const sam2d_model_config *cfg, sam_weight_loader *L
     sam2d_model *m = sam_calloc(1, sizeof(*m));
     if (!m) {
         sam_weight_loader_finish(L);
-        if (owns_be) sam_backend_cpu_free(be);
+        if (owns_be) sam_backend_free(be);
         return SAM_ERR(SAM2D_ERR_NOMEM, "model: out of memory");
     }
     m->cfg = *cfg;
@@ -70,7 +69,7 @@ sam2d_status sam_model_build(const sam2d_model_config *cfg, sam_weight_loader *L
     m->owns_be = owns_be;
     pthread_mutex_init(&m->lock, NULL);
     snprintf(m->device, sizeof m->device, "%s", be && be->name ? be->name : "cpu");
-    sam_weight_set_init(&m->weights);
+    sam_weight_set_init_on(&m->weights, be);
 
     /* Build every module against the same loader so one message lists every problem. */
     sam_weight_set *prev_owner = L->owner;
@@ -97,10 +96,11 @@ sam2d_status sam_model_build(const sam2d_model_config *cfg, sam_weight_loader *L
         int levels = cfg->num_stages - cfg->scalp;
         if (levels > 3) levels = 3;
         const size_t fh = (size_t)(cfg->image_size / cfg->backbone_stride);
-        m->vision_pos = sam_malloc(fh * fh * (size_t)cfg->d_model * sizeof(float));
+        m->vision_pos = sam_weight_set_alloc(&m->weights, fh * fh * (size_t)cfg->d_model);
         st = m->vision_pos ? sam_image_encoder_pos(m->encoder, levels - 1, m->vision_pos)
                            : SAM_ERR(SAM2D_ERR_NOMEM, "model: position encoding");
     }
+    if (st == SAM2D_OK) sam_weight_set_publish(&m->weights);
     if (st != SAM2D_OK) {
         sam2d_model_free(m);
         return st;
@@ -120,8 +120,6 @@ sam2d_status sam2d_model_load(const sam2d_model_params *params, sam2d_model **ou
     *out = NULL;
     sam2d_model_params p = params ? *params : sam2d_model_default_params();
     if (!p.checkpoint_path) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "model: no checkpoint path");
-    if (p.device && strcmp(p.device, "cpu") != 0 && strcmp(p.device, "auto") != 0)
-        return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "model: device '%s' is not available in this build", p.device);
 
     sam2d_checkpoint *ck = NULL;
     sam2d_checkpoint_params cp = sam2d_checkpoint_default_params();
@@ -161,10 +159,12 @@ sam2d_status sam2d_model_load(const sam2d_model_params *params, sam2d_model **ou
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "%s '%s' is not fp32 or bf16",
                        p.precision ? "model: precision" : "SAM2_PRECISION", prec_name);
     }
-    sam_backend *be = sam_backend_cpu_create_ex(p.num_threads, prec);
+    sam_backend *be = sam_backend_create(p.device, p.num_threads, prec);
     if (!be) {
         sam2d_checkpoint_free(ck);
-        return SAM_ERR(SAM2D_ERR_NOMEM, "model: cannot create the CPU back end");
+        char why[256];
+        snprintf(why, sizeof why, "%s", sam2d_last_error());
+        return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "model: %s", why);
     }
     st = sam_model_create(&cfg, ck, be, true, out);
     /* Every module copied what it needs; the file's bytes are not kept. */

@@ -8,14 +8,35 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "ops/ops.h"
 
 void sam_weight_set_init(sam_weight_set *s) { memset(s, 0, sizeof(*s)); }
 
+void sam_weight_set_init_on(sam_weight_set *s, sam_backend *be) {
+    memset(s, 0, sizeof(*s));
+    s->be = be;
+}
+
+static void set_release(sam_weight_set *s, float *p) {
+    if (s && s->be)
+        s->be->const_free(s->be, p);
+    else
+        sam_free(p);
+}
+
 void sam_weight_set_free(sam_weight_set *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) sam_free(s->ptrs[i]);
+    for (size_t i = 0; i < s->n; i++) set_release(s, s->ptrs[i]);
     sam_free(s->ptrs);
+    sam_free(s->sizes);
+    sam_backend *be = s->be;
     memset(s, 0, sizeof(*s));
+    s->be = be;
+}
+
+void sam_weight_set_publish(sam_weight_set *s) {
+    if (!s || !s->be) return;
+    for (size_t i = 0; i < s->n; i++) s->be->const_publish(s->be, s->ptrs[i], s->sizes[i]);
 }
 
 static int set_add(sam_weight_set *s, float *p, size_t bytes) {
@@ -24,9 +45,13 @@ static int set_add(sam_weight_set *s, float *p, size_t bytes) {
         float **np = sam_realloc(s->ptrs, nc * sizeof(*np));
         if (!np) return -1;
         s->ptrs = np;
+        size_t *ns = sam_realloc(s->sizes, nc * sizeof(*ns));
+        if (!ns) return -1;
+        s->sizes = ns;
         s->cap = nc;
     }
-    s->ptrs[s->n++] = p;
+    s->ptrs[s->n] = p;
+    s->sizes[s->n++] = bytes;
     s->bytes += bytes;
     return 0;
 }
@@ -89,18 +114,23 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
     if (o < len) snprintf(buf + o, len - o, ")");
 }
 
+static float *set_new(sam_weight_set *s, size_t bytes) {
+    if (!bytes) bytes = sizeof(float);
+    float *p = s && s->be ? s->be->const_alloc(s->be, bytes) : sam_malloc(bytes);
+    if (!p) return NULL;
+    if (s && set_add(s, p, bytes) != 0) {
+        set_release(s, p);
+        return NULL;
+    }
+    return p;
+}
+
+float *sam_weight_set_alloc(sam_weight_set *s, size_t count) { return set_new(s, count * sizeof(float)); }
+
 static float *alloc_owned(sam_weight_loader *L, const char *name, int64_t numel) {
     size_t bytes = (size_t)numel * sizeof(float);
-    float *p = sam_malloc(bytes ? bytes : sizeof(float));
-    if (!p) {
-        append(L, "%s: out of memory (%zu bytes)", name, bytes);
-        return NULL;
-    }
-    if (L->owner && set_add(L->owner, p, bytes) != 0) {
-        sam_free(p);
-        append(L, "%s: out of memory", name);
-        return NULL;
-    }
+    float *p = set_new(L->owner, bytes);
+    if (!p) append(L, "%s: out of memory (%zu bytes)", name, bytes);
     return p;
 }
 

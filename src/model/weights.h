@@ -23,14 +23,27 @@
 #include "sam2d/checkpoint.h"
 #include "sam2d/sam2d.h"
 
+typedef struct sam_backend sam_backend;
+
 /* Owns every buffer a loader hands out (freed together with the model). */
 typedef struct {
     float **ptrs;
+    size_t *sizes;  /* bytes of each buffer */
     size_t n, cap;
     size_t bytes;   /* total float bytes owned */
+    sam_backend *be; /* NULL: host memory (sam_malloc); else the back end's const memory */
 } sam_weight_set;
 
+/* Buffers in host memory (tools, tests that never hand them to kernels). */
 void sam_weight_set_init(sam_weight_set *s);
+/* Buffers in be's const memory (ops.h): what every model module uses, so
+ * kernels on any back end can read them. Call sam_weight_set_publish once
+ * the module has finished writing them (tables made at load included). */
+void sam_weight_set_init_on(sam_weight_set *s, sam_backend *be);
+void sam_weight_set_publish(sam_weight_set *s);
+/* A buffer of `count` floats owned by the set (for tables made at load);
+ * NULL when out of memory. */
+float *sam_weight_set_alloc(sam_weight_set *s, size_t count);
 void sam_weight_set_free(sam_weight_set *s);   /* frees every buffer; the set is reusable */
 
 typedef struct {

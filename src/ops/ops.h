@@ -163,7 +163,84 @@ struct sam_backend {
      * (>= C) floats apart (e.g. the q part of a packed qkv); y (N, H/2, W/2, C)
      * dense. NaN propagates as in torch. */
     void (*maxpool2x2_ld)(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx);
+
+    /* ---- memory and small kernels (issue 8): the model on device memory ---- */
+    /* The rule (see DESIGN notes in docs/): activations and per-session state
+     * live in "buffers" (buf_alloc, arenas made on the back end). On a GPU
+     * they are device memory, which host code must never read or write: it
+     * moves data only with to_dev / to_host / copy / copy2d / zero and computes
+     * only through this table. Weights and the tables a module makes at load
+     * are "const" memory (const_alloc): the host writes them while building
+     * and may read them at any time; kernels read them too (CUDA: managed
+     * memory kept on the device). On the CPU all of it is host memory and
+     * these entries are malloc/memcpy, so the CPU path costs nothing extra.
+     * The devsim back end (ops/devsim.h) enforces the rule on the CPU. */
+
+    /* 64-byte aligned; NULL on failure or bytes == 0. buf_free(NULL) is fine. */
+    void *(*buf_alloc)(sam_backend *be, size_t bytes);
+    void (*buf_free)(sam_backend *be, void *p);
+    /* Const memory: host-writable until const_publish(p) (once, after the
+     * last host write), then read-only for host and kernels alike. */
+    void *(*const_alloc)(sam_backend *be, size_t bytes);
+    void (*const_publish)(sam_backend *be, const void *p, size_t bytes);
+    void (*const_free)(sam_backend *be, void *p);
+    /* Copies in the back end's order (after every kernel queued before them).
+     * to_dev: dst a buffer, src host memory; returns once src may be reused.
+     * to_host: dst host memory; returns once dst holds the data (so it waits
+     * for the kernels before it). copy/copy2d/zero: buffers or const memory
+     * as sources, buffers as destinations; queued. Pitches in bytes. */
+    void (*to_dev)(sam_backend *be, void *dst, const void *src_host, size_t bytes);
+    void (*to_host)(sam_backend *be, void *dst_host, const void *src, size_t bytes);
+    void (*copy)(sam_backend *be, void *dst, const void *src, size_t bytes);
+    void (*copy2d)(sam_backend *be, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t row_bytes,
+                   size_t rows);
+    void (*zero)(sam_backend *be, void *dst, size_t bytes);
+    /* Waits for every queued kernel; 0 (SAM2D_OK) or the first error the back
+     * end recorded (a sam2d_status: failed launch, device out of memory). */
+    int (*sync)(sam_backend *be);
+
+    /* y[i] = value. */
+    void (*fill)(sam_backend *be, float *y, float value, int64_t n);
+    /* y = x * alpha + beta; in-place allowed. */
+    void (*affine)(sam_backend *be, float *y, const float *x, float alpha, float beta, int64_t n);
+    /* y = x > 0 ? 1 : 0 (NaN -> 0); in-place allowed. */
+    void (*binarize)(sam_backend *be, float *y, const float *x, int64_t n);
+    /* Axial RoPE in place: x (rows, at `stride` floats per token), every
+     * head's consecutive pairs (x[2j], x[2j+1]) rotated as complex numbers by
+     * cos_t/sin_t (L, head_dim/2); token r uses table row r % L. */
+    void (*rope)(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim, const float *cos_t,
+                 const float *sin_t, int64_t L);
+
+    /* Frees the back end (any kind); NULL-safe through sam_backend_free. */
+    void (*destroy)(sam_backend *be);
 };
+
+/* Back ends by name, the one policy for SAM2_DEVICE: "cpu"; "devsim" (the CPU
+ * kernels behind the device-memory rule, for tests); "cuda" / "cuda:N" (a GPU
+ * back end must be registered and working, else NULL with the reason in
+ * sam2d_last_error()); "auto", "" or NULL (the registered GPU back end when it
+ * works, else the CPU; the choice is logged). nthreads as for the CPU back end. */
+sam_backend *sam_backend_create(const char *device, int nthreads, sam_precision precision);
+void sam_backend_free(sam_backend *be);
+/* A GPU back end offers itself here (the CUDA library's sam_cuda_register()
+ * calls it; programs that link it call that at start). create(index, precision)
+ * returns NULL with sam2d_last_error() set when no GPU works. */
+typedef sam_backend *(*sam_gpu_create_fn)(int index, sam_precision precision);
+void sam_backend_register_gpu(const char *name, sam_gpu_create_fn create);
+/* The registered GPU back end's name, or NULL. */
+const char *sam_backend_gpu_name(void);
+
+/* Arena chunks from be's buffers (core/arena.h); call right after sam_arena_init. */
+typedef struct sam_arena sam_arena;
+void sam_arena_on_backend(sam_arena *a, sam_backend *be);
+
+/* Host copies of a few values (e.g. scores the host decides on): to_host
+ * into a small host array. */
+static inline float sam_backend_read_f32(sam_backend *be, const float *src) {
+    float v;
+    be->to_host(be, &v, src, sizeof v);
+    return v;
+}
 
 /* The CPU back end (BLAS + own kernels). nthreads <= 0: SAM2_THREADS or all CPUs.
  * Precision from SAM2_PRECISION ("fp32", the default, or "bf16"). Returns NULL

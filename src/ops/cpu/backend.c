@@ -116,6 +116,8 @@ sam_backend *sam_backend_cpu_create_ex(int nthreads, sam_precision precision) {
     be->window_partition = sam_cpu_window_partition;
     be->window_unpartition_add = sam_cpu_window_unpartition_add;
     be->maxpool2x2_ld = sam_cpu_maxpool2x2_ld;
+    sam_cpu_install_memory(be);
+    be->destroy = sam_backend_cpu_free;
     return be;
 }
 

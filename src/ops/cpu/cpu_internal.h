@@ -27,6 +27,9 @@ typedef struct {
     size_t wreg_bytes;            /* packed bytes held */
 } sam_cpu_backend;
 
+/* memory.c: buf/const memory, copies, fill/affine/binarize/rope. */
+void sam_cpu_install_memory(sam_backend *be);
+
 /* bf16.c: prepared weights. */
 bool sam_cpu_linear_prepare(sam_backend *be, const float *w, int N, int K);
 void sam_cpu_linear_forget(sam_backend *be, const float *w);
