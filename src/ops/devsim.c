@@ -517,6 +517,21 @@ static void ds_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int
     LEAVE(d);
 }
 
+static void ds_to_bf16(sam_backend *be, uint16_t *y, const float *x, int64_t n) {
+    DS(be);
+    ENTER(d);
+    O(y), I(x);
+    d->cpu->to_bf16(d->cpu, y, x, n);
+    LEAVE(d);
+}
+static void ds_from_bf16(sam_backend *be, float *y, const uint16_t *x, int64_t n) {
+    DS(be);
+    ENTER(d);
+    O(y), I(x);
+    d->cpu->from_bf16(d->cpu, y, x, n);
+    LEAVE(d);
+}
+
 static void ds_destroy(sam_backend *be) { sam_backend_devsim_free(be); }
 
 sam_backend *sam_backend_devsim_create(int nthreads, sam_precision precision) {
@@ -586,6 +601,8 @@ sam_backend *sam_backend_devsim_create(int nthreads, sam_precision precision) {
     be->affine = ds_affine;
     be->binarize = ds_binarize;
     be->rope = ds_rope;
+    be->to_bf16 = ds_to_bf16;
+    be->from_bf16 = ds_from_bf16;
     be->destroy = ds_destroy;
     return be;
 }

@@ -211,6 +211,11 @@ struct sam_backend {
     void (*rope)(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim, const float *cos_t,
                  const float *sin_t, int64_t L);
 
+    /* bf16 storage (as torch's .to(bfloat16): nearest even, NaN -> 0x7fc0):
+     * y (n) = bf16(x), and back (exact). */
+    void (*to_bf16)(sam_backend *be, uint16_t *y, const float *x, int64_t n);
+    void (*from_bf16)(sam_backend *be, float *y, const uint16_t *x, int64_t n);
+
     /* Frees the back end (any kind); NULL-safe through sam_backend_free. */
     void (*destroy)(sam_backend *be);
 };

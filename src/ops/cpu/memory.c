@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "model/bf16.h"
 #include "ops/cpu/cpu_internal.h"
 
 static void *cpu_alloc(sam_backend *be, size_t bytes) {
@@ -107,7 +108,35 @@ static void cpu_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, in
     sam_parallel_for(be->pool, rows, 256, rope_run, &J);
 }
 
+typedef struct {
+    uint16_t *h;
+    float *f;
+    const uint16_t *hc;
+    const float *fc;
+} bf16_job;
+
+static void to_bf16_run(void *ctx, int64_t begin, int64_t end, int tid) {
+    (void)tid;
+    const bf16_job *J = ctx;
+    sam_f32_to_bf16_array(J->h + begin, J->fc + begin, (size_t)(end - begin));
+}
+static void from_bf16_run(void *ctx, int64_t begin, int64_t end, int tid) {
+    (void)tid;
+    const bf16_job *J = ctx;
+    sam_bf16_to_f32_array(J->f + begin, J->hc + begin, (size_t)(end - begin));
+}
+static void cpu_to_bf16(sam_backend *be, uint16_t *y, const float *x, int64_t n) {
+    bf16_job J = {.h = y, .fc = x};
+    if (n > 0) sam_parallel_for(be->pool, n, 1 << 15, to_bf16_run, &J);
+}
+static void cpu_from_bf16(sam_backend *be, float *y, const uint16_t *x, int64_t n) {
+    bf16_job J = {.f = y, .hc = x};
+    if (n > 0) sam_parallel_for(be->pool, n, 1 << 15, from_bf16_run, &J);
+}
+
 void sam_cpu_install_memory(sam_backend *be) {
+    be->to_bf16 = cpu_to_bf16;
+    be->from_bf16 = cpu_from_bf16;
     be->buf_alloc = cpu_alloc;
     be->buf_free = cpu_free;
     be->const_alloc = cpu_alloc;
