@@ -6,6 +6,9 @@
 #include "cli/cli.h"
 #include "sam2d/model.h"
 #include "sam2d/sam2d.h"
+#ifdef SAM2D_WITH_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 static sam2d_command *commands;
 
@@ -74,6 +77,9 @@ int main(int argc, char **argv) {
         printf("sam2d %s\n", SAM2D_VERSION);
         return SAM2D_EXIT_OK;
     }
+#ifdef SAM2D_WITH_CUDA
+    sam_cuda_register(); /* SAM2_DEVICE=auto|cuda can pick the GPU */
+#endif
     for (sam2d_command *c = commands; c; c = c->next)
         if (!strcmp(c->name, argv[1])) return c->fn(argc - 1, argv + 1);
     fprintf(stderr, "sam2d: unknown command '%s'\n\n", argv[1]);

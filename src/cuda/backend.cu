@@ -448,6 +448,17 @@ extern "C" void sam_backend_cuda_free(sam_backend *be) {
 
 /* ---- SAM2_DEVICE ------------------------------------------------------------ */
 
+static sam_backend *create_registered(int index, sam_precision precision) {
+    char why[256];
+    if (!sam_cuda_available(why, sizeof why)) {
+        SAM_ERR(SAM2D_ERR_UNSUPPORTED, "no usable GPU: %s", why);
+        return NULL;
+    }
+    return sam_backend_cuda_create(index, precision);
+}
+
+extern "C" void sam_cuda_register(void) { sam_backend_register_gpu("cuda", create_registered); }
+
 extern "C" sam_backend *sam_backend_create_for_device(const char *device, int nthreads, sam_precision precision) {
     const char *d = device && *device ? device : "auto";
     int dev = 0;

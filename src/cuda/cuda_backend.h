@@ -48,6 +48,9 @@ sam_backend *sam_backend_cuda_create(int device, sam_precision precision);
  * weights included; buffers from sam_cuda_malloc must be freed by their owner
  * first, any left are reported in the log and freed). NULL is fine. */
 void sam_backend_cuda_free(sam_backend *be);
+/* Offer this back end to sam_backend_create (ops.h) as the GPU back end;
+ * programs that link the CUDA library call it once at start. */
+void sam_cuda_register(void);
 /* SAM2_DEVICE policy in one place, for the model / service to call (CUDA
  * builds only; a CPU-only build creates the CPU back end directly):
  * device "cpu"; "cuda" or "cuda:N" (fails, NULL with the reason in

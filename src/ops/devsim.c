@@ -532,6 +532,16 @@ static void ds_from_bf16(sam_backend *be, float *y, const uint16_t *x, int64_t n
     LEAVE(d);
 }
 
+static void ds_device_memory(sam_backend *be, size_t *used, size_t *total) {
+    DS(be);
+    pthread_mutex_lock(&d->mu);
+    size_t c = 0;
+    for (size_t i = 0; i < d->nconsts; i++) c += d->consts[i].size;
+    *used = d->in_use + c;
+    *total = d->heap_size;
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void ds_destroy(sam_backend *be) { sam_backend_devsim_free(be); }
 
 sam_backend *sam_backend_devsim_create(int nthreads, sam_precision precision) {
@@ -603,6 +613,7 @@ sam_backend *sam_backend_devsim_create(int nthreads, sam_precision precision) {
     be->rope = ds_rope;
     be->to_bf16 = ds_to_bf16;
     be->from_bf16 = ds_from_bf16;
+    be->device_memory = ds_device_memory;
     be->destroy = ds_destroy;
     return be;
 }

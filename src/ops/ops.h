@@ -216,6 +216,11 @@ struct sam_backend {
     void (*to_bf16)(sam_backend *be, uint16_t *y, const float *x, int64_t n);
     void (*from_bf16)(sam_backend *be, float *y, const uint16_t *x, int64_t n);
 
+    /* Device memory the back end holds now (buffers, const memory, its own
+     * scratch) and the device's total; both 0 for back ends on host memory
+     * (sam_malloc accounts those). */
+    void (*device_memory)(sam_backend *be, size_t *used, size_t *total);
+
     /* Frees the back end (any kind); NULL-safe through sam_backend_free. */
     void (*destroy)(sam_backend *be);
 };

@@ -134,7 +134,13 @@ static void cpu_from_bf16(sam_backend *be, float *y, const uint16_t *x, int64_t 
     if (n > 0) sam_parallel_for(be->pool, n, 1 << 15, from_bf16_run, &J);
 }
 
+static void cpu_device_memory(sam_backend *be, size_t *used, size_t *total) {
+    (void)be;
+    *used = *total = 0;
+}
+
 void sam_cpu_install_memory(sam_backend *be) {
+    be->device_memory = cpu_device_memory;
     be->to_bf16 = cpu_to_bf16;
     be->from_bf16 = cpu_from_bf16;
     be->buf_alloc = cpu_alloc;
