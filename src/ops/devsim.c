@@ -71,8 +71,6 @@ static void handler_init(void) {
 static __attribute__((noreturn)) void violation(const char *entry, const char *what, const void *p) {
     sam_logf(SAM_LOG_ERROR, "devsim: %s: %s %p is not a device buffer%s", entry, what, p,
              what[0] == 'i' ? " or const memory" : "");
-    fprintf(stderr, "devsim: %s: %s %p is not a device buffer%s\n", entry, what, p,
-            what[0] == 'i' ? " or const memory" : "");
     abort();
 }
 
