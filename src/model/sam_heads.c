@@ -1,5 +1,11 @@
 /* SAM prompt encoder + mask decoder (SAM2Base._build_sam_heads semantics).
- * Channels-last throughout; every kernel goes through the back end table. */
+ * Channels-last throughout; every kernel goes through the back end table.
+ *
+ * Device memory (ops.h, issue 8): weights and the tables made here (dense_pe,
+ * a ones vector for the stability counts) are const memory; activations live
+ * in the arena, which sits on the back end's buffers. The host only computes
+ * the few point embeddings (host prompts, host staging, one to_dev) and reads
+ * back M IoUs + the object score (+ two stability counts) with one to_host. */
 #include "model/sam_heads.h"
 
 #include <math.h>
@@ -13,6 +19,10 @@
 
 /* mask_downscaling hidden width: a constant of _build_sam_heads, not in the YAML. */
 #define SAM_MASK_IN_CHANS 16
+/* Point embeddings are made on the host this many at a time (host staging, then one to_dev). */
+#define SAM_STAGE_POINTS 32
+/* Bound on 1 + num_multimask_outputs (Meta's models: 4), for a host array of scores. */
+#define SAM_MAX_MASK_TOKENS 16
 
 typedef struct {
     int in, internal, heads;
@@ -54,7 +64,8 @@ struct sam_heads {
     float *md3_w, *md3_b;   /* (MIC, MIC/4, 2, 2), (MIC) */
     float *md4_w, *md4_b;   /* LayerNorm2d (MIC) */
     float *md6_w, *md6_b;   /* (C, MIC, 1, 1), (C) */
-    float *dense_pe;        /* (emb*emb, C) */
+    float *dense_pe;        /* (emb*emb, C) const, made at create */
+    float *stage;           /* (SAM_STAGE_POINTS, C) host staging of point embeddings */
 
     /* mask decoder */
     heads_layer *layers;    /* (depth) */
@@ -69,6 +80,7 @@ struct sam_heads {
     heads_mlp *hyper;       /* (num_mask_tokens) */
     heads_mlp iou_head;
     heads_mlp obj_head;     /* num_layers 1 when it is a single Linear; 0 when absent */
+    float *ones;            /* (low*low) const 1.0f: mask pixel counts as one linear; NULL without dynamic_stab */
 
     sam_weight_set weights;
     sam_arena arena;        /* activations; reserved by a dry run at create */
@@ -123,14 +135,16 @@ sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_wei
     int C = cfg->d_model, S = cfg->image_size;
     if (C <= 0 || C % 8 || S <= 0 || cfg->backbone_stride <= 0 || S % cfg->backbone_stride || S % 4 ||
         cfg->decoder_depth <= 0 || cfg->decoder_num_heads <= 0 || cfg->num_multimask_outputs < 1 ||
+        cfg->num_multimask_outputs >= SAM_MAX_MASK_TOKENS ||
         cfg->iou_head_depth < 1 || cfg->iou_head_depth > 3)
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "sam_heads_create: unsupported config (d_model %d, image_size %d)", C, S);
     if ((C / 2) % cfg->decoder_num_heads || C % cfg->decoder_num_heads)
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "sam_heads_create: %d heads do not divide %d", cfg->decoder_num_heads, C);
     sam_heads *h = sam_calloc(1, sizeof(*h));
     if (!h) return SAM_ERR(SAM2D_ERR_NOMEM, "sam_heads_create: out of memory");
-    sam_weight_set_init(&h->weights);
+    sam_weight_set_init_on(&h->weights, be); /* weights and tables in const memory */
     sam_arena_init(&h->arena);
+    sam_arena_on_backend(&h->arena, be); /* activations in buffers */
     h->be = be;
     /* Every buffer belongs to the heads object whatever the loader's own owner is. */
     sam_weight_set *prev_owner = L->owner;
@@ -238,10 +252,14 @@ sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_wei
         return SAM_ERR(SAM2D_ERR_MISMATCH, "sam_heads: %d checkpoint tensor problem(s)", L->nerr - nerr0);
     }
 
-    /* get_dense_pe: grid of pixel centres ((i + 0.5) / n) over the S/16 map, computed once. */
+    /* get_dense_pe: grid of pixel centres ((i + 0.5) / n) over the S/16 map, computed once
+     * (const memory: the host writes it before publishing; pe_gauss is const, host-readable). */
     int e = h->emb;
-    h->dense_pe = sam_malloc((size_t)e * e * C * sizeof(float));
-    if (!h->dense_pe) {
+    size_t n_low = (size_t)h->low * h->low;
+    h->dense_pe = sam_weight_set_alloc(&h->weights, (size_t)e * e * C);
+    h->ones = h->dynamic_stab ? sam_weight_set_alloc(&h->weights, n_low) : NULL;
+    h->stage = sam_malloc((size_t)SAM_STAGE_POINTS * C * sizeof(float));
+    if (!h->dense_pe || (h->dynamic_stab && !h->ones) || !h->stage) {
         sam_heads_free(h);
         return SAM_ERR(SAM2D_ERR_NOMEM, "sam_heads_create: out of memory");
     }
@@ -249,6 +267,8 @@ sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_wei
         for (int j = 0; j < e; j++)
             pe_encode(h->pe_gauss, half, ((float)j + 0.5f) / (float)e, ((float)i + 0.5f) / (float)e,
                       h->dense_pe + ((size_t)i * e + j) * C);
+    for (size_t i = 0; h->ones && i < n_low; i++) h->ones[i] = 1.0f;
+    sam_weight_set_publish(&h->weights); /* the last host write to const memory */
 
     sam2d_status st = heads_dry_run(h);
     if (st != SAM2D_OK) {
@@ -283,7 +303,7 @@ void sam_heads_free(sam_heads *h) {
     sam_arena_free(&h->arena);
     sam_free(h->layers);
     sam_free(h->hyper);
-    sam_free(h->dense_pe);
+    sam_free(h->stage);
     sam_free(h);
 }
 
@@ -298,29 +318,39 @@ sam2d_status sam_prompt_encode(sam_heads *h, const float *coords, const int *lab
     int C = h->C, half = C / 2;
     if (n < 0 || (n > 0 && (!coords || !labels || !sparse)) || !dense)
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "sam_prompt_encode: bad arguments");
+    for (int i = 0; i < n; i++)
+        if (labels[i] < -1 || labels[i] > 3)
+            return SAM_ERR(SAM2D_ERR_INVALID_ARG, "sam_prompt_encode: label %d", labels[i]);
+    sam_backend *be = h->be;
     sam_arena_reset(&h->arena); /* top-level entry: nothing of an earlier call is live */
-    for (int i = 0; i < n; i++) {
-        float *o = sparse + (size_t)i * C;
-        int lab = labels[i];
-        if (lab < -1 || lab > 3) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "sam_prompt_encode: label %d", lab);
-        if (lab == -1) { /* padding point: the embedding is replaced, not added to */
-            memcpy(o, h->not_a_point, (size_t)C * sizeof(float));
-            continue;
+    /* A few points from host prompts: made on the host (the weights are const memory,
+     * host-readable) in the staging array, then uploaded, SAM_STAGE_POINTS at a time. */
+    for (int i0 = 0; i0 < n; i0 += SAM_STAGE_POINTS) {
+        int cnt = n - i0 < SAM_STAGE_POINTS ? n - i0 : SAM_STAGE_POINTS;
+        for (int k = 0; k < cnt; k++) {
+            int i = i0 + k, lab = labels[i];
+            float *o = h->stage + (size_t)k * C; /* (C) host */
+            if (lab == -1) { /* padding point: the embedding is replaced, not added to */
+                memcpy(o, h->not_a_point, (size_t)C * sizeof(float));
+                continue;
+            }
+            /* +0.5: pixel centre; normalised by the model's input size (x by width, y by height). */
+            float x = (coords[2 * i] + 0.5f) / (float)h->S, y = (coords[2 * i + 1] + 0.5f) / (float)h->S;
+            pe_encode(h->pe_gauss, half, x, y, o);
+            const float *add = h->point_embed[lab];
+            for (int c = 0; c < C; c++) o[c] += add[c];
         }
-        /* +0.5: pixel centre; normalised by the model's input size (x by width, y by height). */
-        float x = (coords[2 * i] + 0.5f) / (float)h->S, y = (coords[2 * i + 1] + 0.5f) / (float)h->S;
-        pe_encode(h->pe_gauss, half, x, y, o);
-        const float *add = h->point_embed[lab];
-        for (int c = 0; c < C; c++) o[c] += add[c];
+        be->to_dev(be, sparse + (size_t)i0 * C, h->stage, (size_t)cnt * C * sizeof(float));
     }
 
     int e = h->emb;
     if (!mask_input) {
-        for (int p = 0; p < e * e; p++) memcpy(dense + (size_t)p * C, h->no_mask, (size_t)C * sizeof(float));
+        /* no_mask_embed on every pixel: 1 * x is x bit for bit (as the reference's expand) */
+        be->fill(be, dense, 1.0f, (int64_t)e * e * C);
+        be->mul_row(be, dense, dense, h->no_mask, (int64_t)e * e, C);
         return SAM2D_OK;
     }
     /* mask_downscaling: conv 2x2/2 -> LN2d -> GELU -> conv 2x2/2 -> LN2d -> GELU -> conv 1x1. */
-    sam_backend *be = h->be;
     int mic = SAM_MASK_IN_CHANS, L4 = h->low, L8 = h->low / 2;
     sam_arena_mark mk = sam_arena_get_mark(&h->arena);
     float *t1 = sam_arena_f32(&h->arena, (size_t)L8 * L8 * (mic / 4)); /* (S/8, S/8, MIC/4) */
@@ -400,7 +430,7 @@ static sam2d_status two_way(sam_heads *h, float *queries, float *keys, const flo
         const heads_layer *y = &h->layers[l];
         if (l == 0) { /* skip_first_layer_pe: plain self-attention that replaces the queries */
             SAM_TRY(attn_forward(h, &y->self_attn, queries, queries, queries, T, T, t));
-            memcpy(queries, t, (size_t)T * C * sizeof(float));
+            be->copy(be, queries, t, (size_t)T * C * sizeof(float));
         } else {
             be->add(be, q, queries, qpe, (int64_t)T * C);
             SAM_TRY(attn_forward(h, &y->self_attn, q, q, queries, T, T, t));
@@ -434,14 +464,15 @@ static sam2d_status two_way(sam_heads *h, float *queries, float *keys, const flo
     return SAM2D_OK;
 }
 
-/* Fraction of pixels above +delta among those above -delta (1 when none is). */
-static float stability_score(const float *m, int n, float delta) {
-    int64_t ai = 0, au = 0;
-    for (int i = 0; i < n; i++) {
-        ai += m[i] > delta;
-        au += m[i] > -delta;
-    }
-    return au > 0 ? (float)ai / (float)au : 1.0f;
+/* counts (2) buffer = the numbers of pixels of m (n) buffer above +delta and above -delta,
+ * on the device: (m - delta) > 0 is exactly m > delta (a float difference has the sign
+ * of the exact one), and the 0/1 sums are exact in fp32 (n < 2^24). tmp (2, n) buffer. */
+static void stability_counts(sam_heads *h, float *counts, const float *m, int n, float delta, float *tmp) {
+    sam_backend *be = h->be;
+    be->affine(be, tmp, m, 1.0f, -delta, n);
+    be->affine(be, tmp + n, m, 1.0f, delta, n);
+    be->binarize(be, tmp, tmp, 2 * (int64_t)n);
+    be->linear(be, counts, tmp, h->ones, NULL, 2, 1, n); /* (2, n) . ones (1, n)^T */
 }
 
 sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const float *high_res0,
@@ -458,6 +489,8 @@ sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const fl
     int s = h->pred_obj_scores ? 1 : 0;
     int T = s + 1 + M + n_sparse;
     int L2 = 2 * e, L4 = 4 * e, HW4 = L4 * L4;
+    bool stab = !multimask && h->dynamic_stab; /* the single-mask output may switch by stability */
+    const size_t fb = sizeof(float);
 
     sam_arena_reset(&h->arena); /* top-level entry: nothing of an earlier call is live */
     sam_arena_mark mk = sam_arena_get_mark(&h->arena);
@@ -468,23 +501,24 @@ sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const fl
     float *up2 = sam_arena_f32(&h->arena, (size_t)HW4 * (C / 8));     /* (4e, 4e, C/8) */
     float *hyper = sam_arena_f32(&h->arena, (size_t)M * (C / 8));     /* (M, C/8) */
     float *masks = sam_arena_f32(&h->arena, (size_t)M * HW4);         /* (M, 4e*4e) */
-    float *iou = sam_arena_f32(&h->arena, (size_t)M);                 /* (M) */
-    if (!tokens || !queries || !keys || !up1 || !up2 || !hyper || !masks || !iou) {
+    /* (M + 3): iou (M), object score (1), stability counts (2): one to_host fetches them */
+    float *scal = sam_arena_f32(&h->arena, (size_t)M + 3);
+    if (!tokens || !queries || !keys || !up1 || !up2 || !hyper || !masks || !scal) {
         sam_arena_rewind(&h->arena, mk);
         return SAM_ERR(SAM2D_ERR_NOMEM, "sam_mask_decode: out of memory");
     }
-    /* Output tokens [obj_score?, iou, mask tokens...] then the prompt tokens. */
+    /* Output tokens [obj_score?, iou, mask tokens...] (const memory) then the prompt tokens. */
     float *tp = tokens;
     if (s) {
-        memcpy(tp, h->obj_token, (size_t)C * sizeof(float));
+        be->copy(be, tp, h->obj_token, (size_t)C * fb);
         tp += C;
     }
-    memcpy(tp, h->iou_token, (size_t)C * sizeof(float));
+    be->copy(be, tp, h->iou_token, (size_t)C * fb);
     tp += C;
-    memcpy(tp, h->mask_tokens, (size_t)M * C * sizeof(float));
+    be->copy(be, tp, h->mask_tokens, (size_t)M * C * fb);
     tp += (size_t)M * C;
-    if (n_sparse) memcpy(tp, sparse, (size_t)n_sparse * C * sizeof(float));
-    memcpy(queries, tokens, (size_t)T * C * sizeof(float));
+    if (n_sparse) be->copy(be, tp, sparse, (size_t)n_sparse * C * fb);
+    be->copy(be, queries, tokens, (size_t)T * C * fb);
     be->add(be, keys, image_embed, dense, (int64_t)HW * C);
 
     sam2d_status st = two_way(h, queries, keys, tokens, h->dense_pe, T, HW);
@@ -499,49 +533,66 @@ sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const fl
     if (h->use_high_res) be->add(be, up2, up2, high_res0, (int64_t)HW4 * (C / 8));
     be->gelu(be, up2, up2, (int64_t)HW4 * (C / 8));
 
-    const float *mask_tok = queries + (size_t)(s + 1) * C; /* (M, C) */
+    const float *mask_tok = queries + (size_t)(s + 1) * C; /* (M, C) buffer */
     for (int i = 0; i < M; i++) {
         st = mlp_forward(h, &h->hyper[i], mask_tok + (size_t)i * C, 1, hyper + (size_t)i * (C / 8));
         if (st != SAM2D_OK) goto done;
     }
     /* masks (M, HW4) = hyper (M, C/8) . up2 (HW4, C/8)^T */
     be->linear(be, masks, hyper, up2, NULL, M, HW4, C / 8);
-    st = mlp_forward(h, &h->iou_head, queries + (size_t)s * C, 1, iou);
+    st = mlp_forward(h, &h->iou_head, queries + (size_t)s * C, 1, scal);
     if (st != SAM2D_OK) goto done;
-    float obj = 10.0f; /* the reference's constant when no object-score head exists */
     if (h->pred_obj_scores) {
-        st = mlp_forward(h, &h->obj_head, queries, 1, &obj);
+        st = mlp_forward(h, &h->obj_head, queries, 1, scal + M);
         if (st != SAM2D_OK) goto done;
+    } else {
+        be->fill(be, scal + M, 10.0f, 1); /* the reference's constant when no object-score head exists */
     }
+    if (stab) {
+        sam_arena_mark mk2 = sam_arena_get_mark(&h->arena);
+        float *tmp = sam_arena_f32(&h->arena, 2 * (size_t)HW4); /* (2, HW4) */
+        if (!tmp) {
+            st = SAM_ERR(SAM2D_ERR_NOMEM, "sam_mask_decode: out of memory");
+            goto done;
+        }
+        stability_counts(h, scal + M + 1, masks, HW4, h->stab_delta, tmp);
+        sam_arena_rewind(&h->arena, mk2);
+    }
+    /* The host decides on these: one fetch (it waits for the kernels above). */
+    float hs[SAM_MAX_MASK_TOKENS + 3]; /* (M + 3) host: iou, object score, counts */
+    be->to_host(be, hs, scal, (size_t)(M + 1 + (stab ? 2 : 0)) * fb);
+    const float *iou = hs; /* (M) host */
 
-    if (all_masks) memcpy(all_masks, masks, (size_t)M * HW4 * sizeof(float));
-    if (all_iou) memcpy(all_iou, iou, (size_t)M * sizeof(float));
-    if (all_tokens) memcpy(all_tokens, mask_tok, (size_t)M * C * sizeof(float));
+    if (all_masks) be->copy(be, all_masks, masks, (size_t)M * HW4 * fb);
+    if (all_iou) memcpy(all_iou, iou, (size_t)M * fb);
+    if (all_tokens) be->copy(be, all_tokens, mask_tok, (size_t)M * C * fb);
 
     /* MaskDecoder.forward's selection. */
     if (multimask) {
         out->num_masks = M - 1;
-        memcpy(out->masks, masks + HW4, (size_t)(M - 1) * HW4 * sizeof(float));
-        memcpy(out->iou, iou + 1, (size_t)(M - 1) * sizeof(float));
+        be->copy(be, out->masks, masks + HW4, (size_t)(M - 1) * HW4 * fb);
+        memcpy(out->iou, iou + 1, (size_t)(M - 1) * fb);
     } else {
         int pick = 0;
-        if (h->dynamic_stab && stability_score(masks, HW4, h->stab_delta) < h->stab_thresh) {
+        /* stability = area above +delta / area above -delta (1 when the latter is empty) */
+        float ai = hs[M + 1], au = hs[M + 2];
+        if (stab && (au > 0 ? ai / au : 1.0f) < h->stab_thresh) {
             pick = 1; /* best multimask output by predicted IoU (first on ties, as argmax) */
             for (int i = 2; i < M; i++)
                 if (iou[i] > iou[pick]) pick = i;
         }
         out->num_masks = 1;
-        memcpy(out->masks, masks + (size_t)pick * HW4, (size_t)HW4 * sizeof(float));
+        be->copy(be, out->masks, masks + (size_t)pick * HW4, (size_t)HW4 * fb);
         out->iou[0] = iou[pick];
     }
     if (multimask && h->multimask_token_for_ptr) {
         out->num_tokens = M - 1;
-        if (out->sam_tokens) memcpy(out->sam_tokens, mask_tok + C, (size_t)(M - 1) * C * sizeof(float));
+        if (out->sam_tokens) be->copy(be, out->sam_tokens, mask_tok + C, (size_t)(M - 1) * C * fb);
     } else {
         out->num_tokens = 1; /* token 0, also when the stability rule picked another mask */
-        if (out->sam_tokens) memcpy(out->sam_tokens, mask_tok, (size_t)C * sizeof(float));
+        if (out->sam_tokens) be->copy(be, out->sam_tokens, mask_tok, (size_t)C * fb);
     }
-    out->object_score_logit = obj;
+    out->object_score_logit = hs[M];
 done:
     sam_arena_rewind(&h->arena, mk);
     return st;
@@ -555,36 +606,40 @@ sam2d_status sam_mask_decode(sam_heads *h, const float *image_embed, const float
 }
 
 /* Run every path once on zeros with a typical prompt count so the arena reaches its
- * high-water size now; later calls with as many tokens allocate nothing. */
+ * high-water size now; later calls with as many tokens allocate nothing. The inputs
+ * are one temporary buffer (zeroed on the back end), freed before returning. */
 static sam2d_status heads_dry_run(sam_heads *h) {
+    sam_backend *be = h->be;
     int C = h->C, e = h->emb, L4 = h->low, M = h->num_mask_tokens;
     enum { NPTS = 8 };
     size_t n_in = (size_t)e * e * C * 2 + (size_t)L4 * L4 * (1 + C / 8) + (size_t)(2 * e) * (2 * e) * (C / 4) +
-                  (size_t)NPTS * (C + 3) + (size_t)M * ((size_t)L4 * L4 + 1 + C);
-    float *buf = sam_calloc(n_in, sizeof(float));
+                  (size_t)NPTS * C + (size_t)M * ((size_t)L4 * L4 + C);
+    float *buf = be->buf_alloc(be, n_in * sizeof(float)); /* buffer */
     if (!buf) return SAM_ERR(SAM2D_ERR_NOMEM, "sam_heads: out of memory");
+    be->zero(be, buf, n_in * sizeof(float));
     float *embed = buf;                                   /* (e*e, C) */
     float *dense = embed + (size_t)e * e * C;             /* (e*e, C) */
     float *mask_in = dense + (size_t)e * e * C;           /* (L4*L4) */
     float *hr0 = mask_in + (size_t)L4 * L4;               /* (L4*L4, C/8) */
     float *hr1 = hr0 + (size_t)L4 * L4 * (C / 8);         /* ((2e)^2, C/4) */
     float *sparse = hr1 + (size_t)(2 * e) * (2 * e) * (C / 4); /* (NPTS, C) */
-    float *coords = sparse + (size_t)NPTS * C;            /* (NPTS, 2) */
+    float *om = sparse + (size_t)NPTS * C;                /* (M, L4*L4) */
+    float *ot = om + (size_t)M * L4 * L4;                 /* (M, C) */
+    float coords[2 * NPTS] = {0}, oi[SAM_MAX_MASK_TOKENS]; /* host */
     int labels[NPTS];
     for (int i = 0; i < NPTS; i++) labels[i] = i % 2;
-    float *om = coords + (size_t)NPTS * 2;                /* (M, L4*L4) */
-    float *oi = om + (size_t)M * L4 * L4;                 /* (M) */
-    float *ot = oi + M;                                   /* (M, C) */
     sam_decoder_out o = {.masks = om, .iou = oi, .sam_tokens = ot};
     sam2d_status st = sam_prompt_encode(h, coords, labels, NPTS, mask_in, sparse, dense);
     if (st == SAM2D_OK) st = sam_mask_decode(h, embed, hr0, hr1, sparse, NPTS, dense, false, &o);
-    sam_free(buf);
+    int sst = be->sync(be); /* nothing queued may still read buf */
+    if (st == SAM2D_OK && sst != SAM2D_OK) st = SAM_ERR((sam2d_status)sst, "sam_heads: dry run failed on the device");
+    be->buf_free(be, buf);
     sam_arena_reset(&h->arena);
     return st;
 }
 
 size_t sam_heads_weight_bytes(const sam_heads *h) {
-    return h ? h->weights.bytes + (size_t)h->emb * h->emb * h->C * sizeof(float) : 0;
+    return h ? h->weights.bytes : 0; /* dense_pe and the ones vector are in the set */
 }
 
 size_t sam_heads_scratch_bytes(const sam_heads *h, size_t *resident) {
