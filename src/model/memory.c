@@ -4,8 +4,10 @@
  * BCHW for the encoder and seq-first for the attention; with batch 1 both are
  * plain (tokens, channels) matrices here.
  *
- * RoPE is applied on the host (the CPU back end's memory). A CUDA back end will
- * need a rope kernel in ops.h; until then this module is CPU-only for RoPE. */
+ * Memory (ops.h's device-memory rule): weights and the tables made at load
+ * (the sine position encoding, the RoPE cos/sin tables, the folded W_ov/b_ov)
+ * are const memory; activations live in arenas on the back end's buffers;
+ * every tensor argument is a buffer. RoPE runs through be->rope. */
 #include "model/memory.h"
 
 #include <math.h>
@@ -15,7 +17,6 @@
 #include "core/alloc.h"
 #include "core/arena.h"
 #include "core/error.h"
-#include "core/threadpool.h"
 #include "model/weights.h"
 
 #define MEM_MAX_DS_LAYERS 8
@@ -93,7 +94,7 @@ struct sam_memory_encoder {
     int n_fuser, fuser_k, fuser_p;
     cx_block fuser[MEM_MAX_FUSER];
     float *out_w, *out_b;                             // (mem_dim, C, 1, 1), (mem_dim) or NULL when mem_dim == C
-    float *pos;                                       // (h*w, mem_dim) sine encoding, computed once
+    float *pos;                                       // (h*w, mem_dim) const: sine encoding, computed once
     sam_weight_set weights;
     sam_arena arena;
     sam_arena *scratch;   /* &arena, or the memory attention's arena once shared */
@@ -116,9 +117,8 @@ static void menc_prepare(sam_memory_encoder *m, bool forget) {
 void sam_memory_encoder_free(sam_memory_encoder *m) {
     if (!m) return;
     if (m->prepared) menc_prepare(m, true);
-    sam_weight_set_free(&m->weights);
+    sam_weight_set_free(&m->weights); /* pos included */
     sam_arena_free(&m->arena);
-    sam_free(m->pos);
     sam_free(m);
 }
 
@@ -154,8 +154,9 @@ sam2d_status sam_memory_encoder_create_from_loader(const sam2d_model_config *cfg
 
     sam_memory_encoder *m = sam_calloc(1, sizeof(*m));
     if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "memory encoder: out of memory");
-    sam_weight_set_init(&m->weights);
+    sam_weight_set_init_on(&m->weights, be); /* weights and tables in const memory */
     sam_arena_init(&m->arena);
+    sam_arena_on_backend(&m->arena, be); /* activations in buffers */
     m->scratch = &m->arena;
     m->be = be;
     m->S = cfg->image_size;
@@ -249,13 +250,14 @@ sam2d_status sam_memory_encoder_create_from_loader(const sam2d_model_config *cfg
         return SAM_ERR(SAM2D_ERR_MISMATCH, "memory encoder: %d checkpoint tensor problem(s)", L->nerr - nerr0);
     }
 
-    m->pos = sam_malloc((size_t)m->h * m->w * m->mem_dim * sizeof(float));
+    m->pos = sam_weight_set_alloc(&m->weights, (size_t)m->h * m->w * m->mem_dim);
     if (!m->pos || !sam_arena_reserve(&m->arena, menc_scratch_bytes(m))) {
         sam_memory_encoder_free(m);
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory encoder: out of memory for scratch");
     }
     /* The encoding depends only on the (fixed) feature size: compute it once. */
     sine_pos_encoding(m->pos, m->h, m->w, cfg->mem_pos_num_feats, 10000.0f);
+    sam_weight_set_publish(&m->weights); /* the last host write to const memory */
     menc_prepare(m, false);
     m->prepared = true;
     *out = m;
@@ -324,7 +326,7 @@ sam2d_status sam_memory_encoder_forward(sam_memory_encoder *m, const float *pix_
     be->add(be, x, x, t, hw * C);
     if (m->fuser_proj_w) {
         be->linear(be, t, x, m->fuser_proj_w, m->fuser_proj_b, (int)hw, C, C);
-        memcpy(x, t, (size_t)hw * C * sizeof(float));
+        be->copy(be, x, t, (size_t)hw * C * sizeof(float));
     }
     for (int i = 0; i < m->n_fuser; i++) {
         const cx_block *b = &m->fuser[i];
@@ -345,8 +347,8 @@ sam2d_status sam_memory_encoder_forward(sam_memory_encoder *m, const float *pix_
     if (m->out_w)
         be->linear(be, out_feat, x, m->out_w, m->out_b, (int)hw, m->mem_dim, C);
     else
-        memcpy(out_feat, x, (size_t)hw * C * sizeof(float));
-    memcpy(out_pos, m->pos, (size_t)hw * m->mem_dim * sizeof(float));
+        be->copy(be, out_feat, x, (size_t)hw * C * sizeof(float));
+    be->copy(be, out_pos, m->pos, (size_t)hw * m->mem_dim * sizeof(float));
     return SAM2D_OK;
 }
 
@@ -358,10 +360,10 @@ typedef struct {
     float *k_w, *k_b; // (Ci, kv_in), (Ci)
     float *v_w, *v_b; // (Ci, kv_in), (Ci)
     float *o_w, *o_b; // (C, Ci), (C)
-    /* Cross-attention only: out_proj folded into v_proj (computed at load, owned here,
-     * not by the weight set), so values are attended at kv_in width. */
-    float *ov_w;      // (C, heads*kv_in) W_o[:, head h] . W_v[head h, :] per head block
-    float *ov_b;      // (C) b_o + W_o . b_v
+    /* Cross-attention only: out_proj folded into v_proj (computed at load into the
+     * weight set's const memory), so values are attended at kv_in width. */
+    float *ov_w;      // (C, heads*kv_in) const: W_o[:, head h] . W_v[head h, :] per head block
+    float *ov_b;      // (C) const: b_o + W_o . b_v
 } attn_w;
 
 typedef struct {
@@ -378,11 +380,16 @@ struct sam_memory_attention {
     bool pos_at_input, pos_at_attn, pos_at_ca_keys, pos_at_ca_queries, rope_k_repeat;
     mattn_layer layers[MEM_MAX_ATTN_LAYERS];
     float *norm_w, *norm_b; // (C) final LayerNorm
-    /* RoPE table for the current feature size: angle cos/sin per (token, pair). */
-    int rope_h, rope_w;
-    int64_t rope_cap; /* tokens the table can hold */
-    float *rope_cos;  // (rope_h*rope_w, head_dim/2)
-    float *rope_sin;  // (rope_h*rope_w, head_dim/2)
+    /* RoPE tables, angle cos/sin per (token, pair), const memory: one for the
+     * configured feature size (made at load, in the weight set) and one for
+     * the last other size a call asked for (remade when that size changes). */
+    int rope_h, rope_w;      /* the configured size */
+    float *rope_cos;         // (rope_h*rope_w, head_dim/2) const
+    float *rope_sin;         // (rope_h*rope_w, head_dim/2) const
+    int alt_h, alt_w;        /* 0 when there is no other table */
+    float *alt_tab;          // (2, alt_h*alt_w, head_dim/2) const (cos then sin), be->const_alloc'd
+    const float *cur_cos, *cur_sin; /* the table of the size being run */
+    int64_t cur_L;           /* its tokens */
     int max_hw;       /* feature tokens of cfg->image_size */
     int64_t max_mem;  /* memory tokens reserved for */
     sam_weight_set weights;
@@ -410,39 +417,22 @@ static void mattn_prepare(sam_memory_attention *a, bool forget) {
 void sam_memory_attention_free(sam_memory_attention *a) {
     if (!a) return;
     if (a->prepared) mattn_prepare(a, true);
-    for (int i = 0; i < MEM_MAX_ATTN_LAYERS; i++) {
-        sam_free(a->layers[i].ca.ov_w);
-        sam_free(a->layers[i].ca.ov_b);
+    if (a->alt_tab) {
+        (void)a->be->sync(a->be); /* no queued rope may still read it */
+        a->be->const_free(a->be, a->alt_tab);
     }
-    sam_weight_set_free(&a->weights);
+    sam_weight_set_free(&a->weights); /* folded projections and the main RoPE table included */
     sam_arena_free(&a->arena);
-    sam_free(a->rope_cos);
-    sam_free(a->rope_sin);
     sam_free(a);
 }
 
 /* Axial RoPE angles as compute_axial_cis computes them in float32: the first
  * dim/4 pairs rotate with the x position, the next dim/4 with y. Token i of the
- * h x w grid has x = i % w, y = i / w. */
-static sam2d_status rope_prepare(sam_memory_attention *a, int h, int w) {
-    if (a->rope_h == h && a->rope_w == w) return SAM2D_OK;
+ * h x w grid has x = i % w, y = i / w. cs/sn (h*w, head_dim/2): host-writable
+ * const memory (before its publish). */
+static void rope_fill(const sam_memory_attention *a, float *cs, float *sn, int h, int w) {
     const int64_t L = (int64_t)h * w;
     const int dim = a->head_dim, half = dim / 2, q4 = dim / 4;
-    if (L > a->rope_cap) {
-        /* A feature map larger than the configured one: grow once (not on the hot path). */
-        float *c = sam_malloc((size_t)L * half * sizeof(float));
-        float *s = sam_malloc((size_t)L * half * sizeof(float));
-        if (!c || !s) {
-            sam_free(c);
-            sam_free(s);
-            return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: RoPE table for %dx%d", h, w);
-        }
-        sam_free(a->rope_cos);
-        sam_free(a->rope_sin);
-        a->rope_cos = c;
-        a->rope_sin = s;
-        a->rope_cap = L;
-    }
     float freqs[256];
     for (int j = 0; j < q4; j++) {
         float e = (float)(4 * j) / (float)dim;
@@ -450,7 +440,7 @@ static sam2d_status rope_prepare(sam_memory_attention *a, int h, int w) {
     }
     for (int64_t i = 0; i < L; i++) {
         float tx = (float)(i % w), ty = (float)(i / w);
-        float *c = a->rope_cos + i * half, *s = a->rope_sin + i * half;
+        float *c = cs + i * half, *s = sn + i * half;
         for (int j = 0; j < q4; j++) {
             float ax = tx * freqs[j], ay = ty * freqs[j];
             c[j] = cosf(ax);
@@ -459,43 +449,46 @@ static sam2d_status rope_prepare(sam_memory_attention *a, int h, int w) {
             s[q4 + j] = sinf(ay);
         }
     }
-    a->rope_h = h;
-    a->rope_w = w;
+}
+
+/* Select (or make) the tables for an h x w feature map. Another size than the
+ * configured one is not on the hot path: its table is remade when it changes. */
+static sam2d_status rope_prepare(sam_memory_attention *a, int h, int w) {
+    const int64_t L = (int64_t)h * w;
+    const int half = a->head_dim / 2;
+    a->cur_L = L;
+    if (h == a->rope_h && w == a->rope_w) {
+        a->cur_cos = a->rope_cos;
+        a->cur_sin = a->rope_sin;
+        return SAM2D_OK;
+    }
+    if (h != a->alt_h || w != a->alt_w) {
+        sam_backend *be = a->be;
+        if (a->alt_tab) {
+            (void)be->sync(be); /* queued ropes may still read the old table */
+            be->const_free(be, a->alt_tab);
+            a->alt_tab = NULL;
+            a->alt_h = a->alt_w = 0;
+        }
+        size_t bytes = 2 * (size_t)L * half * sizeof(float);
+        float *tab = be->const_alloc(be, bytes);
+        if (!tab) return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: RoPE table for %dx%d", h, w);
+        rope_fill(a, tab, tab + (size_t)L * half, h, w);
+        be->const_publish(be, tab, bytes);
+        a->alt_tab = tab;
+        a->alt_h = h;
+        a->alt_w = w;
+    }
+    a->cur_cos = a->alt_tab;
+    a->cur_sin = a->alt_tab + (size_t)L * half;
     return SAM2D_OK;
 }
 
-typedef struct {
-    float *x;          /* (rows, stride) */
-    int64_t stride;    /* floats between tokens */
-    int heads, head_dim;
-    int64_t L;         /* table tokens: token r uses table row r % L (rope_k_repeat) */
-    const float *cs, *sn;
-} rope_job;
-
-/* Rotate consecutive pairs (x[2j], x[2j+1]) of every head as complex numbers. */
-static void rope_rows(void *ctx, int64_t begin, int64_t end, int tid) {
-    (void)tid;
-    const rope_job *J = ctx;
-    const int half = J->head_dim / 2;
-    for (int64_t r = begin; r < end; r++) {
-        const float *c = J->cs + (r % J->L) * half, *s = J->sn + (r % J->L) * half;
-        float *row = J->x + r * J->stride;
-        for (int hd = 0; hd < J->heads; hd++) {
-            float *v = row + (int64_t)hd * J->head_dim;
-            for (int j = 0; j < half; j++) {
-                float re = v[2 * j], im = v[2 * j + 1];
-                v[2 * j] = re * c[j] - im * s[j];
-                v[2 * j + 1] = re * s[j] + im * c[j];
-            }
-        }
-    }
-}
-
+/* x (rows, Ci) buffer: rotate each head's pairs; token r uses table row r % L
+ * (the memory frames repeat the positions: rope_k_repeat). */
 static void rope_apply(sam_memory_attention *a, float *x, int64_t rows) {
     if (rows <= 0) return;
-    rope_job J = {.x = x, .stride = a->Ci, .heads = a->heads, .head_dim = a->head_dim,
-                  .L = (int64_t)a->rope_h * a->rope_w, .cs = a->rope_cos, .sn = a->rope_sin};
-    sam_parallel_for(a->be->pool, rows, 256, rope_rows, &J);
+    a->be->rope(a->be, x, rows, a->Ci, a->heads, a->head_dim, a->cur_cos, a->cur_sin, a->cur_L);
 }
 
 /* Floats of the region shared in turn by the self-attention's k, v and
@@ -531,8 +524,8 @@ static size_t mattn_scratch_bytes(const sam_memory_attention *a, int64_t Lq, int
  * the softmax rows sum to one, so the value bias passes through unchanged. */
 static sam2d_status fold_ov(sam_memory_attention *a, attn_w *w) {
     const int C = a->C, Ci = a->Ci, kv = a->kv_dim, H = a->heads, hd = a->head_dim;
-    w->ov_w = sam_malloc((size_t)C * H * kv * sizeof(float));
-    w->ov_b = sam_malloc((size_t)C * sizeof(float));
+    w->ov_w = sam_weight_set_alloc(&a->weights, (size_t)C * H * kv);
+    w->ov_b = sam_weight_set_alloc(&a->weights, (size_t)C);
     if (!w->ov_w || !w->ov_b) return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: folded projections");
     for (int o = 0; o < C; o++) {
         const float *wo = w->o_w + (int64_t)o * Ci; /* row o of W_o (C, Ci) */
@@ -580,8 +573,9 @@ sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *c
                        cfg->mem_attn_kv_in_dim, cfg->mem_dim);
     sam_memory_attention *a = sam_calloc(1, sizeof(*a));
     if (!a) return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: out of memory");
-    sam_weight_set_init(&a->weights);
+    sam_weight_set_init_on(&a->weights, be); /* weights and tables in const memory */
     sam_arena_init(&a->arena);
+    sam_arena_on_backend(&a->arena, be); /* activations in buffers */
     a->be = be;
     a->C = C;
     a->Ci = C / ds;
@@ -641,11 +635,15 @@ sam2d_status sam_memory_attention_create_from_loader(const sam2d_model_config *c
         sam_memory_attention_free(a);
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: out of memory for scratch");
     }
-    sam2d_status st = rope_prepare(a, fh, fh);
-    if (st != SAM2D_OK) {
+    a->rope_cos = sam_weight_set_alloc(&a->weights, (size_t)a->max_hw * (a->head_dim / 2));
+    a->rope_sin = sam_weight_set_alloc(&a->weights, (size_t)a->max_hw * (a->head_dim / 2));
+    if (!a->rope_cos || !a->rope_sin) {
         sam_memory_attention_free(a);
-        return st;
+        return SAM_ERR(SAM2D_ERR_NOMEM, "memory attention: RoPE tables");
     }
+    rope_fill(a, a->rope_cos, a->rope_sin, fh, fh);
+    a->rope_h = a->rope_w = fh;
+    sam_weight_set_publish(&a->weights); /* the last host write to const memory */
     mattn_prepare(a, false);
     a->prepared = true;
     *out = a;
@@ -791,7 +789,7 @@ static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, co
     if (a->pos_at_input)
         be->axpby(be, x, curr, 1.0f, curr_pos, 0.1f, Lq * C);
     else if (x != curr)
-        memcpy(x, curr, (size_t)Lq * C * sizeof(float));
+        be->copy(be, x, curr, (size_t)Lq * C * sizeof(float));
     /* Cross-attention keys are the same for every layer. */
     const float *keys = memory;
     if (keys_ready) {
@@ -832,7 +830,7 @@ static sam2d_status mattn_forward(sam_memory_attention *a, const float *curr, co
             be->linear(be, t2 + r0 * C, hid, ly->lin2_w, ly->lin2_b, n, C, a->dff);
         }
         be->add(be, x, x, t2, Lq * C);
-        if (layer_out) memcpy(layer_out + (size_t)i * Lq * C, x, (size_t)Lq * C * sizeof(float));
+        if (layer_out) be->copy(be, layer_out + (size_t)i * Lq * C, x, (size_t)Lq * C * sizeof(float));
     }
     be->layer_norm(be, out, x, a->norm_w, a->norm_b, Lq, C, 1e-5f);
     return SAM2D_OK;
@@ -846,20 +844,19 @@ sam2d_status sam_memory_share_scratch(sam_memory_encoder *m, sam_memory_attentio
         return SAM_ERR(SAM2D_ERR_NOMEM, "memory: shared scratch");
     sam_arena_free(&m->arena);
     sam_arena_init(&m->arena);
+    sam_arena_on_backend(&m->arena, m->be); /* its own chunks, if ever needed again, stay buffers */
     m->scratch = &a->arena;
     return SAM2D_OK;
 }
 
 size_t sam_memory_encoder_weight_bytes(const sam_memory_encoder *m) {
-    return m ? m->weights.bytes + (size_t)m->h * m->w * m->mem_dim * sizeof(float) : 0; /* + its pos table */
+    return m ? m->weights.bytes : 0; /* its pos table included */
 }
 
 size_t sam_memory_attention_weight_bytes(const sam_memory_attention *a) {
     if (!a) return 0;
-    size_t n = a->weights.bytes + 2 * (size_t)a->rope_cap * (a->head_dim / 2) * sizeof(float); /* + RoPE tables */
-    for (int i = 0; i < a->n_layers; i++)
-        n += ((size_t)a->C * a->heads * a->kv_dim + (size_t)a->C) * sizeof(float); /* folded W_o . W_v, b */
-    return n;
+    /* the set holds the folded W_o . W_v, b and the configured size's RoPE tables; + another size's */
+    return a->weights.bytes + 2 * (size_t)a->alt_h * a->alt_w * (a->head_dim / 2) * sizeof(float);
 }
 
 size_t sam_memory_attention_scratch_bytes(const sam_memory_attention *a, size_t *resident) {
