@@ -13,6 +13,15 @@
  * weights plus per-handle scratch; a handle must not be used by two threads at
  * once (create one per concurrent computation or serialise calls).
  *
+ * Memory (ops.h's device-memory rule): every tensor argument and output below
+ * is a back-end BUFFER (device memory on a GPU; host memory on the CPU back
+ * end). Weights and the tables made at load (sine position encoding, RoPE
+ * cos/sin, the folded cross-attention projection) are const memory. The host
+ * never touches an activation: the calls only queue kernels and copies (they
+ * return before a GPU has finished; the caller's next to_host waits). Scratch
+ * arenas live on the back end's buffers; a region given to *_use_scratch must
+ * be a buffer too.
+ *
  * Cross-attention arithmetic (issue 7): values are attended at the memory's
  * own width (mem_dim, 64) and v_proj is folded into out_proj at load
  * (W_o . W_v, b_o + W_o . b_v; exact since softmax rows sum to one), so no
@@ -80,7 +89,7 @@ sam2d_status sam_memory_attention_forward(sam_memory_attention *a, const float *
                                           int num_obj_ptr_tokens, int feat_h, int feat_w, float *out);
 
 /* Same, also copying each layer's output (before the final norm) into
- * layer_out (num_layers, h*w, C) when it is not NULL (tests, debugging). */
+ * layer_out (num_layers, h*w, C) buffer when it is not NULL (tests, debugging). */
 sam2d_status sam_memory_attention_forward_layers(sam_memory_attention *a, const float *curr, const float *curr_pos,
                                                  const float *memory, const float *memory_pos, int M,
                                                  int num_obj_ptr_tokens, int feat_h, int feat_w, float *out,
