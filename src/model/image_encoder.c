@@ -74,7 +74,7 @@ struct sam_image_encoder {
     hiera_block blk[MAX_BLOCKS];
     float *patch_w;              /* (C0, 3, 7, 7) */
     float *patch_b;              /* (C0) */
-    float *pos_embed;            /* (H0*W0, C0): bicubic background + tiled window embed, precomputed */
+    float *pos_embed;            /* (H0*W0, C0) const: bicubic background + tiled window embed, made at load */
     /* neck */
     int d_model;
     float *lat_w[SAM2D_MAX_STAGES]; /* (d_model, stage_c[level]) lateral 1x1 conv of level (0 = highest res) */
@@ -86,9 +86,9 @@ struct sam_image_encoder {
     float *conv_s0_b;            /* (d_model/8) */
     float *conv_s1_w;            /* (d_model/4, d_model) */
     float *conv_s1_b;            /* (d_model/4) */
-    float *pe_y[SAM2D_MAX_STAGES]; /* (h, d_model/2) sine table of the y half per level */
-    float *pe_x[SAM2D_MAX_STAGES]; /* (w, d_model/2) x half */
-    /* activations (carved once from the arena at create) */
+    float *pe_y[SAM2D_MAX_STAGES]; /* (h, d_model/2) const: sine table of the y half per level */
+    float *pe_x[SAM2D_MAX_STAGES]; /* (w, d_model/2) const: x half */
+    /* activations: buffers carved once from the arena (on the back end) at create */
     sam_arena arena;
     float *X;                    /* (max tokens*C) trunk activations, updated in place block by block */
     float *Y;                    /* (Ho*Wo*dim_out) output of a projecting block without pooling (none in SAM 2) */
@@ -105,7 +105,7 @@ struct sam_image_encoder {
     bool keep[SAM2D_MAX_STAGES];   /* level kept whole (part of the top-down pass), else streamed */
     float *LAT[SAM2D_MAX_STAGES]; /* (h*w, d_model) neck level outputs of kept levels, else NULL */
     float *LCH;                  /* (NECK_ROWS, d_model) chunk of a streamed level / of a top-down upsample */
-    enc_tap taps[MAX_TAPS];
+    enc_tap taps[MAX_TAPS];      /* destinations are host arrays (filled with to_host) */
     int ntaps;
     bool prepared;               /* linear weights registered with the back end (forgotten at free) */
 };
@@ -303,6 +303,15 @@ static void assemble_pos(float *pos, const float *pe_y, const float *pe_x, int h
         }
 }
 
+/* The same into a buffer, with copies only (no host access): the y half of
+ * every column, then the x half of every row; h + w queued 2-D copies. */
+static void assemble_pos_dev(sam_backend *be, float *pos, const float *pe_y, const float *pe_x, int h, int w, int d) {
+    const size_t half = (size_t)d / 2, hb = half * sizeof(float);
+    for (int x = 0; x < w; x++) be->copy2d(be, pos + (size_t)x * d, (size_t)w * d * sizeof(float), pe_y, hb, hb, (size_t)h);
+    for (int y = 0; y < h; y++)
+        be->copy2d(be, pos + (size_t)y * w * d + half, (size_t)d * sizeof(float), pe_x, hb, hb, (size_t)w);
+}
+
 /* ------------------------------------------------------------------------ */
 /* create / free                                                             */
 
@@ -452,10 +461,11 @@ static void load_weights(sam_image_encoder *e, sam_weight_loader *L) {
     int bh = cfg->window_pos_embed_bkg_spatial_size[0], bw = cfg->window_pos_embed_bkg_spatial_size[1];
     float *bg = sam_weight(L, SAM_W4(1, C0, bh, bw), "%s.pos_embed", tp);
     float *win = sam_weight(L, SAM_W4(1, C0, ws0, ws0), "%s.pos_embed_window", tp);
-    /* Both only feed the precomputed table; keep them (owned by the set) for simplicity. */
+    /* Both only feed the precomputed table; keep them (owned by the set) for simplicity.
+     * The table is const memory of the set, written here before the set is published. */
     e->pos_embed = NULL;
     if (bg && win) {
-        e->pos_embed = sam_malloc(sizeof(float) * (size_t)e->H0 * e->W0 * C0);
+        e->pos_embed = sam_weight_set_alloc(&e->weights, (size_t)e->H0 * e->W0 * C0);
         if (!e->pos_embed)
             sam_weight_loader_fail(L, "out of memory for the position embedding");
         else if (make_pos_embed(e->pos_embed, bg, bh, bw, win, ws0, C0, e->H0, e->W0) != SAM2D_OK)
@@ -605,8 +615,9 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
     if (!e) return SAM_ERR(SAM2D_ERR_NOMEM, "image encoder: out of memory");
     e->cfg = *cfg;
     e->be = be;
-    sam_weight_set_init(&e->weights);
+    sam_weight_set_init_on(&e->weights, be);
     sam_arena_init(&e->arena);
+    sam_arena_on_backend(&e->arena, be);
     e->S = cfg->image_size;
     e->C0 = cfg->embed_dim;
     e->H0 = t.H0;
@@ -643,13 +654,11 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
         return SAM_ERR(SAM2D_ERR_MISMATCH, "image encoder: %d checkpoint problem(s): %s", L->nerr - nerr0,
                        L->msg ? L->msg : "");
     }
-    prepare_linears(e, false);
-    e->prepared = true;
-    /* Sine tables per neck level. */
+    /* Sine tables per neck level (const memory of the set). */
     int half = e->d_model / 2;
     for (int l = 0; l < e->nstages; l++) {
-        e->pe_y[l] = sam_malloc(sizeof(float) * (size_t)e->stage_h[l] * half);
-        e->pe_x[l] = sam_malloc(sizeof(float) * (size_t)e->stage_w[l] * half);
+        e->pe_y[l] = sam_weight_set_alloc(&e->weights, (size_t)e->stage_h[l] * half);
+        e->pe_x[l] = sam_weight_set_alloc(&e->weights, (size_t)e->stage_w[l] * half);
         if (!e->pe_y[l] || !e->pe_x[l]) {
             sam_image_encoder_free(e);
             return SAM_ERR(SAM2D_ERR_NOMEM, "image encoder: out of memory");
@@ -657,6 +666,10 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
         sine_table(e->pe_y[l], e->stage_h[l], half, cfg->neck_pos_temperature, cfg->neck_pos_normalize);
         sine_table(e->pe_x[l], e->stage_w[l], half, cfg->neck_pos_temperature, cfg->neck_pos_normalize);
     }
+    /* The last host write into the set: from here on kernels only read it. */
+    sam_weight_set_publish(&e->weights);
+    prepare_linears(e, false);
+    e->prepared = true;
     /* Activations: one reservation, carved once. */
     enc_sizes z;
     scratch_sizes(e, &z);
@@ -700,12 +713,7 @@ sam2d_status sam_image_encoder_create(const sam2d_model_config *cfg, const sam2d
 void sam_image_encoder_free(sam_image_encoder *e) {
     if (!e) return;
     if (e->prepared) prepare_linears(e, true); /* before the weights go */
-    sam_weight_set_free(&e->weights);
-    sam_free(e->pos_embed);
-    for (int l = 0; l < SAM2D_MAX_STAGES; l++) {
-        sam_free(e->pe_y[l]);
-        sam_free(e->pe_x[l]);
-    }
+    sam_weight_set_free(&e->weights); /* pos_embed and the sine tables with it */
     sam_arena_free(&e->arena);
     sam_free(e);
 }
@@ -750,22 +758,24 @@ sam2d_status sam_image_encoder_set_tap(sam_image_encoder *e, sam_encoder_tap_kin
     return SAM2D_OK;
 }
 
+/* src: a buffer or const memory; the tap's destination is host memory. */
 static void tap(sam_image_encoder *e, sam_encoder_tap_kind kind, int index, const float *src) {
     for (int i = 0; i < e->ntaps; i++)
         if (e->taps[i].kind == kind && e->taps[i].index == index)
-            memcpy(e->taps[i].dst, src, sizeof(float) * sam_image_encoder_tap_size(e, kind, index));
+            e->be->to_host(e->be, e->taps[i].dst, src, sizeof(float) * sam_image_encoder_tap_size(e, kind, index));
 }
 
 sam2d_status sam_image_encoder_pos(const sam_image_encoder *e, int level, float *dst) {
     if (!e || !dst || level < 0 || level >= e->nstages)
         return SAM_ERR(SAM2D_ERR_INVALID_ARG, "image encoder: no position encoding for level %d", level);
+    /* A host write: dst is host memory or const memory not yet published; the tables are const (host-readable). */
     assemble_pos(dst, e->pe_y[level], e->pe_x[level], e->stage_h[level], e->stage_w[level], e->d_model);
     return SAM2D_OK;
 }
 
 int sam_image_encoder_num_blocks(const sam_image_encoder *e) { return e->nblocks; }
 size_t sam_image_encoder_weight_bytes(const sam_image_encoder *e) {
-    return e->weights.bytes + (e->pos_embed ? sizeof(float) * (size_t)e->H0 * e->W0 * e->C0 : 0);
+    return e->weights.bytes; /* the tables made at load included */
 }
 size_t sam_image_encoder_arena_bytes(const sam_image_encoder *e) { return e->arena.capacity; }
 
@@ -926,7 +936,7 @@ static void stream_level(sam_image_encoder *e, int l, const float *x, sam_image_
     for (int r0 = 0; r0 < ntok; r0 += NECK_ROWS) {
         int n = ntok - r0 < NECK_ROWS ? ntok - r0 : NECK_ROWS;
         be->linear(be, e->LCH, x + (size_t)r0 * C, e->lat_w[l], e->lat_b[l], n, dm, C);
-        if (tapdst) memcpy(tapdst + (size_t)r0 * dm, e->LCH, sizeof(float) * (size_t)n * dm);
+        if (tapdst) be->to_host(be, tapdst + (size_t)r0 * dm, e->LCH, sizeof(float) * (size_t)n * dm);
         if (l < e->nout) project_level(e, l, e->LCH, r0, n, out);
     }
 }
@@ -993,7 +1003,7 @@ sam2d_status sam_image_encoder_forward(sam_image_encoder *e, const float *img, s
     /* Outputs after scalp (streamed levels are already written). */
     for (int l = 0; l < e->nout; l++) {
         if (e->keep[l]) project_level(e, l, e->LAT[l], 0, e->stage_h[l] * e->stage_w[l], out);
-        if (out->pos[l]) assemble_pos(out->pos[l], e->pe_y[l], e->pe_x[l], e->stage_h[l], e->stage_w[l], dm);
+        if (out->pos[l]) assemble_pos_dev(be, out->pos[l], e->pe_y[l], e->pe_x[l], e->stage_h[l], e->stage_w[l], dm);
     }
     return SAM2D_OK;
 }

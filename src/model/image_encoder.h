@@ -3,8 +3,11 @@
  * reference applies once per frame in forward_image (so they run here).
  *
  * Layouts are channels-last throughout (tokens, C), ready for GEMMs.
- * Weights are converted to float32 once at create; the activation arena is
- * reserved at create for cfg->image_size, so a forward allocates nothing.
+ * Weights are converted to float32 once at create into the back end's const
+ * memory, with every table made at load (position embedding, sine tables);
+ * the activation arena is reserved on the back end's buffers at create for
+ * cfg->image_size, so a forward allocates nothing and the host never touches
+ * an activation (ops.h, "memory and small kernels").
  *
  * Thread safety: the weights are read-only after create; one forward at a
  * time per encoder (it owns one activation arena) -- callers serialise. */
@@ -30,7 +33,7 @@ sam2d_status sam_image_encoder_create_from_loader(const sam2d_model_config *cfg,
                                                   sam_backend *be, sam_image_encoder **out);
 void sam_image_encoder_free(sam_image_encoder *enc);
 
-typedef struct {               /* all channels-last, caller-owned buffers sized by sam_image_features_floats */
+typedef struct {               /* all channels-last, caller-owned back-end buffers sized by sam_image_features_floats */
     int num_levels;            /* 3 (after scalp) */
     int h[3], w[3], c[3];      /* level 0 = S/4 (after conv_s0: d_model/8 ch), 1 = S/8 (conv_s1: d_model/4), 2 = S/16 (d_model) */
     float *feat[3];            /* (h*w, c) per level: backbone_fpn after conv_s0/s1 (levels 0/1), level 2 raw */
@@ -50,15 +53,17 @@ void sam_image_features_bind(const sam2d_model_config *cfg, float *buf, sam_imag
 #define SAM_FEATURES_POS_TOP 0x4u  /* level 2 (S/16) when there are 3 levels */
 size_t sam_image_features_floats_ex(const sam2d_model_config *cfg, unsigned pos_levels);
 void sam_image_features_bind_ex(const sam2d_model_config *cfg, float *buf, unsigned pos_levels, sam_image_features *f);
-/* Write level `level`'s position encoding (h*w, d_model) into dst (host memory) without a forward. */
+/* Write level `level`'s position encoding (h*w, d_model) into dst without a forward: a host
+ * write, so dst is host memory or const memory not yet published (e.g. a model's table at load). */
 sam2d_status sam_image_encoder_pos(const sam_image_encoder *enc, int level, float *dst);
 
-/* img: (S, S, 3) normalised float, channels-last, S = cfg->image_size.
- * One forward at a time per encoder. */
+/* img: (S, S, 3) normalised float, channels-last, S = cfg->image_size: a buffer.
+ * Outputs (out's arrays) are buffers too. One forward at a time per encoder. */
 sam2d_status sam_image_encoder_forward(sam_image_encoder *enc, const float *img, sam_image_features *out);
 
 /* Debug / test taps: when set, forward copies intermediates into these
- * caller-owned buffers (channels-last). Sizes via sam_image_encoder_tap_size. */
+ * caller-owned HOST arrays (channels-last; to_host, so each tap waits for the
+ * queued kernels). Sizes via sam_image_encoder_tap_size. */
 typedef enum {
     SAM_ENC_TAP_PATCH_EMBED = 0,   /* (S/4, S/4, C) after patch embed, before pos embed */
     SAM_ENC_TAP_POS_EMBED,         /* (S/4, S/4, C) the interpolated pos embed */

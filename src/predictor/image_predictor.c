@@ -9,29 +9,42 @@
 #include "model/model.h"
 #include "model/preprocess.h"
 
+/* Memory (ops.h rule): everything the model computes on lives in back-end
+ * buffers (device memory on a GPU); the user's data (the image's bytes, prompt
+ * points, a mask prompt) and the results handed back are host memory, moved
+ * with one to_dev / to_host each. Sizes that follow the image grow rarely. */
 struct sam2d_image_predictor {
     sam2d_model *m;
+    sam_backend *be;
     sam2d_image_predictor_params params;
     int S, C, L;              /* image size, d_model, low-res side (S/4) */
     int emb;                  /* S/16 */
     int max_masks;            /* num_multimask_outputs (3): the most masks one predict returns */
     bool has_image;
     int H, W;                 /* current image */
-    float *input;             /* (S, S, 3) normalised image */
-    float *feat_buf;          /* sam_image_features_floats_ex(cfg, 0) floats */
-    sam_image_features feats; /* views into feat_buf */
-    float *image_embed;       /* (emb*emb, C): level 2 + no_mem_embed */
+    float *input_host;        /* (S, S, 3) host: the normalised image, resized on the host */
+    void *pre_scratch;        /* host scratch of the resize (grown with the image size) */
+    size_t pre_scratch_cap;   /* bytes */
+    float *input;             /* (S, S, 3) buffer: the encoder's input (one to_dev of input_host) */
+    float *feat_buf;          /* sam_image_features_floats_ex(cfg, 0) floats, buffer */
+    sam_image_features feats; /* views into feat_buf (buffers) */
+    float *image_embed;       /* (emb*emb, C) buffer: level 2 + no_mem_embed */
+    float *feat_host;         /* host copy of image_embed, high_res0, high_res1 for _features (made on demand) */
+    bool feat_host_fresh;     /* feat_host holds the current image's */
     /* prompt scratch, sized at create for the largest prompt seen (grown rarely) */
-    float *coords;            /* (cap_pts, 2) */
-    int *labels;              /* (cap_pts) */
-    float *sparse;            /* (cap_pts, C) */
+    float *coords;            /* (cap_pts, 2) host */
+    int *labels;              /* (cap_pts) host */
+    float *sparse;            /* (cap_pts, C) buffer */
     int cap_pts;
-    float *dense;             /* (emb*emb, C) */
+    float *dense;             /* (emb*emb, C) buffer */
+    float *mask_in;           /* (L, L) buffer: the user's mask prompt, uploaded */
     /* results */
-    float *low;               /* (max_masks, L, L) raw decoder logits */
-    float *low_clamped;       /* (max_masks, L, L) */
-    float *iou;               /* (max_masks) */
-    float *masks;             /* (max_masks, H, W) */
+    float *low;               /* (max_masks, L, L) buffer: raw decoder logits */
+    float *masks_dev;         /* (max_masks, H, W) buffer: upsampled (and thresholded) masks */
+    size_t masks_dev_cap;     /* floats */
+    float *low_clamped;       /* (max_masks, L, L) host */
+    float *iou;               /* (max_masks) host (the heads return host IoUs) */
+    float *masks;             /* (max_masks, H, W) host */
     size_t masks_cap;         /* floats */
 };
 
@@ -44,14 +57,20 @@ sam2d_image_predictor_params sam2d_image_predictor_default_params(void) {
 
 void sam2d_image_predictor_free(sam2d_image_predictor *p) {
     if (!p) return;
-    sam_free(p->input);
-    sam_free(p->feat_buf);
-    sam_free(p->image_embed);
+    sam_backend *be = p->be;
+    sam_free(p->input_host);
+    sam_free(p->pre_scratch);
+    be->buf_free(be, p->input);
+    be->buf_free(be, p->feat_buf);
+    be->buf_free(be, p->image_embed);
+    sam_free(p->feat_host);
     sam_free(p->coords);
     sam_free(p->labels);
-    sam_free(p->sparse);
-    sam_free(p->dense);
-    sam_free(p->low);
+    be->buf_free(be, p->sparse);
+    be->buf_free(be, p->dense);
+    be->buf_free(be, p->mask_in);
+    be->buf_free(be, p->low);
+    be->buf_free(be, p->masks_dev);
     sam_free(p->low_clamped);
     sam_free(p->iou);
     sam_free(p->masks);
@@ -65,8 +84,12 @@ static sam2d_status ensure_points(sam2d_image_predictor *p, int n) {
     if (c) p->coords = c;
     int *l = sam_realloc(p->labels, (size_t)cap * sizeof(int));
     if (l) p->labels = l;
-    float *s = sam_realloc(p->sparse, (size_t)cap * p->C * sizeof(float));
-    if (s) p->sparse = s;
+    /* the sparse embeddings hold nothing between predicts: a fresh buffer */
+    float *s = p->be->buf_alloc(p->be, (size_t)cap * p->C * sizeof(float));
+    if (s) {
+        p->be->buf_free(p->be, p->sparse);
+        p->sparse = s;
+    }
     if (!c || !l || !s) return SAM_ERR(SAM2D_ERR_NOMEM, "image predictor: out of memory");
     p->cap_pts = cap;
     return SAM2D_OK;
@@ -79,6 +102,7 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
     sam2d_image_predictor *p = sam_calloc(1, sizeof(*p));
     if (!p) return SAM_ERR(SAM2D_ERR_NOMEM, "image predictor: out of memory");
     p->m = model;
+    sam_backend *be = p->be = model->be;
     p->params = params ? *params : sam2d_image_predictor_default_params();
     const sam2d_model_config *cfg = &model->cfg;
     p->S = cfg->image_size;
@@ -87,22 +111,35 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
     p->L = sam_heads_low_res_size(model->heads);
     p->max_masks = cfg->num_multimask_outputs > 1 ? cfg->num_multimask_outputs : 1;
     size_t ee = (size_t)p->emb * p->emb, ll = (size_t)p->L * p->L;
-    p->input = sam_malloc((size_t)p->S * p->S * 3 * sizeof(float));
+    p->input_host = sam_malloc((size_t)p->S * p->S * 3 * sizeof(float));
+    p->input = be->buf_alloc(be, (size_t)p->S * p->S * 3 * sizeof(float));
     /* the decoder never reads the backbone position encodings: none are stored */
-    p->feat_buf = sam_malloc(sam_image_features_floats_ex(cfg, 0) * sizeof(float));
-    p->image_embed = sam_malloc(ee * p->C * sizeof(float));
-    p->dense = sam_malloc(ee * p->C * sizeof(float));
-    p->low = sam_malloc((size_t)p->max_masks * ll * sizeof(float));
+    p->feat_buf = be->buf_alloc(be, sam_image_features_floats_ex(cfg, 0) * sizeof(float));
+    p->image_embed = be->buf_alloc(be, ee * p->C * sizeof(float));
+    p->dense = be->buf_alloc(be, ee * p->C * sizeof(float));
+    p->mask_in = be->buf_alloc(be, ll * sizeof(float));
+    p->low = be->buf_alloc(be, (size_t)p->max_masks * ll * sizeof(float));
     p->low_clamped = sam_malloc((size_t)p->max_masks * ll * sizeof(float));
     p->iou = sam_malloc((size_t)p->max_masks * sizeof(float));
-    if (!p->input || !p->feat_buf || !p->image_embed || !p->dense || !p->low || !p->low_clamped || !p->iou ||
-        ensure_points(p, 16) != SAM2D_OK) {
+    if (!p->input_host || !p->input || !p->feat_buf || !p->image_embed || !p->dense || !p->mask_in || !p->low ||
+        !p->low_clamped || !p->iou || ensure_points(p, 16) != SAM2D_OK) {
         sam2d_image_predictor_free(p);
         return SAM_ERR(SAM2D_ERR_NOMEM, "image predictor: out of memory");
     }
     sam_image_features_bind_ex(cfg, p->feat_buf, 0, &p->feats);
     *out = p;
     return SAM2D_OK;
+}
+
+/* Host array of at least `need` floats (grow-only; contents not kept). */
+static bool grow_host(float **a, size_t *cap, size_t need) {
+    if (need <= *cap) return true;
+    float *n = sam_malloc(need * sizeof(float));
+    if (!n) return false;
+    sam_free(*a);
+    *a = n;
+    *cap = need;
+    return true;
 }
 
 sam2d_status sam2d_image_predictor_set_image(sam2d_image_predictor *p, const uint8_t *rgb, int width, int height) {
@@ -112,25 +149,42 @@ sam2d_status sam2d_image_predictor_set_image(sam2d_image_predictor *p, const uin
         return SAM_ERR(SAM2D_ERR_LIMIT, "Image dimensions exceed maximum (%dx%d > %d)", width, height,
                        p->params.max_dimension);
     p->has_image = false;
+    p->feat_host_fresh = false;
+    sam_backend *be = p->be;
     size_t need = (size_t)p->max_masks * width * height;
-    if (need > p->masks_cap) {
-        float *m = sam_realloc(p->masks, need * sizeof(float));
-        if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory for %dx%d masks", width, height);
-        p->masks = m;
-        p->masks_cap = need;
+    if (!grow_host(&p->masks, &p->masks_cap, need))
+        return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory for %dx%d masks", width, height);
+    if (need > p->masks_dev_cap) {
+        float *md = be->buf_alloc(be, need * sizeof(float));
+        if (!md) return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory for %dx%d masks", width, height);
+        be->buf_free(be, p->masks_dev);
+        p->masks_dev = md;
+        p->masks_dev_cap = need;
     }
+    size_t scratch = sam_preprocess_scratch_bytes(height, width, p->S, p->params.antialias);
+    if (scratch > p->pre_scratch_cap) {
+        void *ns = sam_malloc(scratch);
+        if (!ns) return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory (%zu bytes) for a %dx%d image", scratch,
+                                width, height);
+        sam_free(p->pre_scratch);
+        p->pre_scratch = ns;
+        p->pre_scratch_cap = scratch;
+    }
+    /* The resize and normalisation run on the host (exact torch arithmetic from the bytes), then one upload. */
+    SAM_TRY(sam_preprocess_image_scratch(rgb, height, width, p->S, p->params.antialias, p->input_host,
+                                         p->pre_scratch, p->pre_scratch_cap));
     sam2d_model *m = p->m;
-    SAM_TRY(sam_preprocess_image(m->be, rgb, height, width, p->S, p->params.antialias, p->input));
     sam_model_lock(m);
+    be->to_dev(be, p->input, p->input_host, (size_t)p->S * p->S * 3 * sizeof(float));
     sam2d_status st = sam_image_encoder_forward(m->encoder, p->input, &p->feats);
     sam_model_unlock(m);
     SAM_TRY(st);
     /* directly_add_no_mem_embed: the image predictor's S/16 features always get it. */
     size_t ee = (size_t)p->emb * p->emb;
     if (m->cfg.directly_add_no_mem_embed)
-        m->be->add_row(m->be, p->image_embed, p->feats.feat[2], m->no_mem_embed, (int64_t)ee, p->C);
+        be->add_row(be, p->image_embed, p->feats.feat[2], m->no_mem_embed, (int64_t)ee, p->C);
     else
-        memcpy(p->image_embed, p->feats.feat[2], ee * p->C * sizeof(float));
+        be->copy(be, p->image_embed, p->feats.feat[2], ee * p->C * sizeof(float));
     p->W = width;
     p->H = height;
     p->has_image = true;
@@ -174,10 +228,14 @@ sam2d_status sam2d_image_predictor_predict(sam2d_image_predictor *p, const sam2d
     }
 
     sam2d_model *m = p->m;
+    sam_backend *be = p->be;
     size_t ll = (size_t)p->L * p->L;
     sam_decoder_out o = {.masks = p->low, .iou = p->iou, .sam_tokens = NULL};
     sam_model_lock(m);
-    sam2d_status st = sam_prompt_encode(m->heads, p->coords, p->labels, n_tok, q->mask_input, p->sparse, p->dense);
+    /* the user's mask prompt is host memory: the heads take a buffer */
+    if (q->mask_input) be->to_dev(be, p->mask_in, q->mask_input, ll * sizeof(float));
+    sam2d_status st = sam_prompt_encode(m->heads, p->coords, p->labels, n_tok, q->mask_input ? p->mask_in : NULL,
+                                        p->sparse, p->dense);
     if (st == SAM2D_OK)
         st = sam_mask_decode(m->heads, p->image_embed, m->cfg.use_high_res_features_in_sam ? p->feats.feat[0] : NULL,
                              m->cfg.use_high_res_features_in_sam ? p->feats.feat[1] : NULL, p->sparse, n_tok,
@@ -186,13 +244,15 @@ sam2d_status sam2d_image_predictor_predict(sam2d_image_predictor *p, const sam2d
     SAM_TRY(st);
 
     int nm = o.num_masks;
-    /* Full-size masks come from the unclamped logits; only the returned low-res copy is clamped. */
-    m->be->resize_bilinear(m->be, p->masks, p->low, nm, p->L, p->L, p->H, p->W, false);
     size_t hw = (size_t)p->H * p->W;
-    if (!q->return_logits)
-        for (size_t i = 0; i < (size_t)nm * hw; i++) p->masks[i] = p->masks[i] > 0.0f ? 1.0f : 0.0f;
+    /* Full-size masks come from the unclamped logits (thresholded on the back end), then one download. */
+    be->resize_bilinear(be, p->masks_dev, p->low, nm, p->L, p->L, p->H, p->W, false);
+    if (!q->return_logits) be->binarize(be, p->masks_dev, p->masks_dev, (int64_t)nm * (int64_t)hw);
+    be->to_host(be, p->masks, p->masks_dev, (size_t)nm * hw * sizeof(float));
+    /* Only the returned low-res copy is clamped: on the host, after its download (no clamp entry needed). */
+    be->to_host(be, p->low_clamped, p->low, (size_t)nm * ll * sizeof(float));
     for (size_t i = 0; i < (size_t)nm * ll; i++) {
-        float v = p->low[i];
+        float v = p->low_clamped[i];
         p->low_clamped[i] = v < -32.0f ? -32.0f : v > 32.0f ? 32.0f : v;
     }
     res->num_masks = nm;
@@ -207,17 +267,37 @@ sam2d_status sam2d_image_predictor_predict(sam2d_image_predictor *p, const sam2d
 
 int sam2d_image_predictor_low_res_size(const sam2d_image_predictor *p) { return p->L; }
 
-sam2d_status sam2d_image_predictor_features(const sam2d_image_predictor *p, const float **image_embed,
+sam2d_status sam2d_image_predictor_features(const sam2d_image_predictor *cp, const float **image_embed,
                                             const float **high_res0, const float **high_res1) {
-    if (!p->has_image) return SAM_ERR(SAM2D_ERR_STATE, "features: no image set");
-    if (image_embed) *image_embed = p->image_embed;
-    if (high_res0) *high_res0 = p->feats.feat[0];
-    if (high_res1) *high_res1 = p->feats.feat[1];
+    if (!cp->has_image) return SAM_ERR(SAM2D_ERR_STATE, "features: no image set");
+    /* The cached features are back-end buffers; callers get host copies, downloaded once
+     * per image on the first request (a diagnostic path: replay, tests). The copy is a
+     * cache, so the predictor stays logically const. */
+    sam2d_image_predictor *p = (sam2d_image_predictor *)cp;
+    sam_backend *be = p->be;
+    size_t ee = (size_t)p->emb * p->emb * p->C;
+    size_t n0 = p->feats.feat[0] ? (size_t)p->feats.h[0] * p->feats.w[0] * p->feats.c[0] : 0;
+    size_t n1 = p->feats.feat[1] ? (size_t)p->feats.h[1] * p->feats.w[1] * p->feats.c[1] : 0;
+    if (!p->feat_host) {
+        p->feat_host = sam_malloc((ee + n0 + n1) * sizeof(float));
+        if (!p->feat_host) return SAM_ERR(SAM2D_ERR_NOMEM, "features: out of memory");
+    }
+    if (!p->feat_host_fresh) {
+        sam_model_lock(p->m); /* the back end's queue may be shared with other sessions */
+        be->to_host(be, p->feat_host, p->image_embed, ee * sizeof(float));
+        if (n0) be->to_host(be, p->feat_host + ee, p->feats.feat[0], n0 * sizeof(float));
+        if (n1) be->to_host(be, p->feat_host + ee + n0, p->feats.feat[1], n1 * sizeof(float));
+        sam_model_unlock(p->m);
+        p->feat_host_fresh = true;
+    }
+    if (image_embed) *image_embed = p->feat_host;
+    if (high_res0) *high_res0 = n0 ? p->feat_host + ee : NULL;
+    if (high_res1) *high_res1 = n1 ? p->feat_host + ee + n0 : NULL;
     return SAM2D_OK;
 }
 
 sam2d_status sam2d_image_predictor_input(const sam2d_image_predictor *p, const float **image) {
     if (!p->has_image) return SAM_ERR(SAM2D_ERR_STATE, "input: no image set");
-    *image = p->input;
+    *image = p->input_host; /* the host copy the encoder's input was uploaded from */
     return SAM2D_OK;
 }
