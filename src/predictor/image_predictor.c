@@ -12,17 +12,20 @@
 /* Memory (ops.h rule): everything the model computes on lives in back-end
  * buffers (device memory on a GPU); the user's data (the image's bytes, prompt
  * points, a mask prompt) and the results handed back are host memory, moved
- * with one to_dev / to_host each. Sizes that follow the image grow rarely. */
+ * with one to_dev / to_host each. Sizes that follow the image grow rarely.
+ * On back ends whose buffers are host memory (the CPU's) the staging copies
+ * are skipped: the host works in the buffers and results point into them. */
 struct sam2d_image_predictor {
     sam2d_model *m;
     sam_backend *be;
+    bool host_buffers;        /* the back end's buffers are host memory (ops.h: device_memory gives 0) */
     sam2d_image_predictor_params params;
     int S, C, L;              /* image size, d_model, low-res side (S/4) */
     int emb;                  /* S/16 */
     int max_masks;            /* num_multimask_outputs (3): the most masks one predict returns */
     bool has_image;
     int H, W;                 /* current image */
-    float *input_host;        /* (S, S, 3) host: the normalised image, resized on the host */
+    float *input_host;        /* (S, S, 3) host: the normalised image, resized on the host (= input on host buffers) */
     void *pre_scratch;        /* host scratch of the resize (grown with the image size) */
     size_t pre_scratch_cap;   /* bytes */
     float *input;             /* (S, S, 3) buffer: the encoder's input (one to_dev of input_host) */
@@ -44,7 +47,7 @@ struct sam2d_image_predictor {
     size_t masks_dev_cap;     /* floats */
     float *low_clamped;       /* (max_masks, L, L) host */
     float *iou;               /* (max_masks) host (the heads return host IoUs) */
-    float *masks;             /* (max_masks, H, W) host */
+    float *masks;             /* (max_masks, H, W) host (unused on host buffers: masks_dev is returned) */
     size_t masks_cap;         /* floats */
 };
 
@@ -58,7 +61,7 @@ sam2d_image_predictor_params sam2d_image_predictor_default_params(void) {
 void sam2d_image_predictor_free(sam2d_image_predictor *p) {
     if (!p) return;
     sam_backend *be = p->be;
-    sam_free(p->input_host);
+    if (!p->host_buffers) sam_free(p->input_host);
     sam_free(p->pre_scratch);
     be->buf_free(be, p->input);
     be->buf_free(be, p->feat_buf);
@@ -104,6 +107,12 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
     p->m = model;
     sam_backend *be = p->be = model->be;
     p->params = params ? *params : sam2d_image_predictor_default_params();
+    p->host_buffers = true;
+    if (be->device_memory) {
+        size_t used = 0, total = 0;
+        be->device_memory(be, &used, &total);
+        p->host_buffers = total == 0;
+    }
     const sam2d_model_config *cfg = &model->cfg;
     p->S = cfg->image_size;
     p->C = cfg->d_model;
@@ -111,8 +120,8 @@ sam2d_status sam2d_image_predictor_create(sam2d_model *model, const sam2d_image_
     p->L = sam_heads_low_res_size(model->heads);
     p->max_masks = cfg->num_multimask_outputs > 1 ? cfg->num_multimask_outputs : 1;
     size_t ee = (size_t)p->emb * p->emb, ll = (size_t)p->L * p->L;
-    p->input_host = sam_malloc((size_t)p->S * p->S * 3 * sizeof(float));
     p->input = be->buf_alloc(be, (size_t)p->S * p->S * 3 * sizeof(float));
+    p->input_host = p->host_buffers ? p->input : sam_malloc((size_t)p->S * p->S * 3 * sizeof(float));
     /* the decoder never reads the backbone position encodings: none are stored */
     p->feat_buf = be->buf_alloc(be, sam_image_features_floats_ex(cfg, 0) * sizeof(float));
     p->image_embed = be->buf_alloc(be, ee * p->C * sizeof(float));
@@ -152,7 +161,7 @@ sam2d_status sam2d_image_predictor_set_image(sam2d_image_predictor *p, const uin
     p->feat_host_fresh = false;
     sam_backend *be = p->be;
     size_t need = (size_t)p->max_masks * width * height;
-    if (!grow_host(&p->masks, &p->masks_cap, need))
+    if (!p->host_buffers && !grow_host(&p->masks, &p->masks_cap, need))
         return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory for %dx%d masks", width, height);
     if (need > p->masks_dev_cap) {
         float *md = be->buf_alloc(be, need * sizeof(float));
@@ -175,7 +184,7 @@ sam2d_status sam2d_image_predictor_set_image(sam2d_image_predictor *p, const uin
                                          p->pre_scratch, p->pre_scratch_cap));
     sam2d_model *m = p->m;
     sam_model_lock(m);
-    be->to_dev(be, p->input, p->input_host, (size_t)p->S * p->S * 3 * sizeof(float));
+    if (!p->host_buffers) be->to_dev(be, p->input, p->input_host, (size_t)p->S * p->S * 3 * sizeof(float));
     sam2d_status st = sam_image_encoder_forward(m->encoder, p->input, &p->feats);
     sam_model_unlock(m);
     SAM_TRY(st);
@@ -248,7 +257,7 @@ sam2d_status sam2d_image_predictor_predict(sam2d_image_predictor *p, const sam2d
     /* Full-size masks come from the unclamped logits (thresholded on the back end), then one download. */
     be->resize_bilinear(be, p->masks_dev, p->low, nm, p->L, p->L, p->H, p->W, false);
     if (!q->return_logits) be->binarize(be, p->masks_dev, p->masks_dev, (int64_t)nm * (int64_t)hw);
-    be->to_host(be, p->masks, p->masks_dev, (size_t)nm * hw * sizeof(float));
+    if (!p->host_buffers) be->to_host(be, p->masks, p->masks_dev, (size_t)nm * hw * sizeof(float));
     /* Only the returned low-res copy is clamped: on the host, after its download (no clamp entry needed). */
     be->to_host(be, p->low_clamped, p->low, (size_t)nm * ll * sizeof(float));
     for (size_t i = 0; i < (size_t)nm * ll; i++) {
@@ -259,7 +268,7 @@ sam2d_status sam2d_image_predictor_predict(sam2d_image_predictor *p, const sam2d
     res->height = p->H;
     res->width = p->W;
     res->low_res = p->L;
-    res->masks = p->masks;
+    res->masks = p->host_buffers ? p->masks_dev : p->masks;
     res->iou = p->iou;
     res->low_res_masks = p->low_clamped;
     return SAM2D_OK;
@@ -278,6 +287,12 @@ sam2d_status sam2d_image_predictor_features(const sam2d_image_predictor *cp, con
     size_t ee = (size_t)p->emb * p->emb * p->C;
     size_t n0 = p->feats.feat[0] ? (size_t)p->feats.h[0] * p->feats.w[0] * p->feats.c[0] : 0;
     size_t n1 = p->feats.feat[1] ? (size_t)p->feats.h[1] * p->feats.w[1] * p->feats.c[1] : 0;
+    if (p->host_buffers) { /* readable as they are */
+        if (image_embed) *image_embed = p->image_embed;
+        if (high_res0) *high_res0 = p->feats.feat[0];
+        if (high_res1) *high_res1 = p->feats.feat[1];
+        return SAM2D_OK;
+    }
     if (!p->feat_host) {
         p->feat_host = sam_malloc((ee + n0 + n1) * sizeof(float));
         if (!p->feat_host) return SAM_ERR(SAM2D_ERR_NOMEM, "features: out of memory");

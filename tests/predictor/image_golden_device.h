@@ -112,6 +112,9 @@ static inline bool igd_run_scenario(const char *dir, const char *device, igd_run
     sam2d_status st = sam2d_model_load(&mp, &model);
     CHECK_MSG(st == SAM2D_OK, "model on %s: %s", device, sam2d_last_error());
     if (st != SAM2D_OK) return false;
+    /* the model runs where it was asked to (no silent fallback to the CPU) */
+    CHECK_MSG(!strncmp(sam2d_model_device(model), device, strlen(device)), "model asked for %s runs on %s", device,
+              sam2d_model_device(model));
     sam2d_image_predictor_params pp = sam2d_image_predictor_default_params();
     pp.antialias = false; /* the golden data was made with torchvision 0.14 (no antialias) */
     sam2d_image_predictor *pred = NULL;
