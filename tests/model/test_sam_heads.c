@@ -1,6 +1,11 @@
 /* Prompt encoder + mask decoder against the golden dumps of Meta's code
  * (micro: random weights; shapes: trained weights), fed with the golden inputs,
- * plus a random-weight run at the tiny model's real size (1024 px, d_model 256). */
+ * plus a random-weight run at the tiny model's real size (1024 px, d_model 256).
+ *
+ * Everything runs twice: on the CPU back end, then on devsim (the device-memory
+ * rule enforced), with the inputs uploaded into buffers (to_dev) and the outputs
+ * fetched with to_host. Every fetched output of the devsim run must be bit for
+ * bit the CPU run's (memcmp), and both within the golden tolerance. */
 #include <jansson.h>
 #include <stdbool.h>
 
@@ -9,6 +14,7 @@
 #include "core/npy.h"
 #include "model/sam_heads.h"
 #include "model/weights.h"
+#include "ops/devsim.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
@@ -17,6 +23,49 @@
 #define TOL 1e-4 /* absolute, logits and features */
 
 static char dir_[1024];
+
+/* ---- the two runs: the CPU run records every fetched output, the devsim run
+ * must reproduce each one exactly, in the same order ---- */
+typedef struct {
+    char what[96];
+    float *data; /* plain malloc: outside sam_malloc's leak accounting */
+    size_t n;
+} rec_entry;
+static rec_entry recs_[128];
+static int nrec_, ncmp_, nsame_;
+static bool comparing_;
+
+static void record(const char *what, const float *x, size_t n) {
+    if (!comparing_) {
+        if (nrec_ == (int)(sizeof recs_ / sizeof recs_[0])) return;
+        rec_entry *r = &recs_[nrec_++];
+        snprintf(r->what, sizeof r->what, "%s", what);
+        r->data = malloc(n * sizeof(float));
+        if (r->data) memcpy(r->data, x, n * sizeof(float));
+        r->n = n;
+        return;
+    }
+    CHECK_MSG(ncmp_ < nrec_, "devsim run fetched more outputs than the cpu run (%s)", what);
+    if (ncmp_ >= nrec_) return;
+    const rec_entry *r = &recs_[ncmp_++];
+    bool same = r->n == n && r->data && !memcmp(r->data, x, n * sizeof(float)) && !strcmp(r->what, what);
+    if (same) nsame_++;
+    CHECK_MSG(same, "devsim != cpu: %s (%zu floats; cpu's: %s, %zu floats, worst diff %.3g)", what, n, r->what, r->n,
+              r->n == n && r->data ? test_max_abs_diff(r->data, x, n, NULL) : -1.0);
+}
+
+/* Buffers: n floats, uploaded from host (to_dev) or fetched into a new host array (to_host). */
+static float *dev_new(sam_backend *be, size_t n) { return be->buf_alloc(be, n * sizeof(float)); }
+static float *dev_up(sam_backend *be, const float *host, size_t n) {
+    float *d = dev_new(be, n);
+    if (d && host) be->to_dev(be, d, host, n * sizeof(float));
+    return d;
+}
+static float *host_down(sam_backend *be, const float *dev, size_t n) {
+    float *h = sam_malloc(n * sizeof(float));
+    if (h) be->to_host(be, h, dev, n * sizeof(float));
+    return h;
+}
 
 static bool load(const char *rel, sam_npy *a) {
     char p[1200];
@@ -107,7 +156,7 @@ static bool scenario_call(const char *dir, const char *tag, img_call *ic) {
 
 static void golden_set(const char *name, sam_backend *be) {
     snprintf(dir_, sizeof dir_, "%s/golden/%s", SAM2D_TEST_DATA, name);
-    printf("== golden %s\n", name);
+    printf("== golden %s (%s)\n", name, be->name);
     char p[1200];
     sam2d_model_config cfg;
     snprintf(p, sizeof p, "%s/config.yaml", dir_);
@@ -126,10 +175,12 @@ static void golden_set(const char *name, sam_backend *be) {
     if (st != SAM2D_OK) return;
 
     int C = cfg.d_model, e = cfg.image_size / cfg.backbone_stride, HW = e * e, L = cfg.image_size / 4;
+    size_t LL = (size_t)L * L;
     CHECK(sam_heads_low_res_size(h) == L);
     sam_npy a = {0}, b = {0}, c = {0};
 
-    /* get_dense_pe */
+    /* get_dense_pe (const memory: host-readable) */
+    record("dense_pe", sam_heads_dense_pe(h), (size_t)HW * C);
     if (load("inter/prompt_encoder_dense_pe.npy", &a)) {
         float *w = to_cl(a.data, C, HW);
         CHECK_CLOSE_ARRAY("dense_pe", sam_heads_dense_pe(h), w, (size_t)HW * C, TOL);
@@ -137,8 +188,8 @@ static void golden_set(const char *name, sam_backend *be) {
         sam_npy_free(&a);
     }
 
-    /* Prompt encoder on the first video click (s02) + padding point. */
-    float *sparse = sam_malloc(16 * C * sizeof(float)), *dense = sam_malloc((size_t)HW * C * sizeof(float));
+    /* Prompt encoder on the first video click (s02) + padding point. Outputs are buffers. */
+    float *sparse = dev_new(be, 16 * (size_t)C), *dense = dev_new(be, (size_t)HW * C);
     int np = 0;
     if (load("inputs/s02_point_coords_model_space.npy", &a) && load("inputs/s02_point_labels.npy", &b)) {
         np = (int)b.count;
@@ -155,41 +206,57 @@ static void golden_set(const char *name, sam_backend *be) {
         CHECK(st == SAM2D_OK);
         sam_npy_free(&a);
         sam_npy_free(&b);
+        float *hs = host_down(be, sparse, (size_t)np * C), *hd = host_down(be, dense, (size_t)HW * C);
+        record("prompt_encoder sparse", hs, (size_t)np * C);
+        record("prompt_encoder dense", hd, (size_t)HW * C);
         if (load("inter/prompt_encoder_out_sparse.npy", &a)) {
             CHECK(a.count == (int64_t)np * C);
-            CHECK_CLOSE_ARRAY("prompt_encoder sparse", sparse, a.data, (size_t)np * C, TOL);
+            CHECK_CLOSE_ARRAY("prompt_encoder sparse", hs, a.data, (size_t)np * C, TOL);
             sam_npy_free(&a);
         }
         if (load("inter/prompt_encoder_out_dense.npy", &a)) {
             float *w = to_cl(a.data, C, HW);
-            CHECK_CLOSE_ARRAY("prompt_encoder dense (no mask)", dense, w, (size_t)HW * C, TOL);
+            CHECK_CLOSE_ARRAY("prompt_encoder dense (no mask)", hd, w, (size_t)HW * C, TOL);
             sam_free(w);
             sam_npy_free(&a);
         }
+        sam_free(hs);
+        sam_free(hd);
     }
 
-    /* Mask decoder, first call (multimask) on golden inputs. */
-    float *embed = NULL, *hr0 = NULL, *hr1 = NULL;
+    /* Mask decoder, first call (multimask) on golden inputs uploaded into buffers. */
+    float *embed = NULL, *hr0 = NULL, *hr1 = NULL; /* buffers */
     if (load("inter/mask_decoder_in_image_embeddings.npy", &a) &&
         load("inter/forward_image_backbone_fpn0_conv_s0.npy", &b) &&
         load("inter/forward_image_backbone_fpn1_conv_s1.npy", &c)) {
-        embed = to_cl(a.data, C, HW);
-        hr0 = to_cl(b.data, C / 8, 16 * HW);
-        hr1 = to_cl(c.data, C / 4, 4 * HW);
+        float *t0 = to_cl(a.data, C, HW), *t1 = to_cl(b.data, C / 8, 16 * HW), *t2 = to_cl(c.data, C / 4, 4 * HW);
+        embed = dev_up(be, t0, (size_t)HW * C);
+        hr0 = dev_up(be, t1, (size_t)16 * HW * (C / 8));
+        hr1 = dev_up(be, t2, (size_t)4 * HW * (C / 4));
+        sam_free(t0);
+        sam_free(t1);
+        sam_free(t2);
     }
     sam_npy_free(&a);
     sam_npy_free(&b);
     sam_npy_free(&c);
-    float *om = sam_malloc((size_t)3 * L * L * sizeof(float)), oi[4], *ot = sam_malloc(3 * C * sizeof(float));
-    float *am = sam_malloc((size_t)4 * L * L * sizeof(float)), ai[4], *at = sam_malloc(4 * C * sizeof(float));
+    float *om = dev_new(be, 3 * LL), oi[4], *ot = dev_new(be, 3 * (size_t)C); /* buffers; oi host */
+    float *am = dev_new(be, 4 * LL), ai[4], *at = dev_new(be, 4 * (size_t)C);
     if (embed) {
         sam_decoder_out o = {.masks = om, .iou = oi, .sam_tokens = ot};
         st = sam_mask_decode_ex(h, embed, hr0, hr1, sparse, np, dense, true, &o, am, ai, at);
         CHECK_MSG(st == SAM2D_OK, "decode: %s", sam2d_last_error());
         CHECK(o.num_masks == 3);
         CHECK(o.num_tokens == (cfg.use_multimask_token_for_obj_ptr ? 3 : 1));
+        float *hm = host_down(be, om, 3 * LL), *ht = host_down(be, ot, (size_t)o.num_tokens * C);
+        float *ham = host_down(be, am, 4 * LL);
+        record("mask_decoder low_res_masks", hm, 3 * LL);
+        record("mask_decoder iou", oi, 3);
+        record("mask_decoder sam_tokens", ht, (size_t)o.num_tokens * C);
+        record("mask_decoder object_score_logits", &o.object_score_logit, 1);
+        record("mask_decoder all masks", ham, 4 * LL);
         if (load("inter/mask_decoder_out_low_res_masks.npy", &a)) {
-            CHECK_CLOSE_ARRAY("mask_decoder low_res_masks", om, a.data, (size_t)3 * L * L, TOL);
+            CHECK_CLOSE_ARRAY("mask_decoder low_res_masks", hm, a.data, 3 * LL, TOL);
             sam_npy_free(&a);
         }
         if (load("inter/mask_decoder_out_iou.npy", &a)) {
@@ -197,7 +264,7 @@ static void golden_set(const char *name, sam_backend *be) {
             sam_npy_free(&a);
         }
         if (load("inter/mask_decoder_out_sam_tokens.npy", &a)) {
-            CHECK_CLOSE_ARRAY("mask_decoder sam_tokens", ot, a.data, (size_t)o.num_tokens * C, TOL);
+            CHECK_CLOSE_ARRAY("mask_decoder sam_tokens", ht, a.data, (size_t)o.num_tokens * C, TOL);
             sam_npy_free(&a);
         }
         if (load("inter/mask_decoder_out_object_score_logits.npy", &a)) {
@@ -205,16 +272,23 @@ static void golden_set(const char *name, sam_backend *be) {
             sam_npy_free(&a);
         }
         /* the multimask outputs are slices 1..3 of the full outputs */
-        CHECK(test_max_abs_diff(om, am + (size_t)L * L, (size_t)3 * L * L, NULL) == 0);
+        CHECK(test_max_abs_diff(hm, ham + LL, 3 * LL, NULL) == 0);
         CHECK(test_max_abs_diff(oi, ai + 1, 3, NULL) == 0);
-        /* and a second call gives the same numbers (scratch reuse) */
+        /* and a second call gives the same numbers (scratch reuse) without a new buffer */
+        size_t in_use = sam_backend_is_devsim(be) ? sam_devsim_bytes_in_use(be) : 0;
         sam_decoder_out o2 = {.masks = am, .iou = ai, .sam_tokens = at};
         st = sam_mask_decode(h, embed, hr0, hr1, sparse, np, dense, true, &o2);
-        CHECK(st == SAM2D_OK && test_max_abs_diff(om, am, (size_t)3 * L * L, NULL) == 0);
+        if (sam_backend_is_devsim(be)) CHECK(sam_devsim_bytes_in_use(be) == in_use);
+        float *hm2 = host_down(be, am, 3 * LL);
+        CHECK(st == SAM2D_OK && test_max_abs_diff(hm, hm2, 3 * LL, NULL) == 0);
+        sam_free(hm);
+        sam_free(ht);
+        sam_free(ham);
+        sam_free(hm2);
     }
-    sam_free(embed);
-    sam_free(hr0);
-    sam_free(hr1);
+    be->buf_free(be, embed);
+    be->buf_free(be, hr0);
+    be->buf_free(be, hr1);
 
     /* Image-predictor calls on its cached features (image/features_*): prompt encoder with boxes
      * and mask input, dynamic multimask via stability, upsampling to the image size. */
@@ -229,11 +303,17 @@ static void golden_set(const char *name, sam_backend *be) {
     }
     if (load("image/features_image_embed.npy", &a) && load("image/features_high_res0.npy", &b) &&
         load("image/features_high_res1.npy", &c) && Hv > 0) {
-        embed = to_cl(a.data, C, HW);
-        hr0 = to_cl(b.data, C / 8, 16 * HW);
-        hr1 = to_cl(c.data, C / 4, 4 * HW);
+        float *t0 = to_cl(a.data, C, HW), *t1 = to_cl(b.data, C / 8, 16 * HW), *t2 = to_cl(c.data, C / 4, 4 * HW);
+        embed = dev_up(be, t0, (size_t)HW * C);
+        hr0 = dev_up(be, t1, (size_t)16 * HW * (C / 8));
+        hr1 = dev_up(be, t2, (size_t)4 * HW * (C / 4));
+        sam_free(t0);
+        sam_free(t1);
+        sam_free(t2);
         /* Prompts as the manifest's image_scenario gives them (video pixels). */
-        float *up = sam_malloc((size_t)3 * Hv * Wv * sizeof(float));
+        float *up = dev_new(be, (size_t)3 * Hv * Wv);  /* (3, Hv, Wv) buffer */
+        float *lowc = dev_new(be, 3 * LL);             /* (3, L, L) buffer: clamped low-res masks */
+        float *mi_dev = dev_new(be, LL);               /* (L, L) buffer: mask prompt */
         const char *tags[] = {"i_a", "i_b_logits", "i_c"};
         for (int t = 0; t < 3; t++) {
             img_call ic;
@@ -256,21 +336,30 @@ static void golden_set(const char *name, sam_backend *be) {
             coords[2 * n] = coords[2 * n + 1] = 0;
             labels[n++] = -1;
             sam_npy mi = {0};
-            if (ic.mask_input) load(ic.mask_input, &mi);
-            st = sam_prompt_encode(h, coords, labels, n, mi.data, sparse, dense);
+            bool has_mask = ic.mask_input && load(ic.mask_input, &mi);
+            if (has_mask) {
+                CHECK(mi.count == (int64_t)LL);
+                be->to_dev(be, mi_dev, mi.data, LL * sizeof(float));
+            }
+            st = sam_prompt_encode(h, coords, labels, n, has_mask ? mi_dev : NULL, sparse, dense);
             CHECK(st == SAM2D_OK);
             sam_npy_free(&mi);
             sam_decoder_out o = {.masks = om, .iou = oi, .sam_tokens = NULL};
             st = sam_mask_decode(h, embed, hr0, hr1, sparse, n, dense, ic.multimask, &o);
             CHECK(st == SAM2D_OK);
             char f[256], lab[128];
-            for (size_t i = 0; i < (size_t)o.num_masks * L * L; i++)
-                om[i] = om[i] < -32 ? -32 : om[i] > 32 ? 32 : om[i];
+            size_t nm = (size_t)o.num_masks * LL;
+            float *hm = host_down(be, om, nm);
+            for (size_t i = 0; i < nm; i++) hm[i] = hm[i] < -32 ? -32 : hm[i] > 32 ? 32 : hm[i];
+            snprintf(lab, sizeof lab, "%s low_res_masks", tags[t]);
+            record(lab, hm, nm);
+            snprintf(lab, sizeof lab, "%s iou_predictions", tags[t]);
+            record(lab, oi, (size_t)o.num_masks);
             snprintf(f, sizeof f, "image/%s_low_res_masks.npy", !strcmp(tags[t], "i_b_logits") ? "i_b" : tags[t]);
             if (load(f, &mi)) {
                 snprintf(lab, sizeof lab, "%s low_res_masks", tags[t]);
-                CHECK(mi.count == (int64_t)o.num_masks * L * L);
-                CHECK_CLOSE_ARRAY(lab, om, mi.data, (size_t)o.num_masks * L * L, TOL);
+                CHECK(mi.count == (int64_t)nm);
+                CHECK_CLOSE_ARRAY(lab, hm, mi.data, nm, TOL);
                 sam_npy_free(&mi);
             }
             snprintf(f, sizeof f, "image/%s_iou_predictions.npy", !strcmp(tags[t], "i_b_logits") ? "i_b" : tags[t]);
@@ -279,35 +368,43 @@ static void golden_set(const char *name, sam_backend *be) {
                 CHECK_CLOSE_ARRAY(lab, oi, mi.data, (size_t)o.num_masks, TOL);
                 sam_npy_free(&mi);
             }
-            be->resize_bilinear(be, up, om, o.num_masks, L, L, Hv, Wv, false);
+            be->to_dev(be, lowc, hm, nm * sizeof(float));
+            be->resize_bilinear(be, up, lowc, o.num_masks, L, L, Hv, Wv, false);
+            float *hup = host_down(be, up, (size_t)o.num_masks * Hv * Wv);
+            snprintf(lab, sizeof lab, "%s masks", tags[t]);
+            record(lab, hup, (size_t)o.num_masks * Hv * Wv);
             snprintf(f, sizeof f, "image/%s_masks.npy", tags[t]);
             if (load(f, &mi)) {
                 snprintf(lab, sizeof lab, "%s masks (logits, %dx%d)", tags[t], Hv, Wv);
-                CHECK_CLOSE_ARRAY(lab, up, mi.data, (size_t)o.num_masks * Hv * Wv, TOL);
+                CHECK_CLOSE_ARRAY(lab, hup, mi.data, (size_t)o.num_masks * Hv * Wv, TOL);
                 sam_npy_free(&mi);
             }
+            sam_free(hm);
+            sam_free(hup);
         }
-        sam_free(up);
-        sam_free(embed);
-        sam_free(hr0);
-        sam_free(hr1);
+        be->buf_free(be, up);
+        be->buf_free(be, lowc);
+        be->buf_free(be, mi_dev);
+        be->buf_free(be, embed);
+        be->buf_free(be, hr0);
+        be->buf_free(be, hr1);
     }
     sam_npy_free(&a);
     sam_npy_free(&b);
     sam_npy_free(&c);
-    sam_free(om);
-    sam_free(ot);
-    sam_free(am);
-    sam_free(at);
-    sam_free(sparse);
-    sam_free(dense);
+    be->buf_free(be, om);
+    be->buf_free(be, ot);
+    be->buf_free(be, am);
+    be->buf_free(be, at);
+    be->buf_free(be, sparse);
+    be->buf_free(be, dense);
     sam_heads_free(h);
 }
 
 /* Random weights at the tiny model's real size: shapes, finiteness, and the
  * multimask / dynamic-stability selection against the decoder's full outputs. */
 static void random_tiny(sam_backend *be) {
-    printf("== random weights, d_model 256, 1024 px\n");
+    printf("== random weights, d_model 256, 1024 px (%s)\n", be->name);
     sam2d_model_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.d_model = 256;
@@ -339,50 +436,65 @@ static void random_tiny(sam_backend *be) {
     }
     int C = 256, e = 64, HW = e * e, Lr = 256;
     size_t LL = (size_t)Lr * Lr;
-    float *embed = sam_malloc((size_t)HW * C * sizeof(float));
-    float *hr0 = sam_malloc(LL * (C / 8) * sizeof(float));
-    float *hr1 = sam_malloc((size_t)128 * 128 * (C / 4) * sizeof(float));
-    float *mask_in = sam_malloc(LL * sizeof(float));
-    float *sparse = sam_malloc(8 * C * sizeof(float)), *dense = sam_malloc((size_t)HW * C * sizeof(float));
-    float *om = sam_malloc(3 * LL * sizeof(float)), oi[3], *ot = sam_malloc(3 * C * sizeof(float));
-    float *am = sam_malloc(4 * LL * sizeof(float)), ai[4], *at = sam_malloc(4 * C * sizeof(float));
-    test_fill_random(embed, (size_t)HW * C, 1);
-    test_fill_random(hr0, LL * (C / 8), 2);
-    test_fill_random(hr1, (size_t)128 * 128 * (C / 4), 3);
-    test_fill_random(mask_in, LL, 4);
+    /* host inputs, uploaded into buffers */
+    float *t = sam_malloc((size_t)128 * 128 * (C / 4) * sizeof(float) + LL * (C / 8) * sizeof(float));
+    test_fill_random(t, (size_t)HW * C, 1);
+    float *embed = dev_up(be, t, (size_t)HW * C);
+    test_fill_random(t, LL * (C / 8), 2);
+    float *hr0 = dev_up(be, t, LL * (C / 8));
+    test_fill_random(t, (size_t)128 * 128 * (C / 4), 3);
+    float *hr1 = dev_up(be, t, (size_t)128 * 128 * (C / 4));
+    test_fill_random(t, LL, 4);
+    float *mask_in = dev_up(be, t, LL);
+    sam_free(t);
+    float *sparse = dev_new(be, 8 * (size_t)C), *dense = dev_new(be, (size_t)HW * C);
+    float *om = dev_new(be, 3 * LL), oi[3], *ot = dev_new(be, 3 * (size_t)C);
+    float *am = dev_new(be, 4 * LL), ai[4], *at = dev_new(be, 4 * (size_t)C);
     float coords[6] = {100.f, 200.f, 700.5f, 33.f, 0.f, 0.f};
     int labels[3] = {1, 0, -1};
     st = sam_prompt_encode(h, coords, labels, 3, mask_in, sparse, dense);
     CHECK(st == SAM2D_OK);
+    float *hs = host_down(be, sparse, 3 * (size_t)C), *hd = host_down(be, dense, (size_t)HW * C);
+    record("tiny sparse", hs, 3 * (size_t)C);
+    record("tiny dense (mask prompt)", hd, (size_t)HW * C);
     /* the padding point is exactly not_a_point_embed, whatever its coordinates */
-    float sparse2[3 * 256];
     coords[4] = 512.f;
-    float *dense2 = sam_malloc((size_t)HW * C * sizeof(float));
+    float *sparse2 = dev_new(be, 3 * (size_t)C), *dense2 = dev_new(be, (size_t)HW * C);
     sam_prompt_encode(h, coords, labels, 3, NULL, sparse2, dense2);
-    CHECK(test_max_abs_diff(sparse + 2 * C, sparse2 + 2 * C, (size_t)C, NULL) == 0);
-    CHECK(test_max_abs_diff(sparse, sparse2, (size_t)2 * C, NULL) == 0);
+    float *hs2 = host_down(be, sparse2, 3 * (size_t)C), *hd2 = host_down(be, dense2, (size_t)HW * C);
+    CHECK(test_max_abs_diff(hs + 2 * C, hs2 + 2 * C, (size_t)C, NULL) == 0);
+    CHECK(test_max_abs_diff(hs, hs2, (size_t)2 * C, NULL) == 0);
     /* no mask: every dense row is the same (no_mask_embed) */
-    CHECK(test_max_abs_diff(dense2, dense2 + (size_t)(HW - 1) * C, (size_t)C, NULL) == 0);
-    sam_free(dense2);
+    CHECK(test_max_abs_diff(hd2, hd2 + (size_t)(HW - 1) * C, (size_t)C, NULL) == 0);
+    record("tiny dense (no mask)", hd2, (size_t)HW * C);
+    be->buf_free(be, sparse2);
+    be->buf_free(be, dense2);
+    sam_free(hs), sam_free(hd), sam_free(hs2), sam_free(hd2);
 
     for (int mm = 0; mm < 2; mm++) {
         sam_decoder_out o = {.masks = om, .iou = oi, .sam_tokens = ot};
         st = sam_mask_decode_ex(h, embed, hr0, hr1, sparse, 3, dense, mm == 1, &o, am, ai, at);
         CHECK(st == SAM2D_OK);
+        float *hm = host_down(be, om, (size_t)o.num_masks * LL), *ht = host_down(be, ot, (size_t)o.num_tokens * C);
+        float *ham = host_down(be, am, 4 * LL), *hat = host_down(be, at, 4 * (size_t)C);
+        record(mm ? "tiny multimask masks" : "tiny single masks", hm, (size_t)o.num_masks * LL);
+        record(mm ? "tiny multimask iou" : "tiny single iou", oi, (size_t)o.num_masks);
+        record(mm ? "tiny multimask tokens" : "tiny single tokens", ht, (size_t)o.num_tokens * C);
+        record(mm ? "tiny multimask score" : "tiny single score", &o.object_score_logit, 1);
         bool finite = true;
-        for (size_t i = 0; i < (size_t)o.num_masks * LL; i++) finite &= isfinite(om[i]);
+        for (size_t i = 0; i < (size_t)o.num_masks * LL; i++) finite &= isfinite(hm[i]);
         for (int i = 0; i < o.num_masks; i++) finite &= isfinite(oi[i]) && oi[i] >= 0 && oi[i] <= 1;
         CHECK(finite && isfinite(o.object_score_logit));
         if (mm) {
             CHECK(o.num_masks == 3 && o.num_tokens == 3);
-            CHECK(test_max_abs_diff(ot, at + C, (size_t)3 * C, NULL) == 0);
+            CHECK(test_max_abs_diff(ht, hat + C, (size_t)3 * C, NULL) == 0);
         } else {
             CHECK(o.num_masks == 1 && o.num_tokens == 1);
-            CHECK(test_max_abs_diff(ot, at, (size_t)C, NULL) == 0); /* token 0 whatever mask was picked */
+            CHECK(test_max_abs_diff(ht, hat, (size_t)C, NULL) == 0); /* token 0 whatever mask was picked */
             int64_t ai_n = 0, au_n = 0;
             for (size_t i = 0; i < LL; i++) {
-                ai_n += am[i] > 0.05f;
-                au_n += am[i] > -0.05f;
+                ai_n += ham[i] > 0.05f;
+                au_n += ham[i] > -0.05f;
             }
             float stab = au_n ? (float)ai_n / (float)au_n : 1.0f;
             int pick = 0;
@@ -392,31 +504,48 @@ static void random_tiny(sam_backend *be) {
                     if (ai[k] > ai[pick]) pick = k;
             }
             printf("single-mask stability %.4f -> output %d\n", stab, pick);
-            CHECK(test_max_abs_diff(om, am + pick * LL, LL, NULL) == 0);
+            CHECK(test_max_abs_diff(hm, ham + pick * LL, LL, NULL) == 0);
             CHECK(oi[0] == ai[pick]);
         }
+        sam_free(hm), sam_free(ht), sam_free(ham), sam_free(hat);
     }
-    sam_free(embed);
-    sam_free(hr0);
-    sam_free(hr1);
-    sam_free(mask_in);
-    sam_free(sparse);
-    sam_free(dense);
-    sam_free(om);
-    sam_free(ot);
-    sam_free(am);
-    sam_free(at);
+    be->buf_free(be, embed);
+    be->buf_free(be, hr0);
+    be->buf_free(be, hr1);
+    be->buf_free(be, mask_in);
+    be->buf_free(be, sparse);
+    be->buf_free(be, dense);
+    be->buf_free(be, om);
+    be->buf_free(be, ot);
+    be->buf_free(be, am);
+    be->buf_free(be, at);
     sam_heads_free(h);
 }
 
-int main(void) {
-    sam_backend *be = sam_backend_cpu_create(0);
-    CHECK(be != NULL);
-    if (!be) return test_finish();
+static void run_all(sam_backend *be) {
     golden_set("micro", be);
     golden_set("shapes", be);
     random_tiny(be);
-    sam_backend_cpu_free(be);
+}
+
+int main(void) {
+    /* the same thread count and fp32 on both, so the kernels do exactly the same work */
+    sam_backend *cpu = sam_backend_create("cpu", 2, SAM_PRECISION_FP32);
+    CHECK(cpu != NULL);
+    if (cpu) run_all(cpu);
+    sam_backend_free(cpu);
+
+    sam_backend *ds = sam_backend_create("devsim", 2, SAM_PRECISION_FP32);
+    CHECK(ds != NULL);
+    if (ds) {
+        comparing_ = true;
+        run_all(ds);
+        CHECK_MSG(ncmp_ == nrec_, "devsim run fetched %d outputs, the cpu run %d", ncmp_, nrec_);
+        printf("devsim vs cpu: %d of %d fetched outputs bit-identical\n", nsame_, nrec_);
+        CHECK(sam_devsim_bytes_in_use(ds) == 0); /* every buffer given back */
+    }
+    sam_backend_free(ds);
+    for (int i = 0; i < nrec_; i++) free(recs_[i].data);
     CHECK_MSG(sam2d_memory_used() == 0, "leak: %zu bytes", sam2d_memory_used());
     return test_finish();
 }
