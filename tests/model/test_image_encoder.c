@@ -279,6 +279,99 @@ static void golden_set(sam_backend *be, const char *set, const char *frame_suffi
     sam2d_checkpoint_free(ck);
 }
 
+/* The encoder on devsim (the device-memory rule enforced on the CPU): input and
+ * features in buffers, taps in host arrays; every output, every tap and every
+ * level's position encoding (assembled on the device by copies) bit-identical
+ * to the CPU back end's, which runs the same kernels. The model's use of
+ * sam_image_encoder_pos (a host write into const memory before it is
+ * published) works there too. */
+static void devsim_same(sam_backend *cpu, const char *set) {
+    printf("== %s on devsim vs cpu\n", set);
+    sam2d_model_config cfg;
+    sam2d_checkpoint *ck = NULL;
+    if (!set_config(set, &cfg) || !(ck = load_ckpt(set))) {
+        CHECK(false);
+        return;
+    }
+    sam_backend *ds = sam_backend_create("devsim", 2, SAM_PRECISION_FP32);
+    CHECK_MSG(ds != NULL, "devsim: %s", sam2d_last_error());
+    sam_image_encoder *ec = NULL, *ed = NULL;
+    CHECK(sam_image_encoder_create(&cfg, ck, cpu, &ec) == SAM2D_OK);
+    if (ds) CHECK_MSG(sam_image_encoder_create(&cfg, ck, ds, &ed) == SAM2D_OK, "create on devsim: %s", sam2d_last_error());
+    if (!ec || !ed) goto out;
+    CHECK(sam_image_encoder_weight_bytes(ec) == sam_image_encoder_weight_bytes(ed));
+
+    /* every tap, on both */
+    enum { NT = 64 };
+    float *tc[NT] = {0}, *td[NT] = {0};
+    size_t tn[NT] = {0};
+    int nt = 0;
+    for (int k = SAM_ENC_TAP_PATCH_EMBED; k <= SAM_ENC_TAP_NECK_POS; k++)
+        for (int i = 0; nt < NT; i++) {
+            size_t n = sam_image_encoder_tap_size(ec, (sam_encoder_tap_kind)k, i);
+            if (!n) break;
+            tn[nt] = n;
+            tc[nt] = sam_malloc(n * sizeof(float));
+            td[nt] = sam_malloc(n * sizeof(float));
+            CHECK(sam_image_encoder_set_tap(ec, (sam_encoder_tap_kind)k, i, tc[nt]) == SAM2D_OK);
+            CHECK(sam_image_encoder_set_tap(ed, (sam_encoder_tap_kind)k, i, td[nt]) == SAM2D_OK);
+            nt++;
+            if (k <= SAM_ENC_TAP_POS_EMBED) break; /* single taps */
+        }
+    const int S = cfg.image_size;
+    const size_t ni = (size_t)S * S * 3, nf = sam_image_features_floats(&cfg);
+    float *img = sam_malloc(ni * sizeof(float)), *fc = sam_malloc(nf * sizeof(float)), *fd = sam_malloc(nf * sizeof(float));
+    test_fill_random(img, ni, 7);
+    float *img_dev = ds->buf_alloc(ds, ni * sizeof(float)), *feat_dev = ds->buf_alloc(ds, nf * sizeof(float));
+    CHECK(img_dev && feat_dev);
+    ds->to_dev(ds, img_dev, img, ni * sizeof(float));
+    sam_image_features f_c, f_d;
+    sam_image_features_bind(&cfg, fc, &f_c);
+    sam_image_features_bind(&cfg, feat_dev, &f_d);
+    CHECK(sam_image_encoder_forward(ec, img, &f_c) == SAM2D_OK);
+    size_t before = sam2d_memory_used();
+    CHECK_MSG(sam_image_encoder_forward(ed, img_dev, &f_d) == SAM2D_OK, "devsim forward: %s", sam2d_last_error());
+    CHECK_MSG(sam2d_memory_used() == before, "devsim forward allocated %zd bytes", (ssize_t)(sam2d_memory_used() - before));
+    ds->to_host(ds, fd, feat_dev, nf * sizeof(float));
+    CHECK_MSG(memcmp(fc, fd, nf * sizeof(float)) == 0, "%s: devsim features (with every level's position) differ", set);
+    int same = 0;
+    for (int t = 0; t < nt; t++) same += memcmp(tc[t], td[t], tn[t] * sizeof(float)) == 0;
+    CHECK_MSG(same == nt, "%s: %d of %d taps identical", set, same, nt);
+    printf("%s: features and %d of %d taps bit-identical on devsim\n", set, same, nt);
+
+    /* the top level's encoding into const memory (as model.c does at load), then read by a kernel */
+    const int top = f_c.num_levels - 1;
+    const size_t np = (size_t)f_c.h[top] * f_c.w[top] * cfg.d_model;
+    float *pc = ds->const_alloc(ds, np * sizeof(float)), *pb = ds->buf_alloc(ds, np * sizeof(float));
+    float *ph = sam_malloc(np * sizeof(float));
+    CHECK(pc && pb && ph);
+    if (pc && pb && ph) {
+        CHECK(sam_image_encoder_pos(ed, top, pc) == SAM2D_OK);
+        ds->const_publish(ds, pc, np * sizeof(float));
+        CHECK(memcmp(pc, f_c.pos[top], np * sizeof(float)) == 0); /* const memory is host-readable */
+        ds->copy(ds, pb, pc, np * sizeof(float));
+        ds->to_host(ds, ph, pb, np * sizeof(float));
+        CHECK(memcmp(ph, f_c.pos[top], np * sizeof(float)) == 0);
+    }
+    ds->const_free(ds, pc);
+    ds->buf_free(ds, pb);
+    sam_free(ph);
+    ds->buf_free(ds, img_dev);
+    ds->buf_free(ds, feat_dev);
+    sam_free(img);
+    sam_free(fc);
+    sam_free(fd);
+    for (int t = 0; t < nt; t++) {
+        sam_free(tc[t]);
+        sam_free(td[t]);
+    }
+out:
+    sam_image_encoder_free(ec);
+    sam_image_encoder_free(ed);
+    sam_backend_free(ds);
+    sam2d_checkpoint_free(ck);
+}
+
 /* A config that does not match the checkpoint fails with one message naming the problems. */
 static void mismatch(sam_backend *be) {
     sam2d_model_config cfg;
@@ -355,6 +448,8 @@ int main(void) {
     golden_set(be, "shapes", "_f000");
     mismatch(be);
     other_size(be);
+    devsim_same(be, "micro");
+    devsim_same(be, "shapes");
     sam_backend_cpu_free(be);
     return test_finish();
 }
