@@ -38,5 +38,14 @@ bool sam2d_cli_parse_floats(const char *s, float *out, int min, int max, int *n)
 /* The checkpoint the service would load: MODEL_DIR/sam2.1_hiera_<SAM2_MODEL_SIZE>.pt, or the
  * .safetensors of that name when only it exists (defaults ./models and base_plus). */
 const char *sam2d_cli_default_model(char *buf, size_t len);
+/* The compute device of a command: `flag` (--device), else SAM2_DEVICE, else "auto". Checks the
+ * name (auto, cpu, cuda, cuda:N, devsim) and that this build has a GPU back end for cuda[:N];
+ * otherwise prints "sam2d <cmd>: ..." and returns NULL (exit with SAM2D_EXIT_USAGE). A GPU that
+ * fails to start is reported later, by the model load (exit 1). */
+const char *sam2d_cli_device(const char *cmd, const char *flag);
+/* The help line of --device, shared by the commands. */
+#define SAM2D_CLI_DEVICE_HELP                                                                                  \
+    "  --device D                  auto (the GPU when one works, else the CPU), cpu, cuda, cuda:N, devsim\n" \
+    "                              (default SAM2_DEVICE, else auto)\n"
 
 #endif

@@ -16,7 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: sam2d bench [--preset NAME | --config FILE] [--random-weights | --checkpoint FILE]\n"
-            "                   [--runs N] [--warmup N] [--frames N] [--video WxH] [--threads N]\n"
+            "                   [--runs N] [--warmup N] [--frames N] [--video WxH] [--threads N] [--device D]\n"
             "                   [--stages image,track] [--profile] [--peak-gflops X] [--json] [--quiet]\n"
             "       sam2d bench [--preset NAME | --config FILE] --save-random-weights FILE.safetensors\n"
             "\n"
@@ -35,8 +35,10 @@ static void usage(FILE *f) {
             "  --video WxH        synthetic video size (default 640x480)\n"
             "  --threads N        CPU threads (default SAM2_THREADS, else all CPUs)\n"
             "  --precision P      fp32 or bf16 (default SAM2_PRECISION, else fp32)\n"
+            "  --device D         auto (the GPU when one works, else the CPU), cpu, cuda, cuda:N, devsim\n"
+            "                     (default SAM2_DEVICE, else auto); times end with a device sync\n"
             "  --stages LIST      image, track or both (default image,track)\n"
-            "  --profile          time every back-end kernel per stage\n"
+            "  --profile          time every back-end kernel per stage (cpu back end only)\n"
             "  --peak-gflops X    machine peak for the %% column (default SAM2_PEAK_GFLOPS, else\n"
             "                     166.4 per thread: 2.6 GHz x 2 AVX-512 FMA pipes x 16 lanes x 2;\n"
             "                     doubled in bf16). GFLOP/s = FLOPs counted as the reference does them\n"
@@ -124,7 +126,7 @@ static void print_profile(double peak) {
 static int run_bench(int argc, char **argv) {
     sam_bench_params p = sam_bench_default_params();
     bool json = false, quiet = false, random_flag = false, preset_given = false;
-    const char *save_path = NULL;
+    const char *save_path = NULL, *device_flag = NULL;
     const char *env_peak = getenv("SAM2_PEAK_GFLOPS");
     if (env_peak && *env_peak) {
         char *end;
@@ -192,6 +194,9 @@ static int run_bench(int argc, char **argv) {
             sam_precision prec;
             if (!sam_precision_parse(v, &prec)) BAD_VALUE;
             setenv("SAM2_PRECISION", v, 1); /* the back end reads it, for both weight sources */
+        } else if (!strcmp(a, "--device")) {
+            NEED_VALUE;
+            device_flag = v;
         } else if (!strcmp(a, "--stages")) {
             NEED_VALUE;
             p.image = strstr(v, "image") != NULL;
@@ -242,6 +247,8 @@ static int run_bench(int argc, char **argv) {
         fprintf(stderr, "sam2d bench: --frames too small\n");
         return SAM2D_EXIT_USAGE;
     }
+    p.device = sam2d_cli_device("bench", device_flag);
+    if (!p.device) return SAM2D_EXIT_USAGE;
     if (!quiet) p.log = log_line;
 
     static sam_bench_result r; /* large (sample arrays): not on the stack */
@@ -252,6 +259,10 @@ static int run_bench(int argc, char **argv) {
     fprintf(stderr, "%s, %s weights, %s, %d threads, peak %.1f GFLOP/s, load average %.2f -> %.2f\n", r.model,
             r.random_weights ? "random" : "checkpoint", r.precision, r.threads, peak, r.loadavg_start[0],
             r.loadavg_end[0]);
+    if (r.device_memory_total)
+        fprintf(stderr, "  device %s: memory after load %.1f MiB, peak %.1f MiB of %.1f MiB\n", r.device,
+                r.device_memory_after_load / 1048576.0, r.device_memory_peak / 1048576.0,
+                r.device_memory_total / 1048576.0);
     fprintf(stderr, "  %-38s %11s %15s %16s %8s\n", "stage (median)", "time", "counted", "achieved", "of peak");
     print_row("image encoder", r.image_encoder_s, r.flops.image_encoder, peak);
     print_row("tracked frame, full memory bank", r.track_frame_s, r.track_frame_flops, peak);
@@ -267,7 +278,7 @@ static int run_bench(int argc, char **argv) {
                 r.image_encoder_cpu_s, r.track_frame_cpu_s);
     fprintf(stderr, "  peak RSS %.1f MiB (after load %.1f MiB); session %.1f MiB\n", r.peak_rss_bytes / 1048576.0,
             r.rss_after_load_bytes / 1048576.0, r.session_bytes / 1048576.0);
-    if (p.profile) print_profile(peak);
+    if (r.profiled) print_profile(peak);
 
     if (json) {
         json_t *o = json_object();
@@ -276,6 +287,13 @@ static int run_bench(int argc, char **argv) {
         json_object_set_new(o, "weights", json_string(r.random_weights ? "random" : "checkpoint"));
         json_object_set_new(o, "threads", json_integer(r.threads));
         json_object_set_new(o, "precision", json_string(r.precision));
+        json_object_set_new(o, "device", json_string(r.device));
+        if (r.device_memory_total) {
+            json_object_set_new(o, "device_memory_total_bytes", json_integer((json_int_t)r.device_memory_total));
+            json_object_set_new(o, "device_memory_after_load_bytes",
+                                json_integer((json_int_t)r.device_memory_after_load));
+            json_object_set_new(o, "device_memory_peak_bytes", json_integer((json_int_t)r.device_memory_peak));
+        }
         json_object_set_new(o, "image_size", json_integer(r.image_size));
         json_object_set_new(o, "runs", json_integer(p.runs));
         json_object_set_new(o, "warmup", json_integer(p.warmup));
@@ -288,6 +306,8 @@ static int run_bench(int argc, char **argv) {
         }
         if (p.track) {
             json_object_set_new(o, "track_frame_s", json_real(r.track_frame_s));
+            /* frames per second of full-bank tracking (1 / track_frame_s), the reference's FPS figure */
+            json_object_set_new(o, "track_fps", json_real(r.track_frame_s > 0 ? 1.0 / r.track_frame_s : 0));
             json_object_set_new(o, "track_frames_s", json_runs(r.frame_s, r.n_frames));
             json_object_set_new(o, "track_frame_cpu_s", json_real(r.track_frame_cpu_s));
             json_object_set_new(o, "track_full_bank_from_frame", json_integer(r.full_from));
@@ -338,7 +358,7 @@ static int run_bench(int argc, char **argv) {
         time_t now = time(NULL);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         json_object_set_new(o, "date", json_string(when));
-        if (p.profile) json_object_set_new(o, "profile", json_profile());
+        if (r.profiled) json_object_set_new(o, "profile", json_profile());
         char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
         json_decref(o);
         if (!s) return sam2d_cli_fail("bench", "JSON output");

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/error.h"
 #include "predictor/replay.h"
 #include "sam2d/sam2d.h"
 #include "sam2d/video_predictor.h"
@@ -34,14 +36,33 @@ static const replay_runner runners[] = {
 
 static void replay_usage(FILE *f) {
     fprintf(f,
-            "usage: sam2d replay GOLDEN_DIR --out DIR [--only image|video] [--threads N] [--quiet]\n"
+            "usage: sam2d replay GOLDEN_DIR --out DIR [--only image|video] [--threads N] [--device D] [--quiet]\n"
             "Reads GOLDEN_DIR/manifest.json, loads model.pt (or model.safetensors) with config.yaml, runs\n"
             "each scenario of the manifest and writes its results as float32 .npy under DIR with the\n"
-            "manifest's relative file names.\n");
+            "manifest's relative file names.\n"
+            "--device: auto (the GPU when one works, else the CPU), cpu, cuda, cuda:N, devsim\n"
+            "(default SAM2_DEVICE, else auto).\n");
+}
+
+/* sam_replay_load_model with a device: model.pt (else model.safetensors) with config.yaml when present. */
+static sam2d_status load_model(sam_replay_ctx *ctx, int threads, const char *device) {
+    char ck[4200], cfg[4200];
+    sam_replay_path(ctx, "model.pt", ck, sizeof ck);
+    if (access(ck, R_OK) != 0) sam_replay_path(ctx, "model.safetensors", ck, sizeof ck);
+    if (access(ck, R_OK) != 0)
+        return SAM_ERR(SAM2D_ERR_NOT_FOUND, "replay: no model.pt or model.safetensors in %s", ctx->dir);
+    sam_replay_path(ctx, "config.yaml", cfg, sizeof cfg);
+    sam2d_model_params p = sam2d_model_default_params();
+    p.checkpoint_path = ck;
+    p.config_path = access(cfg, R_OK) == 0 ? cfg : NULL;
+    p.num_threads = threads;
+    p.device = device;
+    snprintf(ctx->checkpoint, sizeof ctx->checkpoint, "%s", ck);
+    return sam2d_model_load(&p, &ctx->model);
 }
 
 static int cmd_replay(int argc, char **argv) {
-    const char *dir = NULL, *out = NULL, *only = NULL;
+    const char *dir = NULL, *out = NULL, *only = NULL, *device_flag = NULL;
     int threads = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -53,6 +74,8 @@ static int cmd_replay(int argc, char **argv) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             threads = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            device_flag = argv[++i];
         } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
             quiet = 1;
         } else if (argv[i][0] != '-' && !dir) {
@@ -67,10 +90,12 @@ static int cmd_replay(int argc, char **argv) {
         replay_usage(stderr);
         return SAM2D_EXIT_USAGE;
     }
+    const char *device = sam2d_cli_device("replay", device_flag);
+    if (!device) return SAM2D_EXIT_USAGE;
     sam_replay_ctx ctx;
     if (sam_replay_open(dir, &ctx) != SAM2D_OK) return sam2d_cli_fail("replay", "reading the golden folder");
     ctx.verbose = !quiet;
-    if (sam_replay_load_model(&ctx, threads) != SAM2D_OK) {
+    if (load_model(&ctx, threads, device) != SAM2D_OK) {
         sam_replay_close(&ctx);
         return sam2d_cli_fail("replay", "loading the model");
     }

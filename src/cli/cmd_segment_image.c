@@ -28,12 +28,15 @@ static void seg_usage(FILE *f) {
             "  --model PATH         checkpoint (.pt or .safetensors); default $MODEL_DIR/sam2.1_hiera_<SAM2_MODEL_SIZE>.pt\n"
             "  --config YAML        Meta's model config (default: guessed from the checkpoint)\n"
             "  --threads N          CPU threads (default SAM2_THREADS or all)\n"
+            "  --device D           auto (the GPU when one works, else the CPU), cpu, cuda, cuda:N, devsim\n"
+            "                       (default SAM2_DEVICE, else auto)\n"
             "  --antialias on|off   resize with antialias (default on, as current torchvision)\n"
             "Writes DIR/mask_K.png (0/255) for every mask and DIR/scores.json.\n");
 }
 
 static int cmd_segment_image(int argc, char **argv) {
     const char *image = NULL, *out = NULL, *model_path = NULL, *config = NULL, *mask_file = NULL;
+    const char *device_flag = NULL;
     float points[MAX_POINTS * 2], box[4];
     int labels[MAX_POINTS], np = 0, threads = 0, multimask = -1, logits = 0, antialias = 1;
     bool has_box = false;
@@ -70,6 +73,8 @@ static int cmd_segment_image(int argc, char **argv) {
             config = argv[++i];
         } else if (!strcmp(a, "--threads") && has_val) {
             threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--device") && has_val) {
+            device_flag = argv[++i];
         } else if (!strcmp(a, "--antialias") && has_val) {
             const char *v = argv[++i];
             if (strcmp(v, "on") && strcmp(v, "off")) {
@@ -99,6 +104,8 @@ static int cmd_segment_image(int argc, char **argv) {
         fprintf(stderr, "sam2d segment-image: give at least one --point, a --box or --mask-input\n");
         return SAM2D_EXIT_USAGE;
     }
+    const char *device = sam2d_cli_device("segment-image", device_flag);
+    if (!device) return SAM2D_EXIT_USAGE;
     if (multimask < 0) multimask = (np + (has_box ? 2 : 0)) <= 1; /* ambiguous single click: three candidates */
 
     uint8_t *rgb = NULL;
@@ -114,6 +121,7 @@ static int cmd_segment_image(int argc, char **argv) {
     mp.checkpoint_path = model_path ? model_path : sam2d_cli_default_model(mbuf, sizeof mbuf);
     mp.config_path = config;
     mp.num_threads = threads;
+    mp.device = device;
     sam2d_model *model = NULL;
     sam2d_image_predictor *pred = NULL;
     sam_npy mask_npy = {0};

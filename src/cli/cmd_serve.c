@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "sam2d/model.h"
 #include "sam2d/video_predictor.h"
+#include "server/device.h"
 #include "server/server.h"
 #include "server/settings.h"
 
@@ -50,10 +51,6 @@ static int cmd_serve(int argc, char **argv) {
                      ckpt, cfg.model_size, cfg.model_dir, official_url(cfg.model_size));
         return SAM2D_EXIT_FAIL;
     }
-    if (!strcmp(cfg.device, "cuda")) {
-        sam_logf(SAM_LOG_ERROR, "SAM2_DEVICE=cuda: this build has no CUDA back end; use auto or cpu");
-        return SAM2D_EXIT_FAIL;
-    }
     sam2d_model_params mp = sam2d_model_default_params();
     mp.checkpoint_path = ckpt;
     mp.config_path = cfg.config[0] ? cfg.config : NULL;
@@ -63,23 +60,28 @@ static int cmd_serve(int argc, char **argv) {
         mp.preset = preset;
     }
     mp.num_threads = cfg.threads;
-    mp.device = "cpu";
+    mp.device = cfg.device; /* the library logs the back end it picks (auto: the GPU when one works) */
     mp.precision = cfg.precision;
     sam_logf(SAM_LOG_INFO, "loading model %s", ckpt);
     sam2d_model *model = NULL;
     if (sam2d_model_load(&mp, &model) != SAM2D_OK) {
-        sam_logf(SAM_LOG_ERROR, "cannot load the model %s: %s", ckpt, sam2d_last_error());
+        sam_logf(SAM_LOG_ERROR, "cannot load the model %s on SAM2_DEVICE=%s: %s", ckpt, cfg.device,
+                 sam2d_last_error());
         return SAM2D_EXIT_FAIL;
     }
     char desc[256];
     sam2d_model_describe(model, desc, sizeof desc);
+    size_t dused = 0, dtotal = 0;
+    sam_server_device_memory(model, &dused, &dtotal);
+    if (dtotal > 0)
+        sam_logf(SAM_LOG_INFO, "device %s: %zu of %zu MiB of device memory in use after the model load",
+                 sam2d_model_device(model), dused >> 20, dtotal >> 20);
     const char *base = strrchr(ckpt, '/');
     base = base ? base + 1 : ckpt;
     char name[128];
     snprintf(name, sizeof name, "%.100s", base);
     char *dot = strrchr(name, '.');
     if (dot && dot != name) *dot = 0;
-    if (!strcmp(cfg.device, "auto")) sam_logf(SAM_LOG_INFO, "SAM2_DEVICE=auto: no GPU back end in this build, using cpu");
 
     /* Block the signals in every thread; the main thread waits for them. */
     sigset_t set;

@@ -37,6 +37,7 @@ static void track_usage(FILE *f) {
             "                              $MODEL_DIR/sam2.1_hiera_<SAM2_MODEL_SIZE>.pt\n"
             "  --config YAML               Meta's model config (default: guessed from the checkpoint)\n"
             "  --threads N                 CPU threads (default SAM2_THREADS or all)\n"
+            SAM2D_CLI_DEVICE_HELP
             "  --max-frames N              refuse longer videos (default MAX_VIDEO_FRAMES or 300)\n"
             "  --max-dimension N           refuse larger frames (default MAX_FRAME_DIMENSION or 1920)\n"
             "  --downscale                 shrink larger frames to --max-dimension instead of refusing\n"
@@ -125,7 +126,7 @@ static void on_sigint(int sig) {
 }
 
 static int cmd_track(int argc, char **argv) {
-    const char *video = NULL, *out = NULL, *model_path = NULL, *config = NULL, *fmt = "png";
+    const char *video = NULL, *out = NULL, *model_path = NULL, *config = NULL, *fmt = "png", *device_flag = NULL;
     int threads = 0, progress = isatty(STDERR_FILENO) ? 1 : 0, rc = SAM2D_EXIT_USAGE;
     sam_track_direction dir = SAM_TRACK_FORWARD;
     int n_dir_flags = 0;
@@ -202,6 +203,8 @@ static int cmd_track(int argc, char **argv) {
                 rc = usage_error("bad --threads '%s'", argv[i]);
                 goto done;
             }
+        } else if (!strcmp(a, "--device") && has_val) {
+            device_flag = argv[++i];
         } else if (!strcmp(a, "--max-frames") && has_val) {
             if (!sam2d_cli_parse_int(argv[++i], 1, INT_MAX, &lim.max_frames)) {
                 rc = usage_error("bad --max-frames '%s'", argv[i]);
@@ -222,7 +225,8 @@ static int cmd_track(int argc, char **argv) {
             video = a;
         } else {
             static const char *const with_value[] = {"--prompt", "--box", "--mask", "--out", "--format", "--model",
-                                                     "--config", "--threads", "--max-frames", "--max-dimension"};
+                                                     "--config", "--threads", "--max-frames", "--max-dimension",
+                                                     "--device"};
             bool needs = false;
             for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) needs |= !strcmp(a, with_value[k]);
             rc = usage_error(needs ? "'%s' needs a value" : "unexpected argument '%s'", a);
@@ -251,6 +255,8 @@ static int cmd_track(int argc, char **argv) {
         rc = usage_error("%s", "give at least one --prompt, --box or --mask");
         goto done;
     }
+    const char *device = sam2d_cli_device("track", device_flag);
+    if (!device) goto done; /* rc is SAM2D_EXIT_USAGE */
     opt.out_dir = out;
     opt.direction = dir;
 
@@ -273,6 +279,7 @@ static int cmd_track(int argc, char **argv) {
     mp.checkpoint_path = model_path ? model_path : sam2d_cli_default_model(mbuf, sizeof mbuf);
     mp.config_path = config;
     mp.num_threads = threads;
+    mp.device = device;
     double t0 = mono_s();
     if (sam2d_model_load(&mp, &model) != SAM2D_OK) {
         rc = sam2d_cli_fail("track", mp.checkpoint_path);

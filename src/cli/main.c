@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "ops/ops.h"
 #include "sam2d/model.h"
 #include "sam2d/sam2d.h"
 #ifdef SAM2D_WITH_CUDA
@@ -59,6 +60,28 @@ bool sam2d_cli_parse_floats(const char *s, float *out, int min, int max, int *n)
 const char *sam2d_cli_default_model(char *buf, size_t len) {
     sam2d_default_checkpoint_path(getenv("MODEL_DIR"), getenv("SAM2_MODEL_SIZE"), buf, len);
     return buf;
+}
+
+const char *sam2d_cli_device(const char *cmd, const char *flag) {
+    const char *d = flag ? flag : getenv("SAM2_DEVICE");
+    const char *origin = flag ? "--device" : "SAM2_DEVICE";
+    if (!d || !*d) return "auto";
+    if (!strcmp(d, "auto") || !strcmp(d, "cpu") || !strcmp(d, "devsim")) return d;
+    bool cuda = !strcmp(d, "cuda");
+    if (!strncmp(d, "cuda:", 5)) {
+        int idx;
+        cuda = d[5] >= '0' && d[5] <= '9' && sam2d_cli_parse_int(d + 5, 0, 64, &idx);
+    }
+    if (!cuda) {
+        fprintf(stderr, "sam2d %s: %s '%s': expected auto, cpu, cuda, cuda:N or devsim\n", cmd, origin, d);
+        return NULL;
+    }
+    if (!sam_backend_gpu_name()) {
+        fprintf(stderr, "sam2d %s: %s '%s': this build has no GPU back end (built without nvcc); use cpu or auto\n",
+                cmd, origin, d);
+        return NULL;
+    }
+    return d;
 }
 
 static void usage(FILE *f) {

@@ -204,9 +204,12 @@ static void w_maxpool_ld(sam_backend *be, float *y, const float *x, int N, int H
     charge("maxpool2x2", t, 0);
 }
 
-void sam_prof_install(sam_backend *be) {
+bool sam_prof_install(sam_backend *be) {
     sam_prof_reset();
-    if (be->linear == w_linear) return; /* already wrapped */
+    /* host timers around queued GPU kernels would time the launches, and a device back end's
+     * table is not the CPU one this file copies: the CPU back end only */
+    if (!be || !be->name || strcmp(be->name, "cpu") != 0) return false;
+    if (be->linear == w_linear) return true; /* already wrapped */
     orig = *be;
 #define WRAP(field, fn) \
     if (be->field) be->field = fn
@@ -236,4 +239,5 @@ void sam_prof_install(sam_backend *be) {
     WRAP(window_unpartition_add, w_win_unpart);
     WRAP(maxpool2x2_ld, w_maxpool_ld);
 #undef WRAP
+    return true;
 }

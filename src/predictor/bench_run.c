@@ -210,6 +210,29 @@ json_t *sam_bench_memory_json(const sam_bench_result *r) {
 
 static void log_sink(void *user, const char *line) { logf_(user, "%s", line); }
 
+/* ---------------- device: sync before the clock, memory samples ---------------- */
+
+static sam_backend *bench_be;        /* the model's back end while a benchmark runs */
+static sam_bench_result *bench_res;  /* where device memory samples go */
+
+/* Waits for the kernels queued so far (a GPU runs them asynchronously): every timed section calls
+ * it before reading the clock. A no-op on the CPU. */
+static sam2d_status bench_sync(void) {
+    if (!bench_be || !bench_be->sync) return SAM2D_OK;
+    int rc = bench_be->sync(bench_be);
+    return rc == 0 ? SAM2D_OK : SAM_ERR((sam2d_status)rc, "bench: the device reported an error (%s)", bench_be->name);
+}
+
+/* Device memory the back end holds now, kept as the peak (device back ends only). */
+static void device_sample(void) {
+    if (!bench_be || !bench_be->device_memory || !bench_res) return;
+    size_t used = 0, total = 0;
+    bench_be->device_memory(bench_be, &used, &total);
+    if (!total) return;
+    bench_res->device_memory_total = total;
+    if (used > bench_res->device_memory_peak) bench_res->device_memory_peak = used;
+}
+
 /* ---------------- random checkpoint file ---------------- */
 
 sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const char *path) {
@@ -270,12 +293,14 @@ sam2d_status sam_bench_write_random_weights(const sam2d_model_config *cfg, const
 
 static sam2d_status build_model(const sam_bench_params *p, sam_bench_result *r, sam2d_model **out) {
     *out = NULL;
+    const char *device = p->device && *p->device ? p->device : "auto";
     if (p->checkpoint) {
         sam2d_model_params mp = sam2d_model_default_params();
         mp.checkpoint_path = p->checkpoint;
         mp.config_path = p->config_path;
         mp.preset = p->config_path ? NULL : p->preset;
         mp.num_threads = p->threads;
+        mp.device = device;
         return sam2d_model_load(&mp, out); /* video modules included */
     }
     r->random_weights = true;
@@ -285,8 +310,17 @@ static sam2d_status build_model(const sam_bench_params *p, sam_bench_result *r, 
     else
         SAM_TRY(sam2d_config_preset(p->preset ? p->preset : "sam2.1_tiny", &cfg));
     SAM_TRY(sam2d_config_validate(&cfg));
-    sam_backend *be = sam_backend_cpu_create(p->threads); /* SAM2_PRECISION picks fp32 / bf16 */
-    if (!be) return SAM_ERR(SAM2D_ERR_NOMEM, "bench: CPU back end (or an invalid SAM2_PRECISION)");
+    /* SAM2_PRECISION picks fp32 / bf16, as for a checkpoint */
+    const char *prec_name = getenv("SAM2_PRECISION");
+    sam_precision prec = SAM_PRECISION_FP32;
+    if (prec_name && *prec_name && !sam_precision_parse(prec_name, &prec))
+        return SAM_ERR(SAM2D_ERR_INVALID_ARG, "bench: SAM2_PRECISION '%s' is not fp32 or bf16", prec_name);
+    sam_backend *be = sam_backend_create(device, p->threads, prec);
+    if (!be) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", sam2d_last_error());
+        return SAM_ERR(SAM2D_ERR_UNSUPPORTED, "bench: device '%s': %s", device, why);
+    }
     /* every module, video side included, from one random-mode loader: no file */
     sam_weight_loader L;
     sam_weight_loader_init_random(&L, 1, 0.05f, NULL);
@@ -316,6 +350,7 @@ static sam2d_status t_features(void *ctx, const uint8_t *frame, float *buf, sam_
     const char *prev = sub_stage(bank_full ? "track, full bank: image encoder" : "track, filling the bank: image encoder");
     double t = now_s();
     sam2d_status st = inner.features(inner.ctx, frame, buf, f);
+    if (st == SAM2D_OK) st = bench_sync();
     acc_features += now_s() - t;
     end_sub_stage(prev);
     return st;
@@ -327,6 +362,7 @@ static sam2d_status t_step(void *ctx, const sam_track_feats *f, const sam_track_
                                            : "track, filling the bank: step");
     double t = now_s();
     sam2d_status st = inner.step(inner.ctx, f, bank, in, out);
+    if (st == SAM2D_OK) st = bench_sync();
     acc_step += now_s() - t;
     end_sub_stage(prev);
     return st;
@@ -337,6 +373,7 @@ static sam2d_status t_encode(void *ctx, const sam_track_feats *f, const float *l
     const char *prev = sub_stage("track: memory encoder (preflight)");
     double t = now_s();
     sam2d_status st = inner.encode(inner.ctx, f, lowres, score, pts, maskmem);
+    if (st == SAM2D_OK) st = bench_sync();
     acc_encode += now_s() - t;
     end_sub_stage(prev);
     return st;
@@ -393,11 +430,20 @@ typedef struct {
     double used[SAM_BENCH_MAX_SAMPLES]; /* sam2d_memory_used after each frame */
     size_t hwm;                         /* VmHWM after the previous frame */
     const sam_bench_params *p;
+    sam2d_status sync_status;           /* a device error seen at a frame's end */
+    char sync_msg[256];
 } prop_ctx;
 
 static int on_frame(void *user, const sam2d_video_frame_result *res) {
     prop_ctx *c = user;
+    sam2d_status sst = bench_sync();
+    if (sst != SAM2D_OK) { /* stop (propagate then says "cancelled"): keep the device's error */
+        c->sync_status = sst;
+        snprintf(c->sync_msg, sizeof c->sync_msg, "%s", sam2d_last_error());
+        return 1;
+    }
     const double t = now_s(), tc = cpu_s();
+    device_sample();
     const int i = res->frame_idx;
     if (i >= 0 && i < SAM_BENCH_MAX_SAMPLES) {
         c->r->frame_s[i] = t - c->last;
@@ -426,18 +472,22 @@ static int on_frame(void *user, const sam2d_video_frame_result *res) {
 static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_bench_result *r) {
     const sam2d_model_config *cfg = sam2d_model_get_config(m);
     const int S = cfg->image_size;
-    float *img = sam_malloc(sizeof(float) * (size_t)S * S * 3);   /* (S, S, 3) normalised input */
+    sam_backend *be = m->be;
+    const size_t img_bytes = sizeof(float) * (size_t)S * S * 3;
+    float *img_host = sam_malloc(img_bytes);                      /* (S, S, 3) normalised input, host */
+    float *img = be->buf_alloc(be, img_bytes);                    /* (S, S, 3) the same, buffer */
     /* without position encodings, as both predictors bind them (the full set
      * is 100 MiB at tiny@1024 and made the bench's own peak) */
-    float *feat = sam_malloc(sizeof(float) * sam_image_features_floats_ex(cfg, 0));
-    uint8_t *u8 = sam_malloc((size_t)S * S * 3);                  /* (S, S, 3) */
-    if (!img || !feat || !u8) {
-        sam_free(img), sam_free(feat), sam_free(u8);
+    float *feat = be->buf_alloc(be, sizeof(float) * sam_image_features_floats_ex(cfg, 0)); /* buffer */
+    uint8_t *u8 = sam_malloc((size_t)S * S * 3);                  /* (S, S, 3) host */
+    if (!img_host || !img || !feat || !u8) {
+        sam_free(img_host), be->buf_free(be, img), be->buf_free(be, feat), sam_free(u8);
         return SAM_ERR(SAM2D_ERR_NOMEM, "bench: image buffers");
     }
     int cx, cy, rad;
     make_frame(u8, S, S, 0, &cx, &cy, &rad);
-    sam_normalize_u8(u8, S, img);
+    sam_normalize_u8(u8, S, img_host);
+    be->to_dev(be, img, img_host, img_bytes); /* once: the same input for every run */
     sam_image_features f;
     sam_image_features_bind_ex(cfg, feat, 0, &f);
     sam2d_status st = SAM2D_OK;
@@ -447,10 +497,12 @@ static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_b
         sam_model_lock(m);
         double t = now_s(), c = cpu_s();
         st = sam_image_encoder_forward(m->encoder, img, &f);
+        if (st == SAM2D_OK) st = bench_sync();
         t = now_s() - t;
         c = cpu_s() - c;
         sam_model_unlock(m);
         sam_prof_set_stage(NULL);
+        device_sample();
         logf_(p, "image encoder run %d%s: %.3f s (cpu %.3f s)", i + 1, i < p->warmup ? " (warm-up)" : "", t, c);
         if (i >= p->warmup && r->n_image < SAM_BENCH_MAX_SAMPLES) {
             r->image_cpu[r->n_image] = c;
@@ -459,7 +511,7 @@ static sam2d_status bench_image(sam2d_model *m, const sam_bench_params *p, sam_b
     }
     r->image_encoder_s = sam_bench_median(r->image_runs, r->n_image);
     r->image_encoder_cpu_s = sam_bench_median(r->image_cpu, r->n_image);
-    sam_free(img), sam_free(feat), sam_free(u8);
+    sam_free(img_host), be->buf_free(be, img), be->buf_free(be, feat), sam_free(u8);
     return st;
 }
 
@@ -491,6 +543,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         sam_video_engine_hook = timed_hook;
         double t = now_s();
         st = sam2d_video_session_create(m, (const uint8_t *const *)frames, N, W, H, W, H, NULL, &s);
+        if (st == SAM2D_OK) st = bench_sync();
         r->session_s = now_s() - t;
         sam_video_engine_hook = orig_hook;
     }
@@ -505,7 +558,9 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         sam_prof_set_stage("first click (encodes the frame)");
         double t = now_s();
         st = sam2d_video_add_points(s, 0, 1, pt, lab, 1, NULL, true, &res);
+        if (st == SAM2D_OK) st = bench_sync();
         r->first_click_s = now_s() - t;
+        device_sample();
         sam_prof_set_stage(NULL);
         logf_(p, "first click: %.3f s", r->first_click_s);
     }
@@ -515,6 +570,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         sam_prof_set_stage(i >= p->warmup ? "click (cached frame)" : NULL);
         double t = now_s();
         st = sam2d_video_add_points(s, 0, 1, q, lab, 1, NULL, true, &res);
+        if (st == SAM2D_OK) st = bench_sync();
         t = now_s() - t;
         sam_prof_set_stage(NULL);
         if (i >= p->warmup && r->n_prompt < SAM_BENCH_MAX_SAMPLES) r->prompt_runs[r->n_prompt++] = t;
@@ -537,6 +593,7 @@ static sam2d_status bench_video(sam2d_model *m, const sam_bench_params *p, sam_b
         c.last = now_s();
         c.last_cpu = cpu_s();
         st = sam2d_video_propagate(s, 0, false, -1, on_frame, &c);
+        if (c.sync_status != SAM2D_OK) st = SAM_ERR(c.sync_status, "%s", c.sync_msg);
         in_propagation = false;
         sam_prof_set_stage(NULL);
     }
@@ -590,7 +647,13 @@ sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
     double t = now_s();
     sam2d_model *m = NULL;
     SAM_TRY(build_model(&p, r, &m));
+    bench_be = m->be;
+    bench_res = r;
+    sam2d_status st = bench_sync(); /* weights uploaded */
     r->load_s = now_s() - t;
+    snprintf(r->device, sizeof r->device, "%s", m->be && m->be->name ? m->be->name : "?");
+    device_sample();
+    r->device_memory_after_load = r->device_memory_peak;
     r->rss_after_load_bytes = sam_bench_current_rss();
     memory_census(m, NULL, false, &r->mem_load);
     sam_bench_memory_log(&r->mem_load, "after load", log_sink, &p);
@@ -602,14 +665,23 @@ sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
     /* bf16 dot products (AVX512_BF16) double the fp32 FMA rate */
     r->peak_gflops = p.peak_gflops > 0 ? p.peak_gflops
                                        : 166.4 * r->threads * (m->be && m->be->precision == SAM_PRECISION_BF16 ? 2 : 1);
-    sam2d_status st = sam_bench_count_flops(cfg, &r->flops);
+    if (st == SAM2D_OK) st = sam_bench_count_flops(cfg, &r->flops);
     logf_(&p, "%s; load %.2f s; %d threads; load average %.2f", r->model, r->load_s, r->threads, r->loadavg_start[0]);
-    if (p.profile) sam_prof_install(m->be);
+    if (r->device_memory_total)
+        logf_(&p, "device %s: %.1f of %.1f MiB of device memory in use after load", r->device,
+              r->device_memory_after_load / 1048576.0, r->device_memory_total / 1048576.0);
+    if (p.profile && !sam_prof_install(m->be)) {
+        logf_(&p, "--profile: kernel timers work on the cpu back end only; no profile on %s", r->device);
+        p.profile = false;
+    }
+    r->profiled = p.profile;
     if (st == SAM2D_OK && p.image) st = bench_image(m, &p, r);
     if (st == SAM2D_OK && p.track) st = bench_video(m, &p, r);
     sam_prof_set_stage(NULL);
     r->peak_rss_bytes = sam_bench_peak_rss();
     loadavg(r->loadavg_end);
     sam2d_model_free(m);
+    bench_be = NULL;
+    bench_res = NULL;
     return st;
 }

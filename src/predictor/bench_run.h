@@ -62,8 +62,9 @@ typedef struct {
 } sam_prof_stage;
 
 /* Replace every kernel of be with a timed wrapper (once per process; later
- * calls only reset the counters). Safe while nothing runs on be. */
-void sam_prof_install(sam_backend *be);
+ * calls only reset the counters). Safe while nothing runs on be. The CPU back
+ * end only: false (nothing wrapped) for any other. */
+bool sam_prof_install(sam_backend *be);
 /* Stage that following kernel calls are charged to (NULL: not recorded). Returns the previous one. */
 const char *sam_prof_set_stage(const char *name);
 void sam_prof_reset(void);
@@ -79,6 +80,7 @@ typedef struct {
     const char *checkpoint;  /* NULL: random weights of the config's shapes */
     const char *config_path; /* Meta's YAML instead of a preset */
     int threads;             /* <= 0: SAM2_THREADS or all CPUs */
+    const char *device;      /* back end by name (ops.h sam_backend_create): NULL/"" = auto */
     int runs;                /* measured runs per stage (median), default 5 */
     int warmup;              /* runs discarded first, default 1 */
     int frames;              /* video length for tracking, default 16 (>= num_maskmem + 3) */
@@ -123,6 +125,12 @@ typedef struct {
     bool random_weights;
     int threads;
     char precision[8];       /* the back end's: fp32 / bf16 (SAM2_PRECISION) */
+    char device[32];         /* the back end's name: cpu, devsim, cuda, ... */
+    bool profiled;           /* --profile ran (the CPU back end only) */
+    /* device back ends only (0 otherwise): the device's memory, what the back end held after the
+     * model load, and the most it held at any sample (after load, each encoder run, each click and
+     * each propagated frame) */
+    size_t device_memory_total, device_memory_after_load, device_memory_peak;
     int image_size;
     double peak_gflops;
     double load_s;           /* model build (every module) */
@@ -162,7 +170,8 @@ typedef struct {
     double track_frame_flops; /* of the measured full-bank frames */
 } sam_bench_result;
 
-/* Build the model (random weights or checkpoint), run the requested stages. */
+/* Build the model (random weights or checkpoint), run the requested stages. Every timed section
+ * ends with the back end's sync (GPU kernels run asynchronously) before the clock is read. */
 sam2d_status sam_bench_run(const sam_bench_params *p, sam_bench_result *r);
 
 /* Write the random weights --random-weights uses (uniform in [-0.05, 0.05),

@@ -153,6 +153,21 @@ char *sam_metrics_render(const sam_metrics_gauges *g) {
         g->memory_budget_bytes);
     put(&b, "# HELP sam2d_uptime_seconds seconds since start\n# TYPE sam2d_uptime_seconds gauge\nsam2d_uptime_seconds %.3f\n",
         g->uptime_s);
+    if (g->device) {
+        char d[40];
+        label_escape(g->device, d, sizeof d);
+        put(&b, "# HELP sam2d_device_info the model's compute device (back end name)\n# TYPE sam2d_device_info gauge\n"
+                "sam2d_device_info{device=\"%s\"} 1\n",
+            d);
+    }
+    if (g->device_memory_total) {
+        put(&b, "# HELP sam2d_device_memory_used_bytes device memory the back end holds (weights, buffers, scratch)\n"
+                "# TYPE sam2d_device_memory_used_bytes gauge\nsam2d_device_memory_used_bytes %zu\n",
+            g->device_memory_used);
+        put(&b, "# HELP sam2d_device_memory_total_bytes the device's memory\n"
+                "# TYPE sam2d_device_memory_total_bytes gauge\nsam2d_device_memory_total_bytes %zu\n",
+            g->device_memory_total);
+    }
     pthread_mutex_lock(&mu);
     for (int c = 0; c < SAM_C_COUNT; c++)
         put(&b, "# HELP %s %s\n# TYPE %s counter\n%s %.0f\n", counters[c].name, counters[c].help, counters[c].name,

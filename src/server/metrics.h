@@ -38,6 +38,8 @@ typedef struct {
     size_t memory_bytes, memory_budget_bytes;
     double uptime_s;
     int model_loaded;
+    const char *device;          /* the model's back end ("cpu", "cuda", ...); NULL: none */
+    size_t device_memory_used, device_memory_total; /* device back ends only (total 0: not reported) */
 } sam_metrics_gauges;
 
 /* Render everything; returns a malloc'd string (free with free()). */

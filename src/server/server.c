@@ -25,6 +25,7 @@
 #include "media/resize_pil.h"
 #include "media/rle.h"
 #include "sam2d/video_predictor.h"
+#include "server/device.h"
 #include "server/metrics.h"
 #include "server/sessions.h"
 
@@ -44,6 +45,7 @@ struct sam_server {
     atomic_int in_flight;
     atomic_int busy;      /* handlers running and propagation threads alive: what SIGTERM drains */
     atomic_bool stopping;
+    bool on_device;       /* the model's back end holds device memory (admission checks it) */
 };
 
 /* ---------- FIFO turn on the model ---------- */
@@ -250,7 +252,7 @@ typedef struct {
 
 static void reqctx_free(reqctx *c) {
     if (!c) return;
-    if (c->slot_reserved) sam_sessions_unreserve(0);
+    if (c->slot_reserved) sam_sessions_unreserve(0, 0);
     if (c->pp) MHD_destroy_post_processor(c->pp);
     if (c->fd > 0) close(c->fd);
     if (c->tmp_path[0]) unlink(c->tmp_path);
@@ -377,13 +379,27 @@ static enum MHD_Result h_health(reqinfo *r) {
                           (json_int_t)sam_sessions_memory(), "uptime_s", sam_now() - srv->started);
     json_object_set_new(o, "memory_budget_bytes", json_integer((json_int_t)srv->cfg.max_memory_mb << 20));
     if (srv->model) json_object_set_new(o, "precision", json_string(sam2d_model_precision(srv->model)));
+    size_t dused, dtotal, dadmitted;
+    sam_sessions_device_memory(&dused, &dtotal, &dadmitted);
+    if (dtotal > 0) { /* a device back end: its memory, and what sessions are admitted for */
+        json_object_set_new(o, "device_memory_used_bytes", json_integer((json_int_t)dused));
+        json_object_set_new(o, "device_memory_total_bytes", json_integer((json_int_t)dtotal));
+        json_object_set_new(o, "sessions_device_memory_bytes", json_integer((json_int_t)dadmitted));
+    }
     return send_json(r, 200, o);
 }
 
 static enum MHD_Result h_metrics(reqinfo *r) {
     sam_server *srv = r->srv;
-    sam_metrics_gauges g = {sam_sessions_count(), srv->cfg.max_sessions, sam2d_memory_used(),
-                            (size_t)srv->cfg.max_memory_mb << 20, sam_now() - srv->started, srv->model != NULL};
+    sam_metrics_gauges g = {.active_sessions = sam_sessions_count(),
+                            .max_sessions = srv->cfg.max_sessions,
+                            .memory_bytes = sam2d_memory_used(),
+                            .memory_budget_bytes = (size_t)srv->cfg.max_memory_mb << 20,
+                            .uptime_s = sam_now() - srv->started,
+                            .model_loaded = srv->model != NULL};
+    size_t admitted;
+    sam_sessions_device_memory(&g.device_memory_used, &g.device_memory_total, &admitted);
+    g.device = srv->model ? sam2d_model_device(srv->model) : NULL;
     char *text = sam_metrics_render(&g);
     if (!text) return send_error(r, 500, "out of memory");
     return send_bytes(r, 200, "text/plain; version=0.0.4", text, strlen(text), true);
@@ -417,12 +433,20 @@ static size_t session_estimate(const sam2d_model *m, int frames) {
     return (size_t)frames * (per_frame + object_frame_bytes(m)) + scratch;
 }
 
+/* Its part in device memory on a device back end (0 on the CPU): the per-frame outputs of its
+ * objects and the feature cache / working buffers; the video frames stay in host memory. */
+static size_t session_device_estimate(const sam_server *srv, int frames, int objects) {
+    if (!srv->on_device) return 0;
+    size_t scratch = 64u << 20;
+    return (size_t)frames * (size_t)(objects > 1 ? objects : 1) * object_frame_bytes(srv->model) + scratch;
+}
+
 /* The estimate follows the objects a session tracks (after remove_object or reset). */
 static void refresh_estimate(sam_server *srv, sam_session *s) {
     int n = sam2d_video_num_objects(s->vs);
     size_t e = session_estimate(srv->model, s->num_frames) +
                (size_t)(n > 1 ? n - 1 : 0) * (size_t)s->num_frames * object_frame_bytes(srv->model);
-    sam_sessions_set_estimate(s, e);
+    sam_sessions_set_estimate(s, e, session_device_estimate(srv, s->num_frames, n));
 }
 
 static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
@@ -457,8 +481,9 @@ static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
         sam_frame_source_free(src);
         return send_error(r, 415, "the upload holds no frames");
     }
-    size_t estimate = session_estimate(srv->model, n);
-    st = sam_sessions_reserve_more(estimate); /* the slot itself was taken when the upload began */
+    size_t estimate = session_estimate(srv->model, n), dev_estimate = session_device_estimate(srv, n, 1);
+    /* the slot itself was taken when the upload began */
+    st = sam_sessions_reserve_more(estimate, dev_estimate);
     if (st != SAM2D_OK) {
         sam_frame_source_free(src);
         return send_error(r, 429, "%s", client_message());
@@ -489,6 +514,7 @@ static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
     s->height = H;
     s->fps = sam_frame_source_fps(src);
     s->estimate_bytes = estimate;
+    s->device_estimate_bytes = dev_estimate;
     s->source = src;
     /* the source may read the upload lazily: keep the file with the session */
     memcpy(s->upload_path, c->tmp_path, sizeof s->upload_path);
@@ -503,7 +529,7 @@ static enum MHD_Result h_session_start(reqinfo *r, reqctx *c) {
                                        "height", H, "fps", s->fps));
 fail:
     free(rgb);
-    sam_sessions_unreserve(estimate);
+    sam_sessions_unreserve(estimate, dev_estimate);
     if (s) sam_session_destroy(s);
     sam_frame_source_free(src);
     return send_error(r, http_status_of(st), "%s", client_message());
@@ -635,7 +661,8 @@ static bool take_op_adding(reqinfo *r, sam_session *s, long long obj, enum MHD_R
         return false;
     }
     /* under MAX_MEMORY_MB a new object must fit the budget too (it grows the session on every frame) */
-    if (sam_sessions_grow(s, (size_t)s->num_frames * object_frame_bytes(r->srv->model)) != SAM2D_OK) {
+    const size_t more = (size_t)s->num_frames * object_frame_bytes(r->srv->model);
+    if (sam_sessions_grow(s, more, r->srv->on_device ? more : 0) != SAM2D_OK) {
         pthread_mutex_unlock(&s->op_lock);
         *ret = send_error(r, 429, "%s", client_message());
         return false;
@@ -1461,7 +1488,11 @@ sam2d_status sam_server_start(const sam_settings *cfg, sam2d_model *model, const
     srv->model = model;
     snprintf(srv->model_name, sizeof srv->model_name, "%s", model_name);
     srv->started = sam_now();
-    sam_sessions_limits lim = {cfg->max_sessions, (size_t)cfg->max_memory_mb << 20, (double)cfg->session_timeout_s};
+    size_t dused = 0, dtotal = 0;
+    sam_server_device_memory(model, &dused, &dtotal);
+    srv->on_device = dtotal > 0;
+    sam_sessions_limits lim = {cfg->max_sessions, (size_t)cfg->max_memory_mb << 20, (double)cfg->session_timeout_s,
+                               srv->on_device ? sam_server_device_memory_cb : NULL, model};
     sam_sessions_init(&lim);
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);

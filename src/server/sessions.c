@@ -19,6 +19,8 @@ static sam_session *listed[MAX_LISTED];
 static int nlisted;
 static int nreserved;            /* admitted but not yet listed */
 static size_t reserved_bytes;    /* their estimates */
+static size_t reserved_dev_bytes; /* the device part of their estimates */
+static size_t device_base;       /* device memory the back end held at start (model weights, scratch) */
 static sam_sessions_limits limits;
 
 static pthread_t reaper;
@@ -37,6 +39,11 @@ double sam_now(void) {
 void sam_sessions_init(const sam_sessions_limits *lim) {
     pthread_mutex_lock(&reg_mu);
     limits = *lim;
+    device_base = 0;
+    if (limits.device_memory) {
+        size_t total = 0;
+        limits.device_memory(limits.device_ctx, &device_base, &total);
+    }
     pthread_mutex_unlock(&reg_mu);
 }
 
@@ -122,16 +129,43 @@ static sam2d_status budget_check_locked(size_t estimate) {
     return SAM2D_OK;
 }
 
-sam2d_status sam_sessions_reserve_more(size_t extra) {
+/* Device bytes admitted: the estimates of listed and reserved sessions. */
+static size_t admitted_dev_locked(void) {
+    size_t n = reserved_dev_bytes;
+    for (int i = 0; i < nlisted; i++) n += listed[i]->device_estimate_bytes;
+    return n;
+}
+
+/* On a device back end, `extra` more device bytes must fit the device: the memory in use is taken
+ * as the larger of what the back end holds now and what it held at start plus every admitted
+ * session's estimate (a session allocates its buffers as it tracks, so "used" alone would admit
+ * sessions that later cannot grow). */
+static sam2d_status device_check_locked(size_t extra, const char *what, const char *advice) {
+    if (!limits.device_memory || extra == 0) return SAM2D_OK;
+    size_t used = 0, total = 0;
+    limits.device_memory(limits.device_ctx, &used, &total);
+    if (total == 0) return SAM2D_OK;
+    size_t committed = device_base + admitted_dev_locked();
+    size_t in_use = used > committed ? used : committed;
+    if (in_use + extra <= total) return SAM2D_OK;
+    return SAM_ERR(SAM2D_ERR_LIMIT,
+                   "Device memory exhausted: %s needs about %zu MiB of device memory, %zu of %zu MiB are in use "
+                   "(%s)",
+                   what, (extra + (1u << 20) - 1) >> 20, in_use >> 20, total >> 20, advice);
+}
+
+sam2d_status sam_sessions_reserve_more(size_t extra, size_t extra_dev) {
     pthread_mutex_lock(&reg_mu);
     sam2d_status st = budget_check_locked(extra);
-    if (st == SAM2D_OK) reserved_bytes += extra;
+    if (st == SAM2D_OK)
+        st = device_check_locked(extra_dev, "this video", "close a session or send a shorter video");
+    if (st == SAM2D_OK) reserved_bytes += extra, reserved_dev_bytes += extra_dev;
     else sam_metrics_inc(SAM_C_SESSIONS_REJECTED, 1);
     pthread_mutex_unlock(&reg_mu);
     return st;
 }
 
-sam2d_status sam_sessions_grow(sam_session *s, size_t extra) {
+sam2d_status sam_sessions_grow(sam_session *s, size_t extra, size_t extra_dev) {
     pthread_mutex_lock(&reg_mu);
     sam2d_status st = SAM2D_OK;
     if (limits.memory_budget) {
@@ -142,14 +176,25 @@ sam2d_status sam_sessions_grow(sam_session *s, size_t extra) {
                          "(raise MAX_MEMORY_MB, remove an object or close a session)",
                          (extra + (1u << 20) - 1) >> 20, used >> 20, limits.memory_budget >> 20);
     }
-    if (st == SAM2D_OK) s->estimate_bytes += extra;
+    if (st == SAM2D_OK)
+        st = device_check_locked(extra_dev, "another object", "remove an object or close a session");
+    if (st == SAM2D_OK) s->estimate_bytes += extra, s->device_estimate_bytes += extra_dev;
     pthread_mutex_unlock(&reg_mu);
     return st;
 }
 
-void sam_sessions_set_estimate(sam_session *s, size_t bytes) {
+void sam_sessions_set_estimate(sam_session *s, size_t bytes, size_t device_bytes) {
     pthread_mutex_lock(&reg_mu);
     s->estimate_bytes = bytes;
+    s->device_estimate_bytes = device_bytes;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+void sam_sessions_device_memory(size_t *used, size_t *total, size_t *admitted) {
+    pthread_mutex_lock(&reg_mu);
+    *used = *total = 0;
+    if (limits.device_memory) limits.device_memory(limits.device_ctx, used, total);
+    *admitted = *total ? admitted_dev_locked() : 0;
     pthread_mutex_unlock(&reg_mu);
 }
 
@@ -186,10 +231,11 @@ sam2d_status sam_sessions_reserve(size_t estimate) {
     return st;
 }
 
-void sam_sessions_unreserve(size_t estimate) {
+void sam_sessions_unreserve(size_t estimate, size_t device_estimate) {
     pthread_mutex_lock(&reg_mu);
     if (nreserved > 0) nreserved--;
     reserved_bytes -= estimate < reserved_bytes ? estimate : reserved_bytes;
+    reserved_dev_bytes -= device_estimate < reserved_dev_bytes ? device_estimate : reserved_dev_bytes;
     pthread_mutex_unlock(&reg_mu);
 }
 
@@ -197,6 +243,7 @@ void sam_sessions_add(sam_session *s) {
     pthread_mutex_lock(&reg_mu);
     if (nreserved > 0) nreserved--;
     reserved_bytes -= s->estimate_bytes < reserved_bytes ? s->estimate_bytes : reserved_bytes;
+    reserved_dev_bytes -= s->device_estimate_bytes < reserved_dev_bytes ? s->device_estimate_bytes : reserved_dev_bytes;
     s->listed = true;
     s->refs = 0;
     s->last_active = sam_now();

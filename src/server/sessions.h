@@ -29,6 +29,7 @@ typedef struct sam_session {
     int num_frames, width, height;
     double fps;
     size_t estimate_bytes;       /* admission estimate */
+    size_t device_estimate_bytes; /* its part in device memory (device back ends; 0 otherwise) */
     sam2d_video_session *vs;     /* predictor state; use under op_lock */
     sam_frame_source *source;    /* original frames for /frame/{i}; use under source_lock */
     char upload_path[256];       /* temporary file the source reads; removed at free */
@@ -46,6 +47,10 @@ typedef struct {
     int max_sessions;
     size_t memory_budget;        /* bytes; 0 = none */
     double timeout_s;
+    /* On a device back end: its memory now (used, total; total 0 = not a device). Admission then
+     * also checks each session's device estimate against the device's free memory. NULL: none. */
+    void (*device_memory)(void *ctx, size_t *used, size_t *total);
+    void *device_ctx;
 } sam_sessions_limits;
 
 void sam_sessions_init(const sam_sessions_limits *lim);
@@ -60,15 +65,20 @@ double sam_now(void); /* monotonic seconds */
  * reservation must be followed by sam_sessions_add() or sam_sessions_unreserve(). */
 sam2d_status sam_sessions_reserve(size_t estimate_bytes);
 /* Add bytes to a reservation once they are known (the slot is taken before an upload is read, the
- * estimate after it is decoded): checks the memory budget only. On refusal the reservation keeps its
- * previous bytes. */
-sam2d_status sam_sessions_reserve_more(size_t extra_bytes);
-void sam_sessions_unreserve(size_t estimate_bytes);
+ * estimate after it is decoded): checks the memory budget and, on a device back end, the device's
+ * free memory against `extra_device` (the part of the estimate in device memory). On refusal the
+ * reservation keeps its previous bytes. */
+sam2d_status sam_sessions_reserve_more(size_t extra_bytes, size_t extra_device_bytes);
+void sam_sessions_unreserve(size_t estimate_bytes, size_t device_estimate_bytes);
 /* A listed session is about to hold more (a new object): checks the memory budget against the
- * sessions' estimates plus `extra` and raises the session's estimate. SAM2D_ERR_LIMIT when over. */
-sam2d_status sam_sessions_grow(sam_session *s, size_t extra_bytes);
-/* Lower (or set) a listed session's estimate, e.g. after objects were removed. */
-void sam_sessions_set_estimate(sam_session *s, size_t bytes);
+ * sessions' estimates plus `extra` (and the device's free memory against `extra_device`) and raises
+ * the session's estimates. SAM2D_ERR_LIMIT when over. */
+sam2d_status sam_sessions_grow(sam_session *s, size_t extra_bytes, size_t extra_device_bytes);
+/* Lower (or set) a listed session's estimates, e.g. after objects were removed. */
+void sam_sessions_set_estimate(sam_session *s, size_t bytes, size_t device_bytes);
+/* Device memory: the back end's used and total now (0, 0 on host back ends) and the device
+ * bytes sessions are admitted for (estimates of listed and reserved sessions). */
+void sam_sessions_device_memory(size_t *used, size_t *total, size_t *admitted);
 /* List a fully built session (takes ownership; consumes the reservation). */
 void sam_sessions_add(sam_session *s);
 

@@ -41,7 +41,9 @@ static const setting table[] = {
      "largest width or height accepted"},
     {"SAM2_MODEL_SIZE", "model-size", T_STR, OFF(model_size), "base_plus", 0, 0, "tiny|small|base_plus|large",
      "which SAM 2.1 checkpoint to load from MODEL_DIR"},
-    {"SAM2_DEVICE", "device", T_STR, OFF(device), "auto", 0, 0, "auto|cpu|cuda", "compute device"},
+    {"SAM2_DEVICE", "device", T_STR, OFF(device), "auto", 0, 0, "auto|cpu|cuda|cuda:N|devsim",
+     "compute device: auto = the GPU when this build has one that works, else the CPU; devsim = the CPU "
+     "kernels behind the GPU memory rules (tests)"},
     {"MODEL_DIR", "model-dir", T_STR, OFF(model_dir), "./models", 0, 0, NULL,
      "folder holding sam2.1_hiera_<size>.pt (or .safetensors)"},
     {"SAM2_CHECKPOINT", "checkpoint", T_STR, OFF(checkpoint), "", 0, 0, NULL,
@@ -72,6 +74,15 @@ static const setting table[] = {
 };
 #define NSETTINGS (sizeof table / sizeof table[0])
 
+/* "cuda:N" with N a small decimal index (the choice "cuda:N" of the table). */
+static bool cuda_index_ok(const char *v) {
+    if (strncmp(v, "cuda:", 5) != 0 || !v[5]) return false;
+    char *end;
+    errno = 0;
+    long i = strtol(v + 5, &end, 10);
+    return !*end && !errno && i >= 0 && i <= 64 && v[5] >= '0' && v[5] <= '9';
+}
+
 static sam2d_status apply(sam_settings *s, const setting *t, const char *value, const char *origin) {
     char *dst = (char *)s + t->offset;
     if (t->type == T_INT || t->type == T_BOOL) {
@@ -99,6 +110,7 @@ static sam2d_status apply(sam_settings *s, const setting *t, const char *value, 
         while (*c) {
             size_t k = strcspn(c, "|");
             if (k == n && !strncmp(c, value, n)) ok = true;
+            if (k == 6 && !strncmp(c, "cuda:N", 6)) ok = ok || cuda_index_ok(value);
             c += k + (c[k] == '|');
         }
         if (!ok)

@@ -19,7 +19,7 @@ typedef struct {
     int max_video_frames;
     int max_frame_dimension;
     char model_size[16];          /* tiny, small, base_plus, large */
-    char device[8];               /* auto, cpu, cuda */
+    char device[16];              /* auto, cpu, cuda, cuda:N, devsim (tests) */
     char model_dir[512];
     char checkpoint[512];         /* custom checkpoint (overrides model_size/model_dir) */
     char config[512];             /* YAML config for the custom checkpoint */
