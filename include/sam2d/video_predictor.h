@@ -145,24 +145,30 @@ void sam2d_video_get_stats(const sam2d_video_session *s, sam2d_video_stats *out)
 size_t sam2d_video_session_memory_bytes(const sam2d_video_session *s);
 
 /* The stored per-frame state of an object (the reference's output_dict entry),
- * for dumps and tests. Pointers stay valid until the next call. pred_masks
- * (S/4, S/4), obj_ptr (d_model), maskmem (h*w, mem_dim) bf16 or NULL.
- * SAM2D_ERR_NOT_FOUND when the object has no stored output on that frame. */
+ * for dumps and tests: what it is, and the sizes of its tensors.
+ * SAM2D_ERR_NOT_FOUND when the object has no stored output on that frame.
+ * The tensors themselves live where the model runs (device memory on a GPU):
+ * sam2d_video_read_state copies them out. */
 typedef struct {
     bool is_cond;
     bool tracked_reverse;
-    const float *pred_masks;
-    const float *obj_ptr;
-    const uint16_t *maskmem;
+    bool has_maskmem;          /* memory features encoded */
     float object_score_logit;
     int low_res;     /* S/4 */
     int mem_tokens;  /* h*w */
     int mem_dim;
-    int ptr_dim;
+    int ptr_dim;     /* d_model */
 } sam2d_video_frame_state;
 
 sam2d_status sam2d_video_get_state(const sam2d_video_session *s, int obj_id, int frame_idx,
                                    sam2d_video_frame_state *out);
+
+/* Copies of a stored state's tensors into caller arrays (each may be NULL):
+ * pred_masks (S/4, S/4) low-res logits, obj_ptr (d_model), maskmem (h*w,
+ * mem_dim) bf16 channels-last (SAM2D_ERR_STATE when not encoded). Waits for
+ * the model's queued work. */
+sam2d_status sam2d_video_read_state(const sam2d_video_session *s, int obj_id, int frame_idx, float *pred_masks,
+                                    float *obj_ptr, uint16_t *maskmem);
 
 /* remove_object that also reports, through cb, the consolidated output of
  * every frame where the removed object had prompts (the reference's

@@ -19,20 +19,23 @@ struct sam_track {
     sam_memory_attention *mattn;    /* shared, not owned */
     int S, C, D, L, h, w, hw;
 
-    /* own weights (sam_malloc'd) */
-    float *maskmem_tpos_enc;        /* (num_maskmem, D) */
-    float *no_mem_embed;            /* (C) */
-    float *no_mem_pos_enc;          /* (C) */
-    float *no_obj_ptr;              /* (C) or NULL */
-    float *ptr_proj_w[3];           /* (C, C) each; one layer when not an MLP */
-    float *ptr_proj_b[3];           /* (C) each */
+    /* own weights: const memory of the back end (host memory without one) */
+    sam_weight_set weights;
+    float *maskmem_tpos_enc;        /* (num_maskmem, D) const */
+    float *no_mem_embed;            /* (C) const */
+    float *no_mem_pos_enc;          /* (C) const */
+    float *no_obj_ptr;              /* (C) const, or NULL */
+    float *ptr_proj_w[3];           /* (C, C) const each; one layer when not an MLP */
+    float *ptr_proj_b[3];           /* (C) const each */
     int ptr_proj_layers;            /* 0 (identity), 1 or 3 */
-    float *tpos_proj_w;             /* (D, C) or NULL (identity) */
-    float *tpos_proj_b;             /* (D) */
-    float *no_obj_embed_spatial;    /* (D) or NULL */
-    float *mask_ds_w;               /* (4, 4) mask_downsample conv, or NULL */
+    float *tpos_proj_w;             /* (D, C) const, or NULL (identity) */
+    float *tpos_proj_b;             /* (D) const */
+    float *no_obj_embed_spatial;    /* (D) const, or NULL */
+    float *mask_ds_w;               /* (4, 4) const mask_downsample conv (read on the host), or NULL */
     float mask_ds_b;
-    size_t weight_bytes;
+    /* buffers are host memory (CPU back end, or none): the frame is normalised
+     * straight into its buffer and residency can be asked of the pages */
+    bool host_buffers;
 
     /* Per-step buffers and the called modules' scratch share one region, laid
      * out by phase (a step runs memory attention, heads, memory encoder in
@@ -45,32 +48,35 @@ struct sam_track {
      *   features  [normalised input image]
      * memory/memory_pos overlap high_res: the attention only runs before the
      * heads, and a mask used as output (which fills high_res first) skips it. */
-    unsigned char *region;
+    unsigned char *region;          /* buffer */
     size_t region_bytes;
     size_t region_heads;            /* bytes the heads' scratch got (the rest of the region after its offset) */
-    float *pix;                     /* (hw, C) conditioned features */
-    float *memory, *memory_pos;     /* (mem_cap, D) */
+    float *pix;                     /* (hw, C) buffer: conditioned features */
+    float *memory, *memory_pos;     /* (mem_cap, D) buffers */
     int64_t mem_cap;                /* rows */
-    float *maskmem_pos;             /* (hw, D) constant sine encoding of the memory */
+    float *maskmem_pos;             /* (hw, D) buffer: constant sine encoding of the memory */
     bool have_maskmem_pos;
-    float *sparse;                  /* (sparse_cap, C) */
-    float *coords;                  /* (sparse_cap, 2) */
-    int *labels;                    /* (sparse_cap) */
+    float *sparse;                  /* (sparse_cap, C) buffer */
+    float *coords;                  /* (sparse_cap, 2) host */
+    int *labels;                    /* (sparse_cap) host */
     int sparse_cap;
-    float *dense;                   /* (hw, C) */
-    float *dec_masks;               /* (4, L, L) */
-    float *dec_iou;                 /* (4) */
-    float *dec_tokens;              /* (4, C) */
-    float *high_res;                /* (S, S) */
-    float *mask_mem;                /* (S, S) mask fed to the memory encoder */
-    float *low_from_mask;           /* (L, L) */
-    float *mem_feat, *mem_pos;      /* (hw, D) memory encoder outputs */
-    float *mlp_a, *mlp_b;           /* (C) */
-    float *tpos_in;                 /* (ptr_cap, C) sine inputs */
-    float *tpos_out;                /* (ptr_cap, D) */
-    float *pos_f;                   /* (ptr_cap) */
-    sam_mem_pick *mem_pick;         /* (pick_cap) */
-    sam_ptr_pick *ptr_pick;         /* (pick_cap) */
+    float *dense;                   /* (hw, C) buffer */
+    float *dec_masks;               /* (4, L, L) buffer */
+    float *dec_iou;                 /* (4) host (the heads fetch the IoUs) */
+    float *dec_tokens;              /* (4, C) buffer */
+    float *high_res;                /* (S, S) buffer */
+    float *mask_mem;                /* (S, S) buffer: a caller's mask fed to the memory encoder */
+    float *low_from_mask;           /* (L, L) buffer */
+    float *low_host;                /* (L, L) host staging: mask_downsample of a user's mask */
+    float *img_host;                /* (S, S, 3) host staging of the normalised frame (device buffers only) */
+    float *mem_feat, *mem_pos;      /* (hw, D) buffers: memory encoder outputs */
+    float *mlp_a, *mlp_b;           /* (C) buffers */
+    float *tpos_in;                 /* (ptr_cap, C) host: sine inputs */
+    float *tpos_dev;                /* (ptr_cap, C) buffer: tpos_in uploaded */
+    float *tpos_out;                /* (ptr_cap, C) buffer */
+    float *pos_f;                   /* (ptr_cap) host */
+    sam_mem_pick *mem_pick;         /* (pick_cap) host */
+    sam_ptr_pick *ptr_pick;         /* (pick_cap) host */
     int pick_cap;
     size_t scratch_bytes;
     /* one-shot test taps */
@@ -199,19 +205,19 @@ typedef struct {
     sam_weight_loader *L;
 } weight_src;
 
-static sam2d_status load_f32(weight_src *src, const char *name, bool optional, int ndim, const int64_t *shape,
-                             float **dst, size_t *bytes) {
+/* One tensor into the tracker's own weight set (const memory). */
+static sam2d_status load_f32(sam_track *t, weight_src *src, const char *name, bool optional, int ndim,
+                             const int64_t *shape, float **dst) {
     *dst = NULL;
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= shape[i];
     if (src->L) {
-        /* the tracker frees its own tensors: take them out of the loader's owner set */
+        /* the tracker owns its tensors: the loader hands them to its set */
         sam_weight_set *owner = src->L->owner;
-        src->L->owner = NULL;
+        src->L->owner = &t->weights;
         *dst = optional ? sam_weight_optional(src->L, ndim, shape, "%s", name) : sam_weight(src->L, ndim, shape, "%s", name);
         src->L->owner = owner;
         if (!*dst) return optional ? SAM2D_OK : SAM2D_ERR_MISMATCH; /* the loader holds the message */
-        *bytes += (size_t)numel * sizeof(float);
         return SAM2D_OK;
     }
     const sam2d_tensor_info *ti = sam2d_checkpoint_find(src->ck, name);
@@ -222,14 +228,29 @@ static sam2d_status load_f32(weight_src *src, const char *name, bool optional, i
     if (ti->numel != numel)
         return SAM_ERR(SAM2D_ERR_MISMATCH, "%s has %lld values, expected %lld", name, (long long)ti->numel,
                        (long long)numel);
-    *dst = sam_malloc((size_t)numel * sizeof(float));
+    *dst = sam_weight_set_alloc(&t->weights, (size_t)numel);
     if (!*dst) return SAM_ERR(SAM2D_ERR_NOMEM, "loading %s", name);
-    sam2d_tensor_to_f32(ti, *dst);
-    *bytes += (size_t)numel * sizeof(float);
+    sam2d_tensor_to_f32(ti, *dst); /* host write before publish */
     return SAM2D_OK;
 }
 
-static void *scratch_alloc(sam_track *t, size_t bytes) {
+/* Buffers of the back end (device memory on a GPU); host memory without one (tests). */
+static void *buf_new(sam_track *t, size_t bytes) {
+    if (!bytes) bytes = 64;
+    void *p = t->be ? t->be->buf_alloc(t->be, bytes) : sam_malloc(bytes);
+    if (p) t->scratch_bytes += bytes;
+    return p;
+}
+
+static void buf_del(sam_track *t, void *p, size_t bytes) {
+    if (!p) return;
+    t->scratch_bytes -= bytes ? bytes : 64;
+    if (t->be) t->be->buf_free(t->be, p);
+    else sam_free(p);
+}
+
+/* Host arrays (prompts, picks, staging). */
+static void *host_new(sam_track *t, size_t bytes) {
     t->scratch_bytes += bytes;
     return sam_calloc(1, bytes ? bytes : 1);
 }
@@ -265,13 +286,12 @@ static sam2d_status region_layout(sam_track *t, int64_t rows) {
         sam_heads_use_scratch(t->heads, NULL, 0);
         sam_memory_attention_use_scratch(t->mattn, NULL, 0);
         sam_memory_encoder_use_scratch(t->menc, NULL, 0);
-        sam_free(t->region);
-        t->scratch_bytes -= t->region_bytes;
+        buf_del(t, t->region, t->region_bytes);
         t->region_bytes = 0;
-        t->region = sam_malloc(need);
-        if (!t->region) return SAM_ERR(SAM2D_ERR_NOMEM, "tracker scratch (%lld memory rows)", (long long)rows);
+        t->region = buf_new(t, need);
+        if (!t->region)
+            return SAM_ERR(SAM2D_ERR_NOMEM, "tracker scratch (%lld memory rows)", (long long)rows);
         t->region_bytes = need;
-        t->scratch_bytes += need;
     }
     unsigned char *r = t->region;
     t->pix = (float *)r;
@@ -295,60 +315,79 @@ static sam2d_status region_layout(sam_track *t, int64_t rows) {
     return SAM2D_OK;
 }
 
+/* Host arrays grow with sam_realloc; their buffer twins are replaced (nothing in them outlives a step). */
 static sam2d_status reserve_picks(sam_track *t, int n_cond) {
     int need = n_cond + t->cfg->num_maskmem + SAM_TRACK_MAX_PTRS + 1;
     if (need <= t->pick_cap) return SAM2D_OK;
+    const size_t old = (size_t)t->pick_cap, C = (size_t)t->C;
     sam_mem_pick *m = sam_realloc(t->mem_pick, (size_t)need * sizeof(*m));
     if (!m) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
     t->mem_pick = m;
     sam_ptr_pick *p = sam_realloc(t->ptr_pick, (size_t)need * sizeof(*p));
     if (!p) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
     t->ptr_pick = p;
-    float *a = sam_realloc(t->tpos_in, (size_t)need * t->C * sizeof(float));
+    float *a = sam_realloc(t->tpos_in, (size_t)need * C * sizeof(float));
     if (!a) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
     t->tpos_in = a;
-    float *b = sam_realloc(t->tpos_out, (size_t)need * t->C * sizeof(float));
-    if (!b) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
-    t->tpos_out = b;
     float *c = sam_realloc(t->pos_f, (size_t)need * sizeof(float));
     if (!c) return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
     t->pos_f = c;
+    buf_del(t, t->tpos_dev, old * C * sizeof(float));
+    buf_del(t, t->tpos_out, old * C * sizeof(float));
+    t->tpos_dev = buf_new(t, (size_t)need * C * sizeof(float));
+    t->tpos_out = buf_new(t, (size_t)need * C * sizeof(float));
+    t->scratch_bytes += ((size_t)need - old) * (sizeof(*m) + sizeof(*p) + (C + 1) * sizeof(float));
     t->pick_cap = need;
+    if (!t->tpos_dev || !t->tpos_out) {
+        buf_del(t, t->tpos_dev, (size_t)need * C * sizeof(float));
+        buf_del(t, t->tpos_out, (size_t)need * C * sizeof(float));
+        t->tpos_dev = t->tpos_out = NULL;
+        t->pick_cap = 0; /* retried (and the buffers made) on the next step */
+        return SAM_ERR(SAM2D_ERR_NOMEM, "pick scratch");
+    }
     return SAM2D_OK;
 }
 
 static sam2d_status reserve_sparse(sam_track *t, int n) {
     if (n <= t->sparse_cap) return SAM2D_OK;
-    float *s = sam_realloc(t->sparse, (size_t)n * t->C * sizeof(float));
-    if (!s) return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
-    t->sparse = s;
+    const size_t old = (size_t)t->sparse_cap, C = (size_t)t->C;
     float *c = sam_realloc(t->coords, (size_t)n * 2 * sizeof(float));
     if (!c) return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
     t->coords = c;
     int *l = sam_realloc(t->labels, (size_t)n * sizeof(int));
     if (!l) return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
     t->labels = l;
+    t->scratch_bytes += ((size_t)n - old) * (2 * sizeof(float) + sizeof(int));
+    buf_del(t, t->sparse, old * C * sizeof(float));
+    t->sparse = buf_new(t, (size_t)n * C * sizeof(float));
     t->sparse_cap = n;
+    if (!t->sparse) {
+        t->sparse_cap = 0;
+        return SAM_ERR(SAM2D_ERR_NOMEM, "prompt scratch");
+    }
     return SAM2D_OK;
 }
 
 void sam_track_free(sam_track *t) {
     if (!t) return;
-    float *own[] = {t->maskmem_tpos_enc, t->no_mem_embed, t->no_mem_pos_enc, t->no_obj_ptr, t->ptr_proj_w[0],
-                    t->ptr_proj_w[1], t->ptr_proj_w[2], t->ptr_proj_b[0], t->ptr_proj_b[1], t->ptr_proj_b[2],
-                    t->tpos_proj_w, t->tpos_proj_b, t->no_obj_embed_spatial, t->mask_ds_w, t->maskmem_pos,
-                    t->sparse, t->coords, t->dec_iou, t->dec_tokens, t->mlp_a, t->mlp_b, t->tpos_in, t->tpos_out,
-                    t->pos_f};
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) sam_free(own[i]);
     if (t->region) { /* the modules outlive the tracker: back to their own scratch */
         sam_heads_use_scratch(t->heads, NULL, 0);
         sam_memory_attention_use_scratch(t->mattn, NULL, 0);
         sam_memory_encoder_use_scratch(t->menc, NULL, 0);
-        sam_free(t->region);
     }
-    sam_free(t->labels);
-    sam_free(t->mem_pick);
-    sam_free(t->ptr_pick);
+    const size_t C = (size_t)t->C, pc = (size_t)t->pick_cap;
+    buf_del(t, t->region, t->region_bytes);
+    buf_del(t, t->maskmem_pos, (size_t)t->hw * t->D * sizeof(float));
+    buf_del(t, t->sparse, (size_t)t->sparse_cap * C * sizeof(float));
+    buf_del(t, t->dec_tokens, 4 * C * sizeof(float));
+    buf_del(t, t->mlp_a, C * sizeof(float));
+    buf_del(t, t->mlp_b, C * sizeof(float));
+    buf_del(t, t->tpos_dev, pc * C * sizeof(float));
+    buf_del(t, t->tpos_out, pc * C * sizeof(float));
+    void *host[] = {t->coords, t->labels, t->dec_iou, t->low_host, t->img_host, t->tpos_in,
+                    t->pos_f, t->mem_pick, t->ptr_pick};
+    for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) sam_free(host[i]);
+    sam_weight_set_free(&t->weights);
     sam_free(t);
 }
 
@@ -375,15 +414,21 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
     t->L = cfg->image_size / 4;
     t->h = t->w = cfg->image_size / cfg->backbone_stride;
     t->hw = t->h * t->w;
+    sam_weight_set_init_on(&t->weights, be);
+    t->host_buffers = true;
+    if (be && be->device_memory) {
+        size_t used = 0, total = 0;
+        be->device_memory(be, &used, &total);
+        t->host_buffers = total == 0; /* ops.h: both 0 for back ends on host memory */
+    }
     const int C = t->C, D = t->D;
-    size_t *wb = &t->weight_bytes;
     sam2d_status st = SAM2D_OK;
     /* with a loader every problem is collected (the caller finishes it); with a checkpoint stop at the first */
     sam2d_status st_any = SAM2D_OK;
 #define LOAD(dst, name, opt, ...)                                                      \
     do {                                                                               \
         if (st == SAM2D_OK || src->L) {                                                \
-            sam2d_status s_ = load_f32(src, name, opt, __VA_ARGS__, &(dst), wb);       \
+            sam2d_status s_ = load_f32(t, src, name, opt, __VA_ARGS__, &(dst));        \
             if (s_ != SAM2D_OK && st_any == SAM2D_OK) st_any = s_;                     \
             if (!src->L) st = s_;                                                      \
         }                                                                              \
@@ -407,14 +452,10 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
             LOAD(t->ptr_proj_w[0], "obj_ptr_proj.weight", false, SAM_W2(C, C));
             LOAD(t->ptr_proj_b[0], "obj_ptr_proj.bias", false, SAM_W1(C));
         }
-        float *mw = NULL, *mb = NULL;
-        LOAD(mw, "mask_downsample.weight", false, SAM_W4(1, 1, 4, 4));
+        float *mb = NULL;
+        LOAD(t->mask_ds_w, "mask_downsample.weight", false, SAM_W4(1, 1, 4, 4));
         LOAD(mb, "mask_downsample.bias", false, SAM_W1(1));
-        t->mask_ds_w = mw;
-        if (mb) {
-            t->mask_ds_b = mb[0];
-            sam_free(mb);
-        }
+        if (mb) t->mask_ds_b = mb[0]; /* const memory is host-readable */
     }
     if (cfg->proj_tpos_enc_in_obj_ptrs) {
         LOAD(t->tpos_proj_w, "obj_ptr_tpos_proj.weight", false, SAM_W2(D, C));
@@ -427,13 +468,15 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
         sam_track_free(t);
         return st;
     }
+    sam_weight_set_publish(&t->weights); /* no host write after this */
     const int64_t hw = t->hw;
-    t->maskmem_pos = scratch_alloc(t, (size_t)hw * D * sizeof(float));
-    t->dec_iou = scratch_alloc(t, 4 * sizeof(float));
-    t->dec_tokens = scratch_alloc(t, (size_t)4 * C * sizeof(float));
-    t->mlp_a = scratch_alloc(t, (size_t)C * sizeof(float));
-    t->mlp_b = scratch_alloc(t, (size_t)C * sizeof(float));
-    if (!t->maskmem_pos || !t->dec_iou || !t->dec_tokens || !t->mlp_a || !t->mlp_b) {
+    t->maskmem_pos = buf_new(t, (size_t)hw * D * sizeof(float));
+    t->dec_tokens = buf_new(t, (size_t)4 * C * sizeof(float));
+    t->mlp_a = buf_new(t, (size_t)C * sizeof(float));
+    t->mlp_b = buf_new(t, (size_t)C * sizeof(float));
+    t->dec_iou = host_new(t, 4 * sizeof(float));
+    t->low_host = host_new(t, (size_t)t->L * t->L * sizeof(float));
+    if (!t->maskmem_pos || !t->dec_iou || !t->dec_tokens || !t->mlp_a || !t->mlp_b || !t->low_host) {
         sam_track_free(t);
         return SAM_ERR(SAM2D_ERR_NOMEM, "tracker scratch");
     }
@@ -463,14 +506,19 @@ sam2d_status sam_track_create_from_loader(const sam2d_model_config *cfg, sam_wei
     return track_create(cfg, &src, be, heads, menc, mattn, out);
 }
 
-size_t sam_track_weight_bytes(const sam_track *t) { return t->weight_bytes; }
+size_t sam_track_weight_bytes(const sam_track *t) { return t->weights.bytes; }
 size_t sam_track_scratch_bytes(const sam_track *t) { return t->scratch_bytes; }
 
 size_t sam_track_scratch_resident(const sam_track *t) {
-    const void *bufs[] = {t->region, t->maskmem_pos, t->sparse, t->coords, t->labels, t->dec_iou, t->dec_tokens,
-                          t->mlp_a, t->mlp_b, t->tpos_in, t->tpos_out, t->pos_f, t->mem_pick, t->ptr_pick};
+    /* host arrays, and the buffers when they are host memory (a device's are not pages of ours) */
+    const void *host[] = {t->coords, t->labels, t->dec_iou, t->low_host, t->img_host, t->tpos_in,
+                          t->pos_f, t->mem_pick, t->ptr_pick};
+    const void *bufs[] = {t->region, t->maskmem_pos, t->sparse, t->dec_tokens, t->mlp_a, t->mlp_b,
+                          t->tpos_dev, t->tpos_out};
     size_t n = 0;
-    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) n += sam_mem_resident(bufs[i], sam_alloc_size(bufs[i]));
+    for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) n += sam_mem_resident(host[i], sam_alloc_size(host[i]));
+    for (size_t i = 0; t->host_buffers && i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        n += sam_mem_resident(bufs[i], sam_alloc_size(bufs[i]));
     return n;
 }
 
@@ -480,7 +528,7 @@ size_t sam_track_scratch_resident(const sam_track *t) {
 static void project_ptr(sam_track *t, const float *tok, float *dst) {
     const int C = t->C;
     if (t->ptr_proj_layers == 0) {
-        memcpy(dst, tok, (size_t)C * sizeof(float));
+        t->be->copy(t->be, dst, tok, (size_t)C * sizeof(float));
         return;
     }
     if (t->ptr_proj_layers == 1) {
@@ -494,26 +542,25 @@ static void project_ptr(sam_track *t, const float *tok, float *dst) {
     t->be->linear(t->be, dst, t->mlp_b, t->ptr_proj_w[2], t->ptr_proj_b[2], 1, C, C);
 }
 
-/* Presence handling of obj_ptr: lambda * ptr (fixed_no_obj_ptr) + (1 - lambda) * no_obj_ptr. */
+/* Presence handling of obj_ptr (C) buffer: lambda * ptr (fixed_no_obj_ptr, else ptr)
+ * + (1 - lambda) * no_obj_ptr; lambda is the host's decision. */
 static void apply_presence(sam_track *t, float *ptr, float lambda) {
     const sam2d_model_config *cfg = t->cfg;
     if (!cfg->pred_obj_scores || !t->no_obj_ptr) return;
-    for (int i = 0; i < t->C; i++) {
-        float v = ptr[i];
-        if (cfg->fixed_no_obj_ptr) v = lambda * v;
-        ptr[i] = v + (1.0f - lambda) * t->no_obj_ptr[i];
-    }
+    t->be->axpby(t->be, ptr, ptr, cfg->fixed_no_obj_ptr ? lambda : 1.0f, t->no_obj_ptr, 1.0f - lambda, t->C);
 }
 
 typedef struct {
-    float *low_res;      /* (L, L) selected mask (points into dec_masks) */
+    float *low_res;      /* (L, L) buffer: the selected mask (points into dec_masks) */
     float score;
     int best;
 } heads_result;
 
-/* _forward_sam_heads for batch 1. coords/labels: the user's points (n may be 0,
- * has_points false = the reference's "no point_inputs": one padding point);
- * mask_lowres (L, L) or NULL. obj_ptr (C) written. */
+/* _forward_sam_heads for batch 1. coords/labels: the user's points, host (n may
+ * be 0, has_points false = the reference's "no point_inputs": one padding
+ * point); feat (hw, C) buffer; mask_lowres (L, L) buffer or NULL. obj_ptr (C)
+ * buffer written. The heads return the IoUs and the object score on the host:
+ * the multimask argmax and the presence are host decisions. */
 static sam2d_status forward_heads(sam_track *t, const float *feat, const sam_track_feats *f, const float *coords,
                                   const int *labels, int n, bool has_points, const float *mask_lowres,
                                   bool multimask, float *obj_ptr, heads_result *r, sam_track_step_out *diag) {
@@ -537,7 +584,7 @@ static sam2d_status forward_heads(sam_track *t, const float *feat, const sam_tra
     SAM_TRY(sam_mask_decode(t->heads, feat, f->high_res0, f->high_res1, t->sparse, np + 1, t->dense, multimask, &d));
     const bool appearing = d.object_score_logit > 0.0f;
     if (cfg->pred_obj_scores && !appearing)
-        for (int64_t i = 0; i < (int64_t)d.num_masks * LL; i++) t->dec_masks[i] = SAM_NO_OBJ_SCORE;
+        t->be->fill(t->be, t->dec_masks, SAM_NO_OBJ_SCORE, (int64_t)d.num_masks * LL);
     int best = 0;
     if (multimask) /* argmax: the first of equal maxima, as torch */
         for (int i = 1; i < d.num_masks; i++)
@@ -588,47 +635,50 @@ static sam2d_status prepare_memory_conditioned(sam_track *t, const sam_track_fea
     SAM_TRY(region_layout(t, rows));
     if (!t->have_maskmem_pos && n_mem > 0)
         return SAM_ERR(SAM2D_ERR_STATE, "tracker: memory position encoding unknown (no memory encoded yet)");
+    sam_backend *be = t->be;
     for (int i = 0; i < n_mem; i++) {
         const sam_mem_pick *p = &t->mem_pick[i];
         const sam_frame_state *s = p->cond ? bank->cond[p->frame] : bank->non_cond[p->frame];
         if (!s || !s->maskmem) return SAM_ERR(SAM2D_ERR_STATE, "memory of frame %d was never encoded", p->frame);
         float *m = t->memory + (int64_t)i * hw * D;
         float *mp = t->memory_pos + (int64_t)i * hw * D;
-        sam_bf16_to_f32_array(m, s->maskmem, (size_t)hw * D); /* stored bf16, attended in float32 */
-        t->be->add_row(t->be, mp, t->maskmem_pos, t->maskmem_tpos_enc + (int64_t)p->tpos_index * D, hw, D);
+        be->from_bf16(be, m, s->maskmem, hw * D); /* stored bf16, attended in float32 */
+        be->add_row(be, mp, t->maskmem_pos, t->maskmem_tpos_enc + (int64_t)p->tpos_index * D, hw, D);
     }
     if (n_ptr > 0) {
-        float *m = t->memory + (int64_t)n_mem * hw * D;
+        float *m = t->memory + (int64_t)n_mem * hw * D;   /* (n_ptr * split, D) buffer */
         float *mp = t->memory_pos + (int64_t)n_mem * hw * D;
         for (int i = 0; i < n_ptr; i++) {
             const sam_ptr_pick *p = &t->ptr_pick[i];
             const sam_frame_state *s = p->cond ? bank->cond[p->frame] : bank->non_cond[p->frame];
             /* a C-dim pointer becomes C/D tokens of D (reshape + permute of the reference) */
-            memcpy(m + (int64_t)i * C, s->obj_ptr, (size_t)C * sizeof(float));
+            be->copy(be, m + (int64_t)i * C, s->obj_ptr, (size_t)C * sizeof(float));
         }
         if (cfg->add_tpos_enc_to_obj_ptrs) {
             int max_ptrs = bank->num_frames < cfg->max_obj_ptrs_in_encoder ? bank->num_frames
                                                                            : cfg->max_obj_ptrs_in_encoder;
             float t_diff_max = (float)(max_ptrs - 1);
             const int tdim = cfg->proj_tpos_enc_in_obj_ptrs ? C : D;
+            /* the sine encoding of a few positions: host math, one upload */
             for (int i = 0; i < n_ptr; i++) t->pos_f[i] = (float)t->ptr_pick[i].pos / t_diff_max;
             sam_get_1d_sine_pe(t->pos_f, n_ptr, tdim, t->tpos_in);
-            const float *pe = t->tpos_in;
+            be->to_dev(be, t->tpos_dev, t->tpos_in, (size_t)n_ptr * tdim * sizeof(float));
+            const float *pe = t->tpos_dev; /* (n_ptr, D) buffer */
             if (cfg->proj_tpos_enc_in_obj_ptrs) {
-                t->be->linear(t->be, t->tpos_out, t->tpos_in, t->tpos_proj_w, t->tpos_proj_b, n_ptr, D, C);
+                be->linear(be, t->tpos_out, t->tpos_dev, t->tpos_proj_w, t->tpos_proj_b, n_ptr, D, C);
                 pe = t->tpos_out;
             }
-            for (int i = 0; i < n_ptr; i++)
-                for (int k = 0; k < split; k++)
-                    memcpy(mp + ((int64_t)i * split + k) * D, pe + (int64_t)i * D, (size_t)D * sizeof(float));
+            /* each pointer's encoding repeated over its split tokens: one strided copy per token slot */
+            const size_t row = (size_t)D * sizeof(float);
+            for (int k = 0; k < split; k++) be->copy2d(be, mp + (int64_t)k * D, split * row, pe, row, row, (size_t)n_ptr);
         } else {
-            memset(mp, 0, (size_t)n_ptr * split * D * sizeof(float));
+            be->zero(be, mp, (size_t)n_ptr * split * D * sizeof(float));
         }
     }
     const int n_tok = n_ptr * split;
     if (t->tap_mem && rows <= t->tap_cap) {
-        memcpy(t->tap_mem, t->memory, (size_t)rows * D * sizeof(float));
-        memcpy(t->tap_mem_pos, t->memory_pos, (size_t)rows * D * sizeof(float));
+        be->to_host(be, t->tap_mem, t->memory, (size_t)rows * D * sizeof(float));
+        be->to_host(be, t->tap_mem_pos, t->memory_pos, (size_t)rows * D * sizeof(float));
         *t->tap_M = (int)rows;
         t->tap_mem = NULL;
     }
@@ -660,33 +710,28 @@ sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats
     const sam2d_model_config *cfg = t->cfg;
     const int64_t SS = (int64_t)t->S * t->S, hw = t->hw;
     const int D = t->D;
+    sam_backend *be = t->be;
     /* our own (S, S) buffer is transformed in place (nothing reads it after),
      * so mask_mem's pages are only touched for a caller's mask */
-    float *m = high_res == t->high_res ? t->high_res : t->mask_mem;
-    if (cfg->binarize_mask_from_pts_for_mem_enc && is_mask_from_pts) {
-        for (int64_t i = 0; i < SS; i++) m[i] = high_res[i] > 0.0f ? 1.0f : 0.0f;
-    } else {
-        t->be->sigmoid(t->be, m, high_res, SS);
-    }
+    float *m = high_res == t->high_res ? t->high_res : t->mask_mem; /* (S, S) buffer */
+    if (cfg->binarize_mask_from_pts_for_mem_enc && is_mask_from_pts) be->binarize(be, m, high_res, SS);
+    else be->sigmoid(be, m, high_res, SS);
     /* scale then bias, two float32 steps as the reference */
-    if (cfg->sigmoid_scale_for_mem_enc != 1.0f)
-        for (int64_t i = 0; i < SS; i++) m[i] = m[i] * cfg->sigmoid_scale_for_mem_enc;
-    if (cfg->sigmoid_bias_for_mem_enc != 0.0f)
-        for (int64_t i = 0; i < SS; i++) m[i] = m[i] + cfg->sigmoid_bias_for_mem_enc;
-    if (mask_for_mem_tap) memcpy(mask_for_mem_tap, m, (size_t)SS * sizeof(float));
+    if (cfg->sigmoid_scale_for_mem_enc != 1.0f) be->affine(be, m, m, cfg->sigmoid_scale_for_mem_enc, 0.0f, SS);
+    if (cfg->sigmoid_bias_for_mem_enc != 0.0f) be->affine(be, m, m, 1.0f, cfg->sigmoid_bias_for_mem_enc, SS);
+    if (mask_for_mem_tap) be->to_host(be, mask_for_mem_tap, m, (size_t)SS * sizeof(float));
     if (t->tap_mask) {
-        memcpy(t->tap_mask, m, (size_t)SS * sizeof(float));
+        be->to_host(be, t->tap_mask, m, (size_t)SS * sizeof(float));
         t->tap_mask = NULL;
     }
     SAM_TRY(sam_memory_encoder_forward(t->menc, f->vision_feat, m, t->mem_feat, t->mem_pos));
     if (!t->have_maskmem_pos) {
         /* the encoder's position encoding only depends on the size: keep the first */
-        memcpy(t->maskmem_pos, t->mem_pos, (size_t)hw * D * sizeof(float));
+        be->copy(be, t->maskmem_pos, t->mem_pos, (size_t)hw * D * sizeof(float));
         t->have_maskmem_pos = true;
     }
-    if (t->no_obj_embed_spatial && !(score > 0.0f))
-        t->be->add_row(t->be, t->mem_feat, t->mem_feat, t->no_obj_embed_spatial, hw, D);
-    sam_f32_to_bf16_array(maskmem, t->mem_feat, (size_t)hw * D);
+    if (t->no_obj_embed_spatial && !(score > 0.0f)) be->add_row(be, t->mem_feat, t->mem_feat, t->no_obj_embed_spatial, hw, D);
+    be->to_bf16(be, maskmem, t->mem_feat, hw * D);
     return SAM2D_OK;
 }
 
@@ -710,6 +755,7 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
     const sam2d_model_config *cfg = t->cfg;
     const int S = t->S, L = t->L;
     const int64_t LL = (int64_t)L * L, SS = (int64_t)S * S;
+    sam_backend *be = t->be;
     SAM_TRY(region_layout(t, t->mem_cap)); /* nothing live yet: the heads' need may have grown */
     out->n_mem = out->n_ptr = out->num_obj_ptr_tokens = out->memory_tokens = 0;
     out->num_masks = 0;
@@ -719,14 +765,16 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
     const float *high_res = NULL; /* (S, S) mask for the memory encoder */
     if (in->mask_input && cfg->use_mask_input_as_output_without_sam) {
         /* _use_mask_as_output: the mask itself becomes the output, SAM only gives obj_ptr */
-        for (int64_t i = 0; i < SS; i++) t->high_res[i] = in->mask_input[i] * 20.0f + -10.0f;
+        be->to_dev(be, t->high_res, in->mask_input, (size_t)SS * sizeof(float));
+        be->affine(be, t->high_res, t->high_res, 20.0f, -10.0f, SS);
         high_res = t->high_res;
-        t->be->resize_bilinear(t->be, out->pred_masks, t->high_res, 1, S, S, L, L, true);
-        bool any = false;
+        be->resize_bilinear(be, out->pred_masks, t->high_res, 1, S, S, L, L, true);
+        bool any = false; /* the user's mask is host data: decided here */
         for (int64_t i = 0; i < SS && !any; i++) any = in->mask_input[i] > 0.0f;
         const float lambda = any ? 1.0f : 0.0f;
         if (cfg->use_obj_ptrs_in_encoder) {
-            /* mask_downsample: a 4x4 stride-4 conv from (S, S) to (L, L) */
+            /* mask_downsample: a 4x4 stride-4 conv from (S, S) to (L, L), on the
+             * host from the user's mask (weights are host-readable), then uploaded */
             const float *w = t->mask_ds_w;
             for (int y = 0; y < L; y++)
                 for (int x = 0; x < L; x++) {
@@ -734,13 +782,14 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
                     for (int i = 0; i < 4; i++)
                         for (int j = 0; j < 4; j++)
                             acc += w[i * 4 + j] * in->mask_input[(int64_t)(4 * y + i) * S + 4 * x + j];
-                    t->low_from_mask[(int64_t)y * L + x] = acc + t->mask_ds_b;
+                    t->low_host[(int64_t)y * L + x] = acc + t->mask_ds_b;
                 }
+            be->to_dev(be, t->low_from_mask, t->low_host, (size_t)LL * sizeof(float));
             heads_result r;
             SAM_TRY(forward_heads(t, f->vision_feat, f, NULL, NULL, 0, false, t->low_from_mask, false, out->obj_ptr,
                                   &r, NULL));
         } else {
-            memset(out->obj_ptr, 0, (size_t)t->C * sizeof(float));
+            be->zero(be, out->obj_ptr, (size_t)t->C * sizeof(float));
         }
         apply_presence(t, out->obj_ptr, lambda);
         out->object_score_logit = 20.0f * lambda + -10.0f;
@@ -749,23 +798,24 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
     } else {
         const float *feat = NULL;
         SAM_TRY(prepare_memory_conditioned(t, f, bank, in->frame_idx, in->is_init_cond_frame, in->reverse, &feat, out));
-        const float *mask_prompt = in->mask_input;
-        if (in->prev_mask_logits) mask_prompt = in->prev_mask_logits;
-        if (mask_prompt == in->mask_input && in->mask_input) {
-            /* an (S, S) mask prompt without use_mask_input_as_output: antialiased down to (L, L) */
-            t->be->resize_bilinear(t->be, t->low_from_mask, in->mask_input, 1, S, S, L, L, true);
+        const float *mask_prompt = in->prev_mask_logits; /* (L, L) buffer or NULL */
+        if (!mask_prompt && in->mask_input) {
+            /* an (S, S) mask prompt without use_mask_input_as_output: uploaded
+             * (the attention, which shares high_res, is done), antialiased down to (L, L) */
+            be->to_dev(be, t->high_res, in->mask_input, (size_t)SS * sizeof(float));
+            be->resize_bilinear(be, t->low_from_mask, t->high_res, 1, S, S, L, L, true);
             mask_prompt = t->low_from_mask;
         }
         bool mm = use_multimask(cfg, in->is_init_cond_frame, has_points, in->n_points);
         heads_result r;
         SAM_TRY(forward_heads(t, feat, f, in->point_coords, in->point_labels, in->n_points, has_points, mask_prompt,
                               mm, out->obj_ptr, &r, out));
-        memcpy(out->pred_masks, r.low_res, (size_t)LL * sizeof(float));
+        be->copy(be, out->pred_masks, r.low_res, (size_t)LL * sizeof(float));
         out->object_score_logit = r.score;
     }
     if (in->run_mem_encoder && cfg->num_maskmem > 0) {
         if (!high_res) {
-            t->be->resize_bilinear(t->be, t->high_res, out->pred_masks, 1, L, L, S, S, false);
+            be->resize_bilinear(be, t->high_res, out->pred_masks, 1, L, L, S, S, false);
             high_res = t->high_res;
         }
         SAM_TRY(sam_track_encode_memory_highres(t, f, high_res, out->object_score_logit, has_points, out->maskmem,
@@ -789,10 +839,20 @@ static sam2d_status eng_features(void *ctx, const uint8_t *frame, float *buf, sa
     sam2d_model *model = ctx;
     const sam2d_model_config *cfg = &model->cfg;
     const int S = cfg->image_size;
+    sam_track *t = model->tracker;
     /* the normalised input lives in the tracker's region, idle while the image
      * encoder runs (the model lock is held around engine calls) */
-    float *img = (float *)model->tracker->region; /* (S, S, 3) normalised input */
-    sam_normalize_u8(frame, S, img);
+    float *img = (float *)t->region; /* (S, S, 3) buffer: normalised input */
+    if (t->host_buffers) {
+        sam_normalize_u8(frame, S, img); /* the buffer is host memory: no staging */
+    } else {
+        /* normalised on the host into a staging array made once, then one upload */
+        const size_t bytes = (size_t)S * S * 3 * sizeof(float);
+        if (!t->img_host && !(t->img_host = host_new(t, bytes)))
+            return SAM_ERR(SAM2D_ERR_NOMEM, "video: frame staging (%dx%d)", S, S);
+        sam_normalize_u8(frame, S, t->img_host);
+        t->be->to_dev(t->be, img, t->img_host, bytes);
+    }
     sam_image_features feats;
     /* no position encodings: only the top level's is read (memory attention),
      * and it is the same for every frame (the model's) */
@@ -824,6 +884,7 @@ sam2d_status sam_video_model_engine(struct sam2d_model *model, sam_video_engine 
     const sam2d_model_config *cfg = &model->cfg;
     memset(eng, 0, sizeof(*eng));
     eng->ctx = model;
+    eng->be = model->be;
     eng->cfg = cfg;
     eng->feat_floats = sam_image_features_floats_ex(cfg, 0);
     eng->features = eng_features;

@@ -8,6 +8,14 @@
  * S = cfg->image_size, C = cfg->d_model, D = cfg->mem_dim, h = w = S / stride,
  * L = S / 4 (low-res mask side). All maps are channels-last / row-major.
  *
+ * Memory (ops.h, issue 8): every map and state tensor below is a BUFFER of the
+ * tracker's back end (device memory on a GPU) unless its comment says host:
+ * user prompts (points, labels, an (S, S) mask prompt) and the few scalars the
+ * host decides on (object score, IoUs) are host values. The tracker's own
+ * weights are const memory; its scratch (one region shared with the heads and
+ * memory modules, plus a few small buffers) is made at create and grows only
+ * when a bank or prompt is larger than any before.
+ *
  * Thread safety: the tracker's weights are read-only after create, but a step
  * uses the tracker's scratch and the shared heads / memory handles (which own
  * scratch too): calls on one tracker must be serialised by the caller. */
@@ -29,10 +37,10 @@
 
 /* What the reference keeps per object and frame (compact_current_out). */
 typedef struct {
-    uint16_t *maskmem;         /* (h*w, D) bf16 memory features; NULL until encoded */
-    float *pred_masks;         /* (L, L) low-res mask logits */
-    float *obj_ptr;            /* (C) object pointer */
-    float object_score_logit;
+    uint16_t *maskmem;         /* (h*w, D) buffer: bf16 memory features; NULL until encoded */
+    float *pred_masks;         /* (L, L) buffer: low-res mask logits */
+    float *obj_ptr;            /* (C) buffer: object pointer */
+    float object_score_logit;  /* host */
 } sam_frame_state;
 
 /* Read-only view of one object's memory bank (output_dict) for a step. */
@@ -72,31 +80,31 @@ void sam_get_1d_sine_pe(const float *pos, int n, int dim, float *out);
 
 /* The current frame's image features (see image_encoder.h). */
 typedef struct {
-    const float *vision_feat;  /* (h*w, C) top level (S/16) */
-    const float *vision_pos;   /* (h*w, C) its position encoding */
-    const float *high_res0;    /* (L*L, C/8) after conv_s0, or NULL */
-    const float *high_res1;    /* ((S/8)^2, C/4) after conv_s1, or NULL */
+    const float *vision_feat;  /* (h*w, C) buffer: top level (S/16) */
+    const float *vision_pos;   /* (h*w, C) buffer or const: its position encoding */
+    const float *high_res0;    /* (L*L, C/8) buffer after conv_s0, or NULL */
+    const float *high_res1;    /* ((S/8)^2, C/4) buffer after conv_s1, or NULL */
 } sam_track_feats;
 
 typedef struct {
     int frame_idx;
     bool is_init_cond_frame;
     bool reverse;
-    const float *point_coords;   /* (n_points, 2) in model pixels (x/W*S, y/H*S), or NULL */
-    const int *point_labels;     /* (n_points): 0 neg, 1 pos, 2/3 box corners */
+    const float *point_coords;   /* (n_points, 2) host, in model pixels (x/W*S, y/H*S), or NULL */
+    const int *point_labels;     /* (n_points) host: 0 neg, 1 pos, 2/3 box corners */
     int n_points;                /* 0 with NULL coords: no point prompt */
     bool has_points;             /* point_inputs is not None (even a box only) */
-    const float *mask_input;     /* (S, S) binary mask prompt, or NULL */
-    const float *prev_mask_logits; /* (L, L) clamped previous logits fed as mask prompt, or NULL */
+    const float *mask_input;     /* (S, S) HOST: the user's binary mask prompt, or NULL */
+    const float *prev_mask_logits; /* (L, L) buffer: clamped previous logits fed as mask prompt, or NULL */
     bool run_mem_encoder;
 } sam_track_step_in;
 
 typedef struct {
-    float *pred_masks;           /* (L, L) caller buffer */
-    float *obj_ptr;              /* (C) caller buffer */
-    uint16_t *maskmem;           /* (h*w, D) caller buffer, written when run_mem_encoder */
-    float object_score_logit;
-    /* diagnostics (for tests / logs) */
+    float *pred_masks;           /* (L, L) caller's buffer */
+    float *obj_ptr;              /* (C) caller's buffer */
+    uint16_t *maskmem;           /* (h*w, D) caller's buffer, written when run_mem_encoder */
+    float object_score_logit;    /* host */
+    /* diagnostics (for tests / logs; host) */
     int n_mem, n_ptr, num_obj_ptr_tokens, memory_tokens;
     sam_mem_pick mem[32];
     sam_ptr_pick ptr[SAM_TRACK_MAX_PTRS];
@@ -130,21 +138,23 @@ size_t sam_track_scratch_resident(const sam_track *t);
 sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_track_bank *bank,
                             const sam_track_step_in *in, sam_track_step_out *out);
 
-/* _encode_new_memory from a stored low-res mask (the predictor's preflight):
+/* _encode_new_memory from a stored low-res mask (L, L) buffer (the predictor's preflight):
  * bilinear up to (S, S), binarised (is_mask_from_pts and the config says so) or
  * sigmoid, scaled, encoded, no_obj_embed_spatial added when the score <= 0,
  * rounded to bf16 into maskmem (h*w, D). */
 sam2d_status sam_track_encode_memory(sam_track *t, const sam_track_feats *f, const float *pred_masks_lowres,
                                      float object_score_logit, bool is_mask_from_pts, uint16_t *maskmem);
 
-/* Same from an (S, S) high-res mask. Optional tap: the binarised/scaled mask fed to the encoder. */
+/* Same from an (S, S) high-res mask buffer. Optional tap (host array): the binarised/scaled mask fed
+ * to the encoder. */
 sam2d_status sam_track_encode_memory_highres(sam_track *t, const sam_track_feats *f, const float *high_res,
                                              float object_score_logit, bool is_mask_from_pts, uint16_t *maskmem,
                                              float *mask_for_mem_tap);
 
-/* Test taps: the next memory-attention call copies its memory (M, D) and
- * memory_pos (M, D) (M <= cap rows) and sets *M; the next memory-encoder call
- * copies its (S, S) input mask. Each tap fires once, then disarms. NULL disarms. */
+/* Test taps (host arrays, filled with to_host): the next memory-attention call
+ * copies its memory (M, D) and memory_pos (M, D) (M <= cap rows) and sets *M;
+ * the next memory-encoder call copies its (S, S) input mask. Each tap fires
+ * once, then disarms. NULL disarms. */
 void sam_track_tap_memory(sam_track *t, float *memory, float *memory_pos, int64_t cap, int *M);
 void sam_track_tap_mem_mask(sam_track *t, float *mask);
 
@@ -160,8 +170,11 @@ sam_track *sam_video_model_tracker(struct sam2d_model *model);
 typedef struct {
     void *ctx;
     const sam2d_model_config *cfg; /* the model's config (set by the hook) */
+    /* Where the session keeps the features and every frame state: the model's
+     * back end (buffers), or NULL for host memory (fake engines in tests). */
+    sam_backend *be;
     size_t feat_floats;   /* floats of one frame's features buffer (owned by the session) */
-    /* normalise + encode one (S, S, 3) uint8 frame into buf, point f's arrays into it */
+    /* normalise + encode one (S, S, 3) uint8 host frame into buf (a buffer), point f's arrays into it */
     sam2d_status (*features)(void *ctx, const uint8_t *frame, float *buf, sam_track_feats *f);
     sam2d_status (*step)(void *ctx, const sam_track_feats *f, const sam_track_bank *bank,
                          const sam_track_step_in *in, sam_track_step_out *out);

@@ -146,7 +146,12 @@ static sam2d_status dump_states(replay_ctx *c, json_t *manifest) {
             const char *n;
             if ((n = logical_name(json_object_get(en, "pred_masks")))) {
                 int64_t sh[4] = {1, 1, fs.low_res, fs.low_res};
-                SAM_TRY(write_f32(c, n, fs.pred_masks, 4, sh));
+                float *t = sam_malloc((size_t)fs.low_res * fs.low_res * sizeof(float)); /* host copy */
+                if (!t) return SAM_ERR(SAM2D_ERR_NOMEM, "dump");
+                sam2d_status st = sam2d_video_read_state(c->s, obj, f, t, NULL, NULL);
+                if (st == SAM2D_OK) st = write_f32(c, n, t, 4, sh);
+                sam_free(t);
+                SAM_TRY(st);
                 c->stats->states++;
             }
             if ((n = logical_name(json_object_get(en, "object_score_logits")))) {
@@ -156,11 +161,16 @@ static sam2d_status dump_states(replay_ctx *c, json_t *manifest) {
             }
             if ((n = logical_name(json_object_get(en, "obj_ptr")))) {
                 int64_t sh[2] = {1, fs.ptr_dim};
-                SAM_TRY(write_f32(c, n, fs.obj_ptr, 2, sh));
+                float *t = sam_malloc((size_t)fs.ptr_dim * sizeof(float));
+                if (!t) return SAM_ERR(SAM2D_ERR_NOMEM, "dump");
+                sam2d_status st = sam2d_video_read_state(c->s, obj, f, NULL, t, NULL);
+                if (st == SAM2D_OK) st = write_f32(c, n, t, 2, sh);
+                sam_free(t);
+                SAM_TRY(st);
                 c->stats->states++;
             }
             if ((n = logical_name(json_object_get(en, "maskmem_features_bf16_as_f32")))) {
-                if (!fs.maskmem) {
+                if (!fs.has_maskmem) {
                     c->stats->mismatched++;
                     continue;
                 }
@@ -169,12 +179,17 @@ static sam2d_status dump_states(replay_ctx *c, json_t *manifest) {
                 int side = 1;
                 while (side * side < hw) side++;
                 float *t = sam_malloc((size_t)hw * D * sizeof(float));
-                if (!t) return SAM_ERR(SAM2D_ERR_NOMEM, "dump");
-                for (int p = 0; p < hw; p++)
-                    for (int ch = 0; ch < D; ch++) t[(size_t)ch * hw + p] = sam_bf16_to_f32(fs.maskmem[(size_t)p * D + ch]);
-                int64_t sh[4] = {1, D, side, hw / side};
-                sam2d_status st = write_f32(c, n, t, 4, sh);
+                uint16_t *mm = sam_malloc((size_t)hw * D * sizeof(uint16_t));
+                sam2d_status st = t && mm ? sam2d_video_read_state(c->s, obj, f, NULL, NULL, mm)
+                                          : SAM_ERR(SAM2D_ERR_NOMEM, "dump");
+                if (st == SAM2D_OK) {
+                    for (int p = 0; p < hw; p++)
+                        for (int ch = 0; ch < D; ch++) t[(size_t)ch * hw + p] = sam_bf16_to_f32(mm[(size_t)p * D + ch]);
+                    int64_t sh[4] = {1, D, side, hw / side};
+                    st = write_f32(c, n, t, 4, sh);
+                }
                 sam_free(t);
+                sam_free(mm);
                 SAM_TRY(st);
                 c->stats->states++;
             }

@@ -35,6 +35,7 @@ typedef struct {
 struct sam2d_video_session {
     sam2d_model_config cfg;
     sam_video_engine eng;
+    sam_backend *be;           /* eng.be: where features and frame states live (NULL: host memory) */
     int T, vw, vh, S, L, C, D, hw;
     /* Frames as stored: one smaller than S x S stays at its own size (fh, fw, 3)
      * and is resized when encoded (the same bytes the upload-time resize gave);
@@ -51,7 +52,7 @@ struct sam2d_video_session {
     vobj *objs;
     int n_obj, cap_obj;
     int *obj_ids;              /* (cap_obj) */
-    float *feat_buf;           /* (eng.feat_floats) features of the cached frame */
+    float *feat_buf;           /* (eng.feat_floats) buffer: features of the cached frame */
     int cached_frame;
     sam_track_feats feats;
     float *res_logits;         /* (cap_obj, vh, vw) */
@@ -59,7 +60,9 @@ struct sam2d_video_session {
     float *mask_s;             /* (S, S) a mask prompt; allocated by the first one */
     float *mask_f;             /* (mask area) grows with the largest mask given */
     size_t mask_f_cap;
-    float *prev_logits;        /* (L, L) */
+    float *prev_logits;        /* (L, L) buffer: a click's clamped previous logits */
+    float *low_host;           /* (L, L) host: one state's low-res logits, downloaded */
+    const sam_frame_state *low_host_of; /* whose logits low_host holds now, or NULL */
     int *up_y, *up_x;          /* (vh, 2), (vw, 2): source rows / columns of the video-res upsample */
     float *up_wy, *up_wx;      /* (vh, 2), (vw, 2): their weights */
     void *cc_scratch;          /* fill holes on (L, L) */
@@ -78,18 +81,50 @@ static double mono_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ---------------- memory of the session ----------------
+ * Features and frame states are buffers of the engine's back end (device
+ * memory on a GPU); without one (fake engines) plain host memory. Host code
+ * moves them only with these. */
+
+static void *sbuf_new(const sam2d_video_session *s, size_t bytes) {
+    if (!bytes) bytes = 64;
+    return s->be ? s->be->buf_alloc(s->be, bytes) : sam_malloc(bytes);
+}
+static void sbuf_del(const sam2d_video_session *s, void *p) {
+    if (!p) return;
+    if (s->be) s->be->buf_free(s->be, p);
+    else sam_free(p);
+}
+static void s_to_host(const sam2d_video_session *s, void *dst, const void *src, size_t bytes) {
+    if (s->be) s->be->to_host(s->be, dst, src, bytes);
+    else memcpy(dst, src, bytes);
+}
+static void s_to_dev(const sam2d_video_session *s, void *dst, const void *src, size_t bytes) {
+    if (s->be) s->be->to_dev(s->be, dst, src, bytes);
+    else memcpy(dst, src, bytes);
+}
+
 /* ---------------- frame states ---------------- */
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* One buffer per state: [pred_masks (L, L) | obj_ptr (C) | maskmem (h*w, D) bf16]. */
+static size_t state_data_bytes(const sam2d_video_session *s) {
+    return align64((size_t)s->L * s->L * sizeof(float)) + align64((size_t)s->C * sizeof(float)) +
+           align64((size_t)s->hw * s->D * sizeof(uint16_t));
+}
+
 static sam_frame_state *state_new(sam2d_video_session *s) {
-    sam_frame_state *st = sam_calloc(1, s->state_bytes);
+    sam_frame_state *st = sam_calloc(1, sizeof(*st));
     if (!st) return NULL;
-    char *p = (char *)st + align64(sizeof(*st));
+    char *p = sbuf_new(s, state_data_bytes(s));
+    if (!p) {
+        sam_free(st);
+        return NULL;
+    }
     st->pred_masks = (float *)p;
-    p += align64((size_t)s->L * s->L * sizeof(float));
-    st->obj_ptr = (float *)p;
-    st->maskmem = NULL; /* set when encoded; its buffer follows obj_ptr */
+    st->obj_ptr = (float *)(p + align64((size_t)s->L * s->L * sizeof(float)));
+    st->maskmem = NULL; /* set when encoded; its part of the buffer follows obj_ptr */
     s->n_states++;
     return st;
 }
@@ -100,8 +135,19 @@ static uint16_t *state_mm_buf(const sam2d_video_session *s, sam_frame_state *st)
 
 static void state_free(sam2d_video_session *s, sam_frame_state *st) {
     if (!st) return;
+    if (s->low_host_of == st) s->low_host_of = NULL; /* its address may come back */
+    sbuf_del(s, st->pred_masks);
     sam_free(st);
     s->n_states--;
+}
+
+/* The low-res logits of st in s->low_host: one download per state shown. */
+static const float *state_low_host(sam2d_video_session *s, const sam_frame_state *st) {
+    if (s->low_host_of != st) {
+        s_to_host(s, s->low_host, st->pred_masks, (size_t)s->L * s->L * sizeof(float));
+        s->low_host_of = st;
+    }
+    return s->low_host;
 }
 
 static void slot_set(sam2d_video_session *s, sam_frame_state **slot, sam_frame_state *st) {
@@ -312,7 +358,15 @@ static sam2d_status run_single(sam2d_video_session *s, vobj *o, int f, bool init
     }
     if (run_mem && s->cfg.num_maskmem > 0) st->maskmem = state_mm_buf(s, st);
     st->object_score_logit = out.object_score_logit;
-    if (s->fill_hole_area > 0) sam_fill_holes(st->pred_masks, s->L, s->L, s->fill_hole_area, s->cc_scratch);
+    if (s->fill_hole_area > 0) {
+        /* connected components on the host (as the reference's own extension
+         * does on its device): down, filled, up; the host copy serves the output */
+        const size_t lb = (size_t)s->L * s->L * sizeof(float);
+        s_to_host(s, s->low_host, st->pred_masks, lb);
+        sam_fill_holes(s->low_host, s->L, s->L, s->fill_hole_area, s->cc_scratch);
+        s_to_dev(s, st->pred_masks, s->low_host, lb);
+        s->low_host_of = st;
+    }
     *res = st;
     return SAM2D_OK;
 }
@@ -377,7 +431,7 @@ static void put_object_output(sam2d_video_session *s, int i, const sam_frame_sta
         return;
     }
     /* straight from the low-res logits, bilinear without antialias (as the reference) */
-    upsample_video(s, st->pred_masks, dst);
+    upsample_video(s, state_low_host(s, st), dst);
     s->res_scores[i] = st->object_score_logit;
 }
 
@@ -411,6 +465,7 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
     if (!s) return SAM_ERR(SAM2D_ERR_NOMEM, "video session");
     s->cfg = *cfg;
     s->eng = *eng;
+    s->be = eng->be;
     s->T = num_frames;
     s->vw = video_w;
     s->vh = video_h;
@@ -422,19 +477,20 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
     s->fill_hole_area = fill_hole_area >= 0 ? fill_hole_area : cfg->fill_hole_area;
     s->non_overlap = non_overlap_masks >= 0 ? non_overlap_masks != 0 : cfg->non_overlap_masks;
     s->cached_frame = -1;
-    s->state_bytes = align64(sizeof(sam_frame_state)) + align64((size_t)s->L * s->L * sizeof(float)) +
-                     align64((size_t)s->C * sizeof(float)) + align64((size_t)s->hw * s->D * sizeof(uint16_t));
+    s->state_bytes = align64(sizeof(sam_frame_state)) + state_data_bytes(s);
     s->frames = sam_calloc((size_t)num_frames, sizeof(uint8_t *));
     s->frame_w = sam_calloc((size_t)num_frames, sizeof(int));
     s->frame_h = sam_calloc((size_t)num_frames, sizeof(int));
-    s->feat_buf = sam_malloc((eng->feat_floats ? eng->feat_floats : 1) * sizeof(float));
-    s->prev_logits = sam_malloc((size_t)s->L * s->L * sizeof(float));
+    s->feat_buf = sbuf_new(s, (eng->feat_floats ? eng->feat_floats : 1) * sizeof(float));
+    s->prev_logits = sbuf_new(s, (size_t)s->L * s->L * sizeof(float));
+    s->low_host = sam_malloc((size_t)s->L * s->L * sizeof(float));
     s->cc_scratch = sam_malloc(sam_cc_scratch_bytes(s->L, s->L));
     s->up_y = sam_malloc((size_t)video_h * 2 * sizeof(int));
     s->up_x = sam_malloc((size_t)video_w * 2 * sizeof(int));
     s->up_wy = sam_malloc((size_t)video_h * 2 * sizeof(float));
     s->up_wx = sam_malloc((size_t)video_w * 2 * sizeof(float));
-    if (!s->frames || !s->frame_w || !s->frame_h || !s->feat_buf || !s->prev_logits || !s->cc_scratch || !s->up_y ||
+    if (!s->frames || !s->frame_w || !s->frame_h || !s->feat_buf || !s->prev_logits || !s->low_host ||
+        !s->cc_scratch || !s->up_y ||
         !s->up_x || !s->up_wy || !s->up_wx) {
         sam2d_video_session_free(s);
         return SAM_ERR(SAM2D_ERR_NOMEM, "video session of %d frames", num_frames);
@@ -450,7 +506,7 @@ sam2d_status sam_video_session_create_engine(const sam2d_model_config *cfg, cons
     linear_axis(s->L, video_h, s->up_y, s->up_wy);
     linear_axis(s->L, video_w, s->up_x, s->up_wx);
     s->fixed_bytes = sizeof(*s) + (size_t)num_frames * (sizeof(uint8_t *) + 2 * sizeof(int)) +
-                     eng->feat_floats * sizeof(float) + (size_t)s->L * s->L * sizeof(float) +
+                     eng->feat_floats * sizeof(float) + 2 * (size_t)s->L * s->L * sizeof(float) +
                      sam_cc_scratch_bytes(s->L, s->L) +
                      ((size_t)video_h + video_w) * 2 * (sizeof(int) + sizeof(float));
     atomic_init(&s->cancel, 0);
@@ -538,10 +594,11 @@ void sam2d_video_session_free(sam2d_video_session *s) {
     sam_free(s->frame_h);
     sam_free(s->frame_s);
     sam_resize_plan_free(s->plan);
-    sam_free(s->feat_buf);
+    sbuf_del(s, s->feat_buf);
     sam_free(s->mask_s);
     sam_free(s->mask_f);
-    sam_free(s->prev_logits);
+    sbuf_del(s, s->prev_logits);
+    sam_free(s->low_host);
     sam_free(s->cc_scratch);
     sam_free(s->up_y);
     sam_free(s->up_x);
@@ -637,11 +694,13 @@ sam2d_status sam2d_video_add_points(sam2d_video_session *s, int f, int obj_id, c
     if (!prev) prev = o->out_nc[f];
     const float *prev_logits = NULL;
     if (prev) {
-        /* the previous logits, clamped, become the mask prompt of the click */
-        for (int64_t i = 0; i < (int64_t)s->L * s->L; i++) {
-            float v = prev->pred_masks[i];
-            s->prev_logits[i] = v < -32.0f ? -32.0f : (v > 32.0f ? 32.0f : v);
-        }
+        /* the previous logits, clamped, become the mask prompt of the click
+         * (on the host: a click's one download and upload, no clamp entry) */
+        const float *v = state_low_host(s, prev);
+        float *c = s->low_host;
+        for (int64_t i = 0; i < (int64_t)s->L * s->L; i++) c[i] = v[i] < -32.0f ? -32.0f : (v[i] > 32.0f ? 32.0f : v[i]);
+        s->low_host_of = NULL;
+        s_to_dev(s, s->prev_logits, c, (size_t)s->L * s->L * sizeof(float));
         prev_logits = s->prev_logits;
     }
     sam_frame_state *st;
@@ -889,25 +948,47 @@ int sam2d_video_prompt_frames(const sam2d_video_session *s, int obj_id, int *fra
     return n;
 }
 
-sam2d_status sam2d_video_get_state(const sam2d_video_session *s, int obj_id, int f, sam2d_video_frame_state *out) {
+static sam2d_status find_state(const sam2d_video_session *s, int obj_id, int f, const sam_frame_state **st,
+                               bool *cond, int *idx_out) {
     SAM_TRY(check_frame(s, f));
     int idx = obj_index(s, obj_id);
     if (idx < 0) return SAM_ERR(SAM2D_ERR_NOT_FOUND, "unknown object id %d", obj_id);
     const vobj *o = &s->objs[idx];
-    const sam_frame_state *st = o->out_cond[f];
-    bool cond = st != NULL;
-    if (!st) st = o->out_nc[f];
-    if (!st) return SAM2D_ERR_NOT_FOUND;
+    *st = o->out_cond[f];
+    *cond = *st != NULL;
+    if (!*st) *st = o->out_nc[f];
+    if (!*st) return SAM2D_ERR_NOT_FOUND;
+    *idx_out = idx;
+    return SAM2D_OK;
+}
+
+sam2d_status sam2d_video_get_state(const sam2d_video_session *s, int obj_id, int f, sam2d_video_frame_state *out) {
+    const sam_frame_state *st = NULL;
+    bool cond = false;
+    int idx = 0;
+    SAM_TRY(find_state(s, obj_id, f, &st, &cond, &idx));
     out->is_cond = cond;
-    out->tracked_reverse = o->tracked[f] == TRACK_REV;
-    out->pred_masks = st->pred_masks;
-    out->obj_ptr = st->obj_ptr;
-    out->maskmem = st->maskmem;
+    out->tracked_reverse = s->objs[idx].tracked[f] == TRACK_REV;
+    out->has_maskmem = st->maskmem != NULL;
     out->object_score_logit = st->object_score_logit;
     out->low_res = s->L;
     out->mem_tokens = s->hw;
     out->mem_dim = s->D;
     out->ptr_dim = s->C;
+    return SAM2D_OK;
+}
+
+sam2d_status sam2d_video_read_state(const sam2d_video_session *s, int obj_id, int f, float *pred_masks,
+                                    float *obj_ptr, uint16_t *maskmem) {
+    const sam_frame_state *st = NULL;
+    bool cond = false;
+    int idx = 0;
+    SAM_TRY(find_state(s, obj_id, f, &st, &cond, &idx));
+    if (maskmem && !st->maskmem)
+        return SAM_ERR(SAM2D_ERR_STATE, "object %d has no memory features on frame %d", obj_id, f);
+    if (pred_masks) s_to_host(s, pred_masks, st->pred_masks, (size_t)s->L * s->L * sizeof(float));
+    if (obj_ptr) s_to_host(s, obj_ptr, st->obj_ptr, (size_t)s->C * sizeof(float));
+    if (maskmem) s_to_host(s, maskmem, st->maskmem, (size_t)s->hw * s->D * sizeof(uint16_t));
     return SAM2D_OK;
 }
 
