@@ -110,7 +110,8 @@ extern "C" bool sam_cuda_available(char *why, size_t n) {
 
 /* ---- accounted device memory ---------------------------------------------- */
 
-static void account_add(sam_cuda_backend *cb, void *p, size_t bytes) {
+/* Remember p (false, nothing recorded, when the list cannot grow). */
+static bool account_add(sam_cuda_backend *cb, void *p, size_t bytes, int kind) {
     pthread_mutex_lock(&cb->amu);
     if (cb->alloc_n == cb->alloc_cap) {
         size_t ncap = cb->alloc_cap ? 2 * cb->alloc_cap : 256;
@@ -120,48 +121,101 @@ static void account_add(sam_cuda_backend *cb, void *p, size_t bytes) {
             cb->alloc_cap = ncap;
         }
     }
-    if (cb->alloc_n < cb->alloc_cap) cb->allocs[cb->alloc_n++] = sam_cuda_alloc_entry{p, bytes};
-    cb->bytes_in_use += bytes;
-    if (cb->bytes_in_use > cb->bytes_peak) cb->bytes_peak = cb->bytes_in_use;
+    const bool ok = cb->alloc_n < cb->alloc_cap;
+    if (ok) {
+        cb->allocs[cb->alloc_n++] = sam_cuda_alloc_entry{p, bytes, kind};
+        cb->bytes_in_use += bytes;
+        if (cb->bytes_in_use > cb->bytes_peak) cb->bytes_peak = cb->bytes_in_use;
+    }
     pthread_mutex_unlock(&cb->amu);
+    return ok;
 }
 
-/* Forget p; false when it was not ours. Searched from the newest: buffers
- * tend to be freed in reverse order. */
-static bool account_remove(sam_cuda_backend *cb, void *p) {
-    bool found = false;
+/* Forget p; its kind, or -1 when it was not ours. Searched from the newest:
+ * buffers tend to be freed in reverse order. */
+static int account_remove(sam_cuda_backend *cb, void *p) {
+    int kind = -1;
     pthread_mutex_lock(&cb->amu);
     for (size_t i = cb->alloc_n; i-- > 0;)
         if (cb->allocs[i].p == p) {
             cb->bytes_in_use -= cb->allocs[i].bytes;
+            kind = cb->allocs[i].kind;
             cb->allocs[i] = cb->allocs[--cb->alloc_n];
-            found = true;
             break;
         }
     pthread_mutex_unlock(&cb->amu);
-    return found;
+    return kind;
 }
 
-void *sam_cuda_alloc_internal(sam_cuda_backend *cb, size_t bytes) {
+/* The kind of the accounted allocation holding [p, p + bytes), or -1. */
+static int account_kind(sam_cuda_backend *cb, const void *p, size_t bytes) {
+    int kind = -1;
+    const char *c = (const char *)p;
+    pthread_mutex_lock(&cb->amu);
+    for (size_t i = cb->alloc_n; i-- > 0;) {
+        const char *b = (const char *)cb->allocs[i].p;
+        if (c >= b && c < b + cb->allocs[i].bytes) {
+            if (bytes <= cb->allocs[i].bytes - (size_t)(c - b)) kind = cb->allocs[i].kind;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cb->amu);
+    return kind;
+}
+
+static void release(int kind, void *p) {
+    if (kind == SAM_CUDA_MEM_PINNED)
+        cudaFreeHost(p);
+    else
+        cudaFree(p); /* device and managed memory */
+}
+
+/* Allocate `bytes` of the given kind and account it; NULL (error recorded) on failure. */
+static void *alloc_kind(sam_cuda_backend *cb, size_t bytes, int kind) {
     if (bytes == 0) return NULL;
     void *p = NULL;
     cudaSetDevice(cb->device);
-    if (!CUDA_CHECK(cb, cudaMalloc(&p, bytes))) {
+    bool ok;
+    if (kind == SAM_CUDA_MEM_MANAGED)
+        ok = CUDA_CHECK(cb, cudaMallocManaged(&p, bytes, cudaMemAttachGlobal));
+    else if (kind == SAM_CUDA_MEM_PINNED)
+        ok = CUDA_CHECK(cb, cudaMallocHost(&p, bytes));
+    else
+        ok = CUDA_CHECK(cb, cudaMalloc(&p, bytes));
+    if (!ok) {
         cudaGetLastError(); /* an allocation failure is not sticky: clear it */
         return NULL;
     }
-    account_add(cb, p, bytes);
+    if (!account_add(cb, p, bytes, kind)) {
+        release(kind, p);
+        CUDA_FAIL(cb, SAM2D_ERR_NOMEM, "no host memory to account a device allocation");
+        return NULL;
+    }
     return p;
 }
 
-void sam_cuda_free_internal(sam_cuda_backend *cb, void *p) {
+/* Free p, which must be const memory (want_const) or device memory. */
+static void free_kind(sam_cuda_backend *cb, void *p, bool want_const, const char *what) {
     if (!p) return;
     /* queued kernels may still use p: cudaFree is not ordered with our stream */
     if (cb->stream) CUDA_CHECK(cb, cudaStreamSynchronize(cb->stream));
-    if (!account_remove(cb, p))
-        CUDA_FAIL(cb, SAM2D_ERR_INVALID_ARG, "free of %p, which this back end did not allocate", p);
-    CUDA_CHECK(cb, cudaFree(p));
+    const int k = account_remove(cb, p);
+    if (k < 0) {
+        CUDA_FAIL(cb, SAM2D_ERR_INVALID_ARG, "%s of %p, which this back end did not allocate", what, p);
+        return;
+    }
+    if ((k != SAM_CUDA_MEM_DEVICE) != want_const) /* freed all the same, the right way; the caller mixed them up */
+        CUDA_FAIL(cb, SAM2D_ERR_INVALID_ARG, "%s of %p, which is %s", what, p,
+                  k == SAM_CUDA_MEM_DEVICE ? "a buffer, not const memory" : "const memory, not a buffer");
+    if (k == SAM_CUDA_MEM_PINNED)
+        CUDA_CHECK(cb, cudaFreeHost(p));
+    else
+        CUDA_CHECK(cb, cudaFree(p));
 }
+
+void *sam_cuda_alloc_internal(sam_cuda_backend *cb, size_t bytes) { return alloc_kind(cb, bytes, SAM_CUDA_MEM_DEVICE); }
+
+void sam_cuda_free_internal(sam_cuda_backend *cb, void *p) { free_kind(cb, p, false, "free"); }
 
 extern "C" void *sam_cuda_malloc(sam_backend *be, size_t bytes) {
     if (!be || bytes == 0) return NULL;
@@ -218,12 +272,15 @@ void *sam_cuda_scratch(sam_cuda_backend *cb, size_t bytes) {
 }
 
 /* ---- copies and synchronisation -------------------------------------------- */
+/* cudaMemcpyDefault throughout (unified addressing, always on 64-bit Linux):
+ * the direction follows from the pointers, so a source in const memory
+ * (managed or pinned) is copied as well as one in a buffer. */
 
 extern "C" sam2d_status sam_cuda_upload(sam_backend *be, void *dst_dev, const void *src_host, size_t bytes) {
     if (!be) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "cuda upload: no back end");
     if (bytes == 0) return SAM2D_OK;
     sam_cuda_backend *cb = sam_cuda_lock(be);
-    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyHostToDevice, cb->stream)) &&
+    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyDefault, cb->stream)) &&
               CUDA_CHECK(cb, cudaStreamSynchronize(cb->stream));
     sam_cuda_unlock(cb);
     return ok ? SAM2D_OK : SAM2D_ERR_INTERNAL;
@@ -233,7 +290,7 @@ extern "C" sam2d_status sam_cuda_upload_async(sam_backend *be, void *dst_dev, co
     if (!be) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "cuda upload: no back end");
     if (bytes == 0) return SAM2D_OK;
     sam_cuda_backend *cb = sam_cuda_lock(be);
-    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyHostToDevice, cb->stream));
+    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyDefault, cb->stream));
     sam_cuda_unlock(cb);
     return ok ? SAM2D_OK : SAM2D_ERR_INTERNAL;
 }
@@ -242,7 +299,7 @@ extern "C" sam2d_status sam_cuda_download(sam_backend *be, void *dst_host, const
     if (!be) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "cuda download: no back end");
     if (bytes == 0) return SAM2D_OK;
     sam_cuda_backend *cb = sam_cuda_lock(be);
-    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost, cb->stream)) &&
+    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_host, src_dev, bytes, cudaMemcpyDefault, cb->stream)) &&
               CUDA_CHECK(cb, cudaStreamSynchronize(cb->stream));
     sam_cuda_unlock(cb);
     return ok ? SAM2D_OK : SAM2D_ERR_INTERNAL;
@@ -252,7 +309,7 @@ extern "C" sam2d_status sam_cuda_copy(sam_backend *be, void *dst_dev, const void
     if (!be) return SAM_ERR(SAM2D_ERR_INVALID_ARG, "cuda copy: no back end");
     if (bytes == 0) return SAM2D_OK;
     sam_cuda_backend *cb = sam_cuda_lock(be);
-    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_dev, src_dev, bytes, cudaMemcpyDeviceToDevice, cb->stream));
+    bool ok = CUDA_CHECK(cb, cudaMemcpyAsync(dst_dev, src_dev, bytes, cudaMemcpyDefault, cb->stream));
     sam_cuda_unlock(cb);
     return ok ? SAM2D_OK : SAM2D_ERR_INTERNAL;
 }
@@ -322,6 +379,88 @@ extern "C" const char *sam_cuda_device_name(const sam_backend *be) {
     return be ? ((const sam_cuda_backend *)be)->devname : "";
 }
 
+/* ---- the table's memory entries (ops.h, issue 8) ---------------------------------------- */
+
+static void *cu_buf_alloc(sam_backend *be, size_t bytes) { return sam_cuda_malloc(be, bytes); }
+static void cu_buf_free(sam_backend *be, void *p) { sam_cuda_free(be, p); }
+
+/* Const memory is managed memory: the host writes it in place while a module
+ * loads, then publish marks it read-mostly and prefetches it to the device,
+ * where kernels read it at device speed. The host may still read it at any
+ * time, even while kernels run: a device with concurrentManagedAccess (every
+ * GPU since Pascal on Linux, H100/H200 included) lets the CPU and the GPU use
+ * managed memory at once, and read-mostly pages are duplicated to the reader
+ * instead of migrated (so a host read does not pull weights off the GPU).
+ * Without concurrentManagedAccess (Windows, some virtualised GPUs) a host
+ * touch of managed memory while any kernel runs is a fault, so there const
+ * memory is pinned host memory instead, which kernels read over the bus: slow
+ * but correct (the choice is logged at create). */
+static void *cu_const_alloc(sam_backend *be, size_t bytes) {
+    sam_cuda_backend *cb = sam_cuda_cb(be);
+    return alloc_kind(cb, bytes, cb->managed_const ? SAM_CUDA_MEM_MANAGED : SAM_CUDA_MEM_PINNED);
+}
+
+static void cu_const_free(sam_backend *be, void *p) {
+    if (p) free_kind(sam_cuda_cb(be), p, true, "const_free");
+}
+
+static void cu_const_publish(sam_backend *be, const void *p, size_t bytes) {
+    if (!p || bytes == 0) return;
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    const int kind = account_kind(cb, p, bytes);
+    if (kind != SAM_CUDA_MEM_MANAGED && kind != SAM_CUDA_MEM_PINNED) {
+        CUDA_FAIL(cb, SAM2D_ERR_INVALID_ARG, "const_publish: [%p, +%zu) is not const memory of this back end", p,
+                  bytes);
+    } else if (kind == SAM_CUDA_MEM_MANAGED) {
+        /* read-mostly first, so the prefetch makes a device copy and the host keeps its pages readable */
+#if CUDART_VERSION >= 13000
+        cudaMemLocation loc;
+        loc.type = cudaMemLocationTypeDevice;
+        loc.id = cb->device;
+        CUDA_CHECK(cb, cudaMemAdvise(p, bytes, cudaMemAdviseSetReadMostly, loc));
+        CUDA_CHECK(cb, cudaMemPrefetchAsync(p, bytes, loc, 0, cb->stream));
+#else
+        CUDA_CHECK(cb, cudaMemAdvise(p, bytes, cudaMemAdviseSetReadMostly, cb->device));
+        CUDA_CHECK(cb, cudaMemPrefetchAsync(p, bytes, cb->device, cb->stream));
+#endif
+    }
+    sam_cuda_unlock(cb);
+}
+
+static void cu_to_dev(sam_backend *be, void *dst, const void *src_host, size_t bytes) {
+    sam_cuda_upload(be, dst, src_host, bytes); /* errors are recorded for sync */
+}
+static void cu_to_host(sam_backend *be, void *dst_host, const void *src, size_t bytes) {
+    sam_cuda_download(be, dst_host, src, bytes);
+}
+static void cu_copy(sam_backend *be, void *dst, const void *src, size_t bytes) {
+    if (dst != src) sam_cuda_copy(be, dst, src, bytes);
+}
+static void cu_zero(sam_backend *be, void *dst, size_t bytes) { sam_cuda_memset0(be, dst, bytes); }
+
+static void cu_copy2d(sam_backend *be, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                      size_t row_bytes, size_t rows) {
+    if (rows == 0 || row_bytes == 0) return;
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    if (rows == 1 || dst_pitch < row_bytes || src_pitch < row_bytes) {
+        /* one row, or rows that overlap their neighbours (cudaMemcpy2D refuses pitch < width): row by row, in order */
+        for (size_t r = 0; r < rows; r++)
+            if (!CUDA_CHECK(cb, cudaMemcpyAsync((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch,
+                                                row_bytes, cudaMemcpyDefault, cb->stream)))
+                break;
+    } else {
+        CUDA_CHECK(cb, cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyDefault, cb->stream));
+    }
+    sam_cuda_unlock(cb);
+}
+
+static int cu_sync(sam_backend *be) { return (int)sam_cuda_sync(be); }
+
+static void cu_device_memory(sam_backend *be, size_t *used, size_t *total) {
+    *used = sam_cuda_bytes_in_use(be);
+    *total = sam_cuda_cb(be)->total_mem;
+}
+
 /* ---- create / free --------------------------------------------------------- */
 
 extern "C" sam_backend *sam_backend_cuda_create(int device, sam_precision precision) {
@@ -357,6 +496,14 @@ extern "C" sam_backend *sam_backend_cuda_create(int device, sam_precision precis
         int optin = 0;
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
         cb->max_smem_optin = optin > 0 ? optin : 48 * 1024;
+        cb->total_mem = prop.totalGlobalMem;
+        int managed = 0, concurrent = 0;
+        cudaDeviceGetAttribute(&managed, cudaDevAttrManagedMemory, device);
+        cudaDeviceGetAttribute(&concurrent, cudaDevAttrConcurrentManagedAccess, device);
+        cb->managed_const = managed && concurrent;
+        if (!cb->managed_const)
+            sam_logf(SAM_LOG_WARN, "cuda: %s cannot share managed memory with the CPU while kernels run; weights "
+                                   "stay in pinned host memory (slow)", prop.name);
     }
     ok = ok && CUDA_CHECK(cb, cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));
     ok = ok && CUBLAS_CHECK(cb, cublasCreate(&cb->blas));
@@ -411,6 +558,25 @@ extern "C" sam_backend *sam_backend_cuda_create(int device, sam_precision precis
     be->window_partition = sam_cuda_window_partition;
     be->window_unpartition_add = sam_cuda_window_unpartition_add;
     be->maxpool2x2_ld = sam_cuda_maxpool2x2_ld;
+    be->buf_alloc = cu_buf_alloc;
+    be->buf_free = cu_buf_free;
+    be->const_alloc = cu_const_alloc;
+    be->const_publish = cu_const_publish;
+    be->const_free = cu_const_free;
+    be->to_dev = cu_to_dev;
+    be->to_host = cu_to_host;
+    be->copy = cu_copy;
+    be->copy2d = cu_copy2d;
+    be->zero = cu_zero;
+    be->sync = cu_sync;
+    be->fill = sam_cuda_fill;
+    be->affine = sam_cuda_affine;
+    be->binarize = sam_cuda_binarize;
+    be->rope = sam_cuda_rope;
+    be->to_bf16 = sam_cuda_to_bf16;
+    be->from_bf16 = sam_cuda_from_bf16;
+    be->device_memory = cu_device_memory;
+    be->destroy = sam_backend_cuda_free;
     { /* entries appended to ops.h after this back end was written would stay NULL: say so at once */
         typedef void (*any_fn)(void);
         const size_t n = (sizeof(sam_backend) - offsetof(sam_backend, linear)) / sizeof(any_fn);
@@ -438,7 +604,7 @@ extern "C" void sam_backend_cuda_free(sam_backend *be) {
     if (cb->alloc_n)
         sam_logf(SAM_LOG_WARN, "cuda: %zu device buffers (%zu bytes) still allocated at free; freeing them",
                  cb->alloc_n, cb->bytes_in_use);
-    for (size_t i = 0; i < cb->alloc_n; i++) cudaFree(cb->allocs[i].p);
+    for (size_t i = 0; i < cb->alloc_n; i++) release(cb->allocs[i].kind, cb->allocs[i].p);
     if (cb->stream) cudaStreamDestroy(cb->stream);
     sam_free(cb->allocs);
     pthread_mutex_destroy(&cb->amu);
@@ -458,43 +624,3 @@ static sam_backend *create_registered(int index, sam_precision precision) {
 }
 
 extern "C" void sam_cuda_register(void) { sam_backend_register_gpu("cuda", create_registered); }
-
-extern "C" sam_backend *sam_backend_create_for_device(const char *device, int nthreads, sam_precision precision) {
-    const char *d = device && *device ? device : "auto";
-    int dev = 0;
-    const bool want_cuda = strcasecmp(d, "cuda") == 0 || (strncasecmp(d, "cuda:", 5) == 0 && sscanf(d + 5, "%d", &dev) == 1);
-    if (strcasecmp(d, "cpu") != 0 && strcasecmp(d, "auto") != 0 && !want_cuda) {
-        SAM_ERR(SAM2D_ERR_INVALID_ARG, "SAM2_DEVICE: '%s' is not auto, cpu, cuda or cuda:N", d);
-        return NULL;
-    }
-    if (strcasecmp(d, "cpu") != 0) {
-        char why[256];
-        if (sam_cuda_available(why, sizeof why)) {
-            sam_backend *be = sam_backend_cuda_create(dev, precision);
-            if (be) {
-                sam_logf(SAM_LOG_INFO, "device: cuda:%d, %s (SAM2_DEVICE=%s)", dev, sam_cuda_device_name(be), d);
-                return be;
-            }
-            if (want_cuda) return NULL; /* reason already in sam2d_last_error */
-            sam_logf(SAM_LOG_WARN, "device: the GPU did not start (%s); using the CPU", sam2d_last_error());
-        } else if (want_cuda) {
-            SAM_ERR(SAM2D_ERR_UNSUPPORTED, "SAM2_DEVICE=%s but %s", d, why);
-            return NULL;
-        } else {
-            sam_logf(SAM_LOG_INFO, "device: cpu (SAM2_DEVICE=auto, no usable GPU: %s)", why);
-        }
-    } else {
-        sam_logf(SAM_LOG_INFO, "device: cpu (SAM2_DEVICE=cpu)");
-    }
-    sam_backend *be = sam_backend_cpu_create_ex(nthreads, precision);
-    if (!be) SAM_ERR(SAM2D_ERR_NOMEM, "cpu back end");
-    return be;
-}
-
-extern "C" void sam_backend_free_any(sam_backend *be) {
-    if (!be) return;
-    if (sam_backend_is_cuda(be))
-        sam_backend_cuda_free(be);
-    else
-        sam_backend_cpu_free(be);
-}

@@ -2,9 +2,13 @@
  * one NVIDIA GPU. cuBLAS does the big products; our own kernels the rest
  * (norms, activations, convolutions, resizes, flash-style attention).
  *
- * Every pointer handed to the table's kernels is a DEVICE pointer (from
- * sam_cuda_malloc); host arrays of parameters (concat_last's xs/Cs, permute's
- * shape/perm, sam_conv2d_params, sam_attn_params) stay in host memory.
+ * Every pointer handed to the table's kernels is a buffer (device memory:
+ * buf_alloc = sam_cuda_malloc) or, for inputs, const memory (const_alloc:
+ * managed memory, see backend.cu); host arrays of parameters (concat_last's
+ * xs/Cs, permute's shape/perm, sam_conv2d_params, sam_attn_params) stay in
+ * host memory. Programs reach it by name: sam_cuda_register() once, then
+ * sam_backend_create("cuda" / "cuda:N" / "auto", ...) and sam_backend_free
+ * (ops.h); the functions below are for tests and benchmarks.
  *
  * Execution: one CUDA stream per back end, the cuBLAS handle bound to it.
  * Kernels are queued and return at once (no host round trip); the results are
@@ -48,29 +52,22 @@ sam_backend *sam_backend_cuda_create(int device, sam_precision precision);
  * weights included; buffers from sam_cuda_malloc must be freed by their owner
  * first, any left are reported in the log and freed). NULL is fine. */
 void sam_backend_cuda_free(sam_backend *be);
-/* Offer this back end to sam_backend_create (ops.h) as the GPU back end;
- * programs that link the CUDA library call it once at start. */
+/* Offer this back end to sam_backend_create (ops.h) as the GPU back end
+ * ("cuda", "cuda:N", "auto"); programs that link the CUDA library call it once
+ * at start. */
 void sam_cuda_register(void);
-/* SAM2_DEVICE policy in one place, for the model / service to call (CUDA
- * builds only; a CPU-only build creates the CPU back end directly):
- * device "cpu"; "cuda" or "cuda:N" (fails, NULL with the reason in
- * sam2d_last_error(), when no usable GPU); "auto" or NULL/"" (the GPU when one
- * works, else the CPU). Logs which device it picked and why. nthreads is for
- * the CPU back end. Free the result with sam_backend_free_any. */
-sam_backend *sam_backend_create_for_device(const char *device, int nthreads, sam_precision precision);
-void sam_backend_free_any(sam_backend *be);
-
 /* true when be was made by sam_backend_cuda_create. */
 bool sam_backend_is_cuda(const sam_backend *be);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" and the like. */
 const char *sam_cuda_device_name(const sam_backend *be);
 
-/* Device memory, accounted per back end. sam_cuda_malloc returns 256-byte
- * aligned memory, NULL on failure or bytes == 0. */
+/* Device memory, accounted per back end (the table's buf_alloc/buf_free).
+ * sam_cuda_malloc returns 256-byte aligned memory, NULL on failure or bytes == 0. */
 void *sam_cuda_malloc(sam_backend *be, size_t bytes);
 void sam_cuda_free(sam_backend *be, void *dev);
-/* Bytes of device memory the back end holds now (buffers, scratch, cuBLAS
- * workspace, prepared weights) and the most it held. */
+/* Bytes of device memory the back end holds now (buffers, const memory,
+ * scratch, cuBLAS workspace, prepared weights; = device_memory's used) and
+ * the most it held. */
 size_t sam_cuda_bytes_in_use(const sam_backend *be);
 size_t sam_cuda_bytes_peak(const sam_backend *be);
 
@@ -100,14 +97,6 @@ const char *sam_cuda_error_message(const sam_backend *be);
 /* Forget a recorded error (the next one is kept again). A sticky CUDA error
  * (illegal address, ...) keeps failing every later call. */
 void sam_cuda_clear_error(sam_backend *be);
-
-/* Axial RoPE in place, as the memory attention's rope_rows (src/model/memory.c)
- * does it on the host today: x (rows, at `stride` floats per token), every
- * head's consecutive pairs (x[2j], x[2j+1]) rotated as complex numbers by
- * cos_t/sin_t (L, head_dim/2); token r uses table row r % L. Device pointers.
- * Meant to become a table entry (ops.h has none yet). */
-void sam_cuda_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim,
-                   const float *cos_t, const float *sin_t, int64_t L);
 
 /* Attention has two implementations: a fused flash-style kernel (key tiles
  * in shared memory, online softmax, head dims up to 256) for many small

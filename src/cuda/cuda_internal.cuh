@@ -22,9 +22,17 @@ typedef struct {
     void *wb;        /* (N, K) bf16 on the device */
 } sam_cuda_wentry;
 
+/* What an accounted allocation is, so that it is freed the matching way. */
+enum {
+    SAM_CUDA_MEM_DEVICE = 0,  /* cudaMalloc: buffers, scratch, workspace, prepared weights */
+    SAM_CUDA_MEM_MANAGED = 1, /* cudaMallocManaged: const memory */
+    SAM_CUDA_MEM_PINNED = 2   /* cudaMallocHost: const memory where managed memory cannot be shared (see const_alloc) */
+};
+
 typedef struct {
     void *p;
     size_t bytes;
+    int kind; /* SAM_CUDA_MEM_* */
 } sam_cuda_alloc_entry;
 
 typedef struct {
@@ -45,12 +53,14 @@ typedef struct {
 
     /* Device allocations and their sizes (bytes in use / peak). */
     pthread_mutex_t amu;
-    sam_cuda_alloc_entry *allocs; /* (alloc_cap,) open addressing by pointer */
+    sam_cuda_alloc_entry *allocs; /* (alloc_cap,) host; the first alloc_n used, searched linearly */
     size_t alloc_cap, alloc_n;
     size_t bytes_in_use, bytes_peak;
+    size_t total_mem;   /* the device's memory (device_memory's total) */
+    bool managed_const; /* const memory is managed memory (else pinned host memory: see const_alloc) */
 
     /* Prepared weights (bf16 mode). */
-    sam_cuda_wentry *wreg; /* (wreg_cap,) open addressing by w */
+    sam_cuda_wentry *wreg; /* (wreg_cap,) host; the first wreg_n used, searched linearly */
     size_t wreg_cap, wreg_n;
 
     /* First error since create / clear. */
@@ -173,6 +183,16 @@ __device__ __forceinline__ sam_nhwc sam_nhwc_of(int64_t i, int Ho, int Wo, int C
     return p;
 }
 
+/* float -> bf16 bits as torch's .to(bfloat16) (src/model/bf16.h): nearest
+ * even, any NaN -> 0x7fc0, overflow to inf; in integers, so the result does
+ * not depend on the device's conversion instructions (which keep NaN payloads). */
+__device__ __forceinline__ uint16_t sam_bf16_bits(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
 /* Sum over the 32 lanes of a warp; every lane gets the total. */
 __device__ __forceinline__ double sam_warp_sum(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -210,5 +230,16 @@ void sam_cuda_window_partition(sam_backend *be, float *y, const float *x, int H,
 void sam_cuda_window_unpartition_add(sam_backend *be, float *y, const float *x, int H, int W, int C, int wh, int ww,
                                      int w0, int nwin);
 void sam_cuda_maxpool2x2_ld(sam_backend *be, float *y, const float *x, int N, int H, int W, int C, int64_t ldx);
+
+/* issue 8: the memory entries are in backend.cu; these small kernels in eltwise.cu */
+void sam_cuda_fill(sam_backend *be, float *y, float value, int64_t n);
+void sam_cuda_affine(sam_backend *be, float *y, const float *x, float alpha, float beta, int64_t n);
+void sam_cuda_binarize(sam_backend *be, float *y, const float *x, int64_t n);
+void sam_cuda_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim,
+                   const float *cos_t, const float *sin_t, int64_t L);
+void sam_cuda_to_bf16(sam_backend *be, uint16_t *y, const float *x, int64_t n);
+void sam_cuda_from_bf16(sam_backend *be, float *y, const uint16_t *x, int64_t n);
+/* dst (n) = bf16 bits of src, queued (caller holds cb->mu). */
+void sam_cuda_to_bf16_locked(sam_cuda_backend *cb, uint16_t *dst, const float *src, int64_t n);
 
 #endif

@@ -448,7 +448,68 @@ void sam_cuda_concat_last(sam_backend *be, float *y, const float *const *xs, con
     sam_cuda_unlock(cb);
 }
 
-/* ---- RoPE (not in the table yet: sam_cuda_rope in cuda_backend.h) -------------------------- */
+/* ---- fill, affine, binarize, bf16 storage (issue 8) --------------------------------------- */
+
+enum { SM_FILL, SM_AFFINE, SM_BINARIZE };
+
+/* As the CPU's ew_run: y = b; y = x * a + b; y = x > 0 ? 1 : 0 (NaN -> 0). */
+__global__ void small_kernel(int op, float *y, const float *x, float a, float b, int64_t n) {
+    GRID_LOOP(i, n) {
+        float r;
+        if (op == SM_FILL)
+            r = b;
+        else if (op == SM_AFFINE)
+            r = x[i] * a + b;
+        else
+            r = x[i] > 0.0f ? 1.0f : 0.0f;
+        y[i] = r;
+    }
+}
+
+static void small(sam_backend *be, int op, float *y, const float *x, float a, float b, int64_t n) {
+    if (n <= 0) return;
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    small_kernel<<<sam_cuda_blocks(n, THREADS), THREADS, 0, cb->stream>>>(op, y, x, a, b, n);
+    KERNEL_CHECK(cb);
+    sam_cuda_unlock(cb);
+}
+
+void sam_cuda_fill(sam_backend *be, float *y, float value, int64_t n) { small(be, SM_FILL, y, NULL, 0, value, n); }
+void sam_cuda_affine(sam_backend *be, float *y, const float *x, float alpha, float beta, int64_t n) {
+    small(be, SM_AFFINE, y, x, alpha, beta, n);
+}
+void sam_cuda_binarize(sam_backend *be, float *y, const float *x, int64_t n) { small(be, SM_BINARIZE, y, x, 0, 0, n); }
+
+__global__ void to_bf16_kernel(uint16_t *y, const float *x, int64_t n) {
+    GRID_LOOP(i, n) y[i] = sam_bf16_bits(x[i]);
+}
+
+__global__ void from_bf16_kernel(float *y, const uint16_t *x, int64_t n) {
+    GRID_LOOP(i, n) y[i] = __uint_as_float((uint32_t)x[i] << 16);
+}
+
+void sam_cuda_to_bf16_locked(sam_cuda_backend *cb, uint16_t *dst, const float *src, int64_t n) {
+    if (n <= 0) return;
+    to_bf16_kernel<<<sam_cuda_blocks(n, THREADS), THREADS, 0, cb->stream>>>(dst, src, n);
+    KERNEL_CHECK(cb);
+}
+
+void sam_cuda_to_bf16(sam_backend *be, uint16_t *y, const float *x, int64_t n) {
+    if (n <= 0) return;
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    sam_cuda_to_bf16_locked(cb, y, x, n);
+    sam_cuda_unlock(cb);
+}
+
+void sam_cuda_from_bf16(sam_backend *be, float *y, const uint16_t *x, int64_t n) {
+    if (n <= 0) return;
+    sam_cuda_backend *cb = sam_cuda_lock(be);
+    from_bf16_kernel<<<sam_cuda_blocks(n, THREADS), THREADS, 0, cb->stream>>>(y, x, n);
+    KERNEL_CHECK(cb);
+    sam_cuda_unlock(cb);
+}
+
+/* ---- RoPE (the table's rope) ---------------------------------------------------------------- */
 
 __global__ void rope_kernel(float *x, int64_t rows, int64_t stride, int heads, int hd, int half, const float *cs,
                             const float *sn, int64_t L) {
@@ -465,7 +526,7 @@ __global__ void rope_kernel(float *x, int64_t rows, int64_t stride, int heads, i
     }
 }
 
-extern "C" void sam_cuda_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim,
+void sam_cuda_rope(sam_backend *be, float *x, int64_t rows, int64_t stride, int heads, int head_dim,
                               const float *cos_t, const float *sin_t, int64_t L) {
     const int half = head_dim / 2;
     if (rows <= 0 || heads <= 0 || half <= 0 || L <= 0) return;

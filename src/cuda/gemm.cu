@@ -33,16 +33,9 @@ __global__ void scale_rows_kernel(float *C, int64_t ldc, int M, int N, float bet
     }
 }
 
-/* dst (n) = src rounded to bf16 (nearest even, NaN kept). */
-__global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_t n) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
-}
-
+/* dst (n) = src rounded to bf16 (as torch; sam_bf16_bits). */
 static void to_bf16(sam_cuda_backend *cb, __nv_bfloat16 *dst, const float *src, int64_t n) {
-    if (n <= 0) return;
-    to_bf16_kernel<<<sam_cuda_blocks(n, 256), 256, 0, cb->stream>>>(dst, src, n);
-    KERNEL_CHECK(cb);
+    sam_cuda_to_bf16_locked(cb, (uint16_t *)dst, src, n);
 }
 
 /* ---- fp32 GEMM -------------------------------------------------------------- */

@@ -456,7 +456,7 @@ static void attention_packed(int B, int heads, int L, int d) {
     free(qkv), free(want), free(got), free(init);
 }
 
-/* ---- RoPE (sam_cuda_rope) against the host loop of src/model/memory.c -------------------------- */
+/* ---- RoPE (the table's rope) against a host loop and the CPU back end's rope ------------------- */
 
 static void rope_case(int64_t rows, int heads, int hd, int64_t L, int64_t pad) {
     const int half = hd / 2;
@@ -475,12 +475,17 @@ static void rope_case(int64_t rows, int heads, int hd, int64_t L, int64_t pad) {
                 v[1] = re * s + im * c;
             }
     float *dx = dcopy(x, nx), *dc = dcopy(cs, nt), *ds = dcopy(sn, nt);
-    sam_cuda_rope(gpu, dx, rows, stride, heads, hd, dc, ds, L);
+    gpu->rope(gpu, dx, rows, stride, heads, hd, dc, ds, L);
     fetch(got, dx, nx);
     char name[96];
     snprintf(name, sizeof name, "rope rows=%lld heads=%d hd=%d L=%lld pad=%lld", (long long)rows, heads, hd,
              (long long)L, (long long)pad);
     check_norm(name, got, want, nx, 1e-6);
+    float *cpu_out = malloc(nx * 4);
+    memcpy(cpu_out, x, nx * 4);
+    cpu->rope(cpu, cpu_out, rows, stride, heads, hd, cs, sn, L);
+    check_norm("  the same against the CPU back end's rope", got, cpu_out, nx, 1e-6);
+    free(cpu_out);
     case_end();
     free(x), free(cs), free(sn), free(want), free(got);
 }
@@ -566,19 +571,21 @@ static void plumbing(void) {
     }
     printf("device: %s\n", sam_cuda_device_name(gpu));
 
-    /* SAM2_DEVICE resolution */
-    sam_backend *a = sam_backend_create_for_device("cpu", 1, SAM_PRECISION_FP32);
+    /* SAM2_DEVICE resolution: the CUDA library registers itself, ops/select.c decides */
+    sam_cuda_register();
+    CHECK(sam_backend_gpu_name() && strcmp(sam_backend_gpu_name(), "cuda") == 0);
+    sam_backend *a = sam_backend_create("cpu", 1, SAM_PRECISION_FP32);
     CHECK(a && !sam_backend_is_cuda(a) && strcmp(a->name, "cpu") == 0);
-    sam_backend_free_any(a);
-    a = sam_backend_create_for_device("auto", 1, SAM_PRECISION_BF16);
+    sam_backend_free(a);
+    a = sam_backend_create("auto", 1, SAM_PRECISION_BF16);
     CHECK(a && sam_backend_is_cuda(a) && a->precision == SAM_PRECISION_BF16);
-    sam_backend_free_any(a);
-    a = sam_backend_create_for_device("cuda:0", 1, SAM_PRECISION_FP32);
+    sam_backend_free(a);
+    a = sam_backend_create("cuda:0", 1, SAM_PRECISION_FP32);
     CHECK(a && sam_backend_is_cuda(a));
-    sam_backend_free_any(a);
-    CHECK(sam_backend_create_for_device("cuda:99", 1, SAM_PRECISION_FP32) == NULL);
-    CHECK(sam_backend_create_for_device("tpu", 1, SAM_PRECISION_FP32) == NULL);
-    CHECK(strstr(sam2d_last_error(), "SAM2_DEVICE") != NULL);
+    sam_backend_free(a);
+    CHECK(sam_backend_create("cuda:99", 1, SAM_PRECISION_FP32) == NULL);
+    CHECK(sam_backend_create("tpu", 1, SAM_PRECISION_FP32) == NULL);
+    CHECK(strstr(sam2d_last_error(), "tpu") != NULL);
 
     /* a bad call records an error instead of crashing, and it can be cleared */
     sam_conv2d_params cp = {1, 4, 4, 3, 4, 1, 1, 1, 1, 0, 0, 2}; /* 2 groups do not divide 3 channels */

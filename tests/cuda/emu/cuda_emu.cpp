@@ -9,6 +9,8 @@ dim3 blockDim, gridDim;
 static cudaError_t last_err = cudaSuccess;
 static pthread_mutex_t launch_mu = PTHREAD_MUTEX_INITIALIZER;
 static std::map<const void *, int> smem_attr;
+static std::map<const char *, size_t> managed; /* live managed allocations */
+static std::map<const char *, size_t> pinned;  /* live cudaMallocHost allocations */
 
 cudaError_t emu_set_error(cudaError_t e) {
     if (e != cudaSuccess) last_err = e;
@@ -53,8 +55,13 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     return d == 0 ? cudaSuccess : cudaErrorInvalidValue;
 }
 cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d) {
-    *v = a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 227 * 1024 : 0;
-    return cudaSuccess;
+    switch (a) {
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = 227 * 1024; break;
+    case cudaDevAttrManagedMemory: *v = 1; break;
+    case cudaDevAttrConcurrentManagedAccess: *v = getenv("SAM_EMU_NO_CONCURRENT_MANAGED") ? 0 : 1; break;
+    default: *v = 0; break;
+    }
+    return d == 0 ? cudaSuccess : emu_set_error(cudaErrorInvalidValue);
 }
 
 /* Device memory starts as NaN bytes (0xff): a kernel reading what nobody wrote shows up. */
@@ -68,12 +75,76 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     memset(*p, 0xff, n);
     return cudaSuccess;
 }
+static bool erase_from(std::map<const char *, size_t> &m, void *p) {
+    pthread_mutex_lock(&launch_mu);
+    const bool found = m.erase((const char *)p) > 0;
+    pthread_mutex_unlock(&launch_mu);
+    return found;
+}
 cudaError_t cudaFree(void *p) {
+    if (erase_from(pinned, p)) { /* as CUDA: cudaFree of pinned host memory is an error */
+        fprintf(stderr, "emu: cudaFree of pinned host memory %p (cudaFreeHost frees it)\n", p);
+        abort();
+    }
+    erase_from(managed, p);
     free(p);
     return cudaSuccess;
 }
-cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
-cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
+cudaError_t cudaMallocHost(void **p, size_t n) {
+    cudaError_t e = cudaMalloc(p, n);
+    if (e == cudaSuccess) {
+        pthread_mutex_lock(&launch_mu);
+        pinned[(const char *)*p] = n;
+        pthread_mutex_unlock(&launch_mu);
+    }
+    return e;
+}
+cudaError_t cudaFreeHost(void *p) {
+    if (p && !erase_from(pinned, p)) {
+        fprintf(stderr, "emu: cudaFreeHost of %p, not from cudaMallocHost\n", p);
+        abort();
+    }
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocManaged(void **p, size_t n, unsigned flags) {
+    if (n == 0 || flags != cudaMemAttachGlobal) return emu_set_error(cudaErrorInvalidValue);
+    cudaError_t e = cudaMalloc(p, n); /* NaN bytes too: the host must write what kernels read */
+    if (e == cudaSuccess) {
+        pthread_mutex_lock(&launch_mu);
+        managed[(const char *)*p] = n;
+        pthread_mutex_unlock(&launch_mu);
+    }
+    return e;
+}
+/* [p, p + n) inside one live managed allocation */
+static bool in_managed(const void *p, size_t n) {
+    pthread_mutex_lock(&launch_mu);
+    bool ok = false;
+    auto it = managed.upper_bound((const char *)p);
+    if (it != managed.begin()) {
+        --it;
+        const char *b = it->first, *c = (const char *)p;
+        ok = c >= b && n <= it->second && (size_t)(c - b) <= it->second - n;
+    }
+    pthread_mutex_unlock(&launch_mu);
+    return ok;
+}
+cudaError_t cudaMemAdvise(const void *p, size_t n, cudaMemoryAdvise advice, cudaMemLocation loc) {
+    if (advice != cudaMemAdviseSetReadMostly || !in_managed(p, n)) {
+        fprintf(stderr, "emu: cudaMemAdvise(%p, %zu, %d): not a managed range\n", p, n, (int)advice);
+        return emu_set_error(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+cudaError_t cudaMemPrefetchAsync(const void *p, size_t n, cudaMemLocation loc, unsigned flags, cudaStream_t st) {
+    if (!in_managed(p, n) || flags != 0 || !(loc.type == cudaMemLocationTypeHost || (loc.type == cudaMemLocationTypeDevice && loc.id == 0))) {
+        fprintf(stderr, "emu: cudaMemPrefetchAsync(%p, %zu, type %d id %d): bad range or location\n", p, n,
+                (int)loc.type, loc.id);
+        return emu_set_error(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
     memmove(d, s, n);
     return cudaSuccess;

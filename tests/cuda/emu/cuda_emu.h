@@ -23,6 +23,7 @@
 #include <functional>
 
 #define SAM_CUDA_EMU 1
+#define CUDART_VERSION 13000 /* the API as of CUDA 13 (cudaMemLocation in cudaMemAdvise / cudaMemPrefetchAsync) */
 #define __global__
 #define __device__
 #define __host__
@@ -46,10 +47,23 @@ typedef void *cudaStream_t;
 typedef enum {
     cudaMemcpyHostToDevice = 1,
     cudaMemcpyDeviceToHost = 2,
-    cudaMemcpyDeviceToDevice = 3
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4
 } cudaMemcpyKind;
 enum { cudaStreamNonBlocking = 1 };
-enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr {
+    cudaDevAttrManagedMemory = 83,
+    cudaDevAttrConcurrentManagedAccess = 89,
+    cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
+};
+/* managed memory */
+#define cudaMemAttachGlobal 0x01
+enum cudaMemoryAdvise { cudaMemAdviseSetReadMostly = 1 };
+enum cudaMemLocationType { cudaMemLocationTypeInvalid = 0, cudaMemLocationTypeDevice = 1, cudaMemLocationTypeHost = 2 };
+struct cudaMemLocation {
+    enum cudaMemLocationType type;
+    int id;
+};
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 struct cudaDeviceProp {
@@ -69,6 +83,16 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d);
 cudaError_t cudaMalloc(void **p, size_t n);
 template <class T> cudaError_t cudaMalloc(T **p, size_t n) { return cudaMalloc((void **)p, n); }
 cudaError_t cudaFree(void *p);
+/* Managed memory is host memory here; the emulation checks that advice and
+ * prefetches name whole or partial ranges of live managed allocations and
+ * the device. SAM_EMU_NO_CONCURRENT_MANAGED=1 makes the device report no
+ * concurrentManagedAccess (the back end then uses pinned memory). */
+cudaError_t cudaMallocManaged(void **p, size_t n, unsigned flags = cudaMemAttachGlobal);
+template <class T> cudaError_t cudaMallocManaged(T **p, size_t n, unsigned flags = cudaMemAttachGlobal) {
+    return cudaMallocManaged((void **)p, n, flags);
+}
+cudaError_t cudaMemAdvise(const void *p, size_t n, cudaMemoryAdvise advice, cudaMemLocation loc);
+cudaError_t cudaMemPrefetchAsync(const void *p, size_t n, cudaMemLocation loc, unsigned flags, cudaStream_t st = 0);
 cudaError_t cudaMallocHost(void **p, size_t n);
 cudaError_t cudaFreeHost(void *p);
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k);
@@ -110,6 +134,17 @@ static inline float __fadd_rn(float a, float b) {
 static inline float __fsub_rn(float a, float b) {
     volatile float r = a - b;
     return r;
+}
+
+static inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
 struct __nv_bfloat16 {
