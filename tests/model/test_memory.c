@@ -2,11 +2,17 @@
  * (micro and shapes sets): first memory-encoder call (propagate preflight on
  * frame 0, object 1) and first memory-attention call (first tracked frame).
  * Tolerance: 1e-4 absolute + 1e-4 relative (|got - want| <= 1e-4 + 1e-4 |want|);
- * bf16-stored memory features within one bf16 step of the reference's. */
+ * bf16-stored memory features within one bf16 step of the reference's.
+ *
+ * Everything runs twice: on the CPU back end, then on devsim (the device-memory
+ * rule enforced), with the inputs uploaded into buffers (to_dev) and the outputs
+ * fetched with to_host. Every fetched output of the devsim run must be bit for
+ * bit the CPU run's (memcmp), and both within the golden tolerance. */
 #include "core/alloc.h"
 #include "core/npy.h"
 #include "model/bf16.h"
 #include "model/memory.h"
+#include "ops/devsim.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
@@ -22,6 +28,48 @@ static int load(const char *set, const char *name, sam_npy *a) {
     sam2d_status st = sam_npy_read(path, a);
     CHECK_MSG(st == SAM2D_OK, "read %s: %s", path, sam2d_last_error());
     return st == SAM2D_OK;
+}
+
+/* ---- the two runs: the CPU run records every fetched output, the devsim run
+ * must reproduce each one exactly, in the same order ---- */
+typedef struct {
+    char what[96];
+    float *data; /* plain malloc: outside sam_malloc's accounting */
+    size_t n;
+} rec_entry;
+static rec_entry recs_[64];
+static int nrec_, ncmp_, nsame_;
+static bool comparing_;
+
+static void record(const char *set, const char *what_, const float *x, size_t n) {
+    char what[96];
+    snprintf(what, sizeof what, "%s %s", set, what_);
+    if (!comparing_) {
+        if (nrec_ == (int)(sizeof recs_ / sizeof recs_[0])) return;
+        rec_entry *r = &recs_[nrec_++];
+        snprintf(r->what, sizeof r->what, "%s", what);
+        r->data = malloc(n * sizeof(float));
+        if (r->data) memcpy(r->data, x, n * sizeof(float));
+        r->n = n;
+        return;
+    }
+    CHECK_MSG(ncmp_ < nrec_, "devsim run fetched more outputs than the cpu run (%s)", what);
+    if (ncmp_ >= nrec_) return;
+    const rec_entry *r = &recs_[ncmp_++];
+    bool same = r->n == n && r->data && !memcmp(r->data, x, n * sizeof(float)) && !strcmp(r->what, what);
+    if (same) nsame_++;
+    CHECK_MSG(same, "devsim != cpu: %s (%zu floats; cpu's: %s, %zu floats, worst diff %.3g)", what, n, r->what, r->n,
+              r->n == n && r->data ? test_max_abs_diff(r->data, x, n, NULL) : -1.0);
+}
+
+/* Buffers: n floats, uploaded from host (to_dev) or fetched into host memory (to_host). */
+static float *dev_up(sam_backend *be, const float *host, size_t n) {
+    float *d = be->buf_alloc(be, n * sizeof(float));
+    if (d && host) be->to_dev(be, d, host, n * sizeof(float));
+    return d;
+}
+static void down(sam_backend *be, float *host, const float *dev, size_t n) {
+    be->to_host(be, host, dev, n * sizeof(float));
 }
 
 /* (1, C, HW) channels-first -> (HW, C) */
@@ -54,11 +102,12 @@ static double bf16_step(float v) {
 }
 
 static void test_set(const char *set, sam_backend *be) {
-    printf("== %s\n", set);
+    printf("== %s (%s)\n", set, be->name);
     sam2d_model_config cfg;
     sam2d_checkpoint *ck = NULL;
     if (!golden_set_load(set, &cfg, &ck)) return;
     sam2d_status st;
+    const bool ds = sam_backend_is_devsim(be);
 
     const int C = cfg.d_model, D = cfg.mem_dim, S = cfg.image_size;
     const int fh = S / cfg.backbone_stride, fw = fh;
@@ -76,10 +125,10 @@ static void test_set(const char *set, sam_backend *be) {
         load(set, "state/s05_o1_f000_maskmem_features_bf16_as_f32.npy", &want_bf16) &&
         load(set, "state/s05_o1_f000_object_score_logits.npy", &score)) {
         CHECK(pix.count == HW * C && bin.count == (int64_t)S * S && want_feat.count == HW * D);
-        float *pix_cl = sam_malloc(sizeof(float) * HW * C);   // (HW, C)
-        float *mask = sam_malloc(sizeof(float) * S * S);      // (S, S)
-        float *feat = sam_malloc(sizeof(float) * HW * D);     // (HW, D)
-        float *pos = sam_malloc(sizeof(float) * HW * D);      // (HW, D)
+        float *pix_cl = sam_malloc(sizeof(float) * HW * C);   // (HW, C) host
+        float *mask = sam_malloc(sizeof(float) * S * S);      // (S, S) host
+        float *feat = sam_malloc(sizeof(float) * HW * D);     // (HW, D) host
+        float *pos = sam_malloc(sizeof(float) * HW * D);      // (HW, D) host
         float *wf = sam_malloc(sizeof(float) * HW * D);       // (HW, D) reference, channels-last
         float *wp = sam_malloc(sizeof(float) * HW * D);
         float *wb = sam_malloc(sizeof(float) * HW * D);
@@ -97,8 +146,15 @@ static void test_set(const char *set, sam_backend *be) {
         cf_to_cl(wp, want_pos.data, D, HW);
         cf_to_cl(wb, want_bf16.data, D, HW);
 
-        st = sam_memory_encoder_forward(enc, pix_cl, mask, feat, pos);
+        float *d_pix = dev_up(be, pix_cl, (size_t)(HW * C)), *d_mask = dev_up(be, mask, (size_t)S * S); /* buffers */
+        float *d_feat = dev_up(be, NULL, (size_t)(HW * D)), *d_pos = dev_up(be, NULL, (size_t)(HW * D));
+        float *d_feat2 = dev_up(be, NULL, (size_t)(HW * D));
+        st = sam_memory_encoder_forward(enc, d_pix, d_mask, d_feat, d_pos);
         CHECK_MSG(st == SAM2D_OK, "encoder forward: %s", sam2d_last_error());
+        down(be, feat, d_feat, (size_t)(HW * D));
+        down(be, pos, d_pos, (size_t)(HW * D));
+        record(set, "memory_encoder vision_features", feat, (size_t)(HW * D));
+        record(set, "memory_encoder vision_pos_enc0", pos, (size_t)(HW * D));
         check_close(set, "memory_encoder vision_features", feat, wf, (size_t)(HW * D));
         check_close(set, "memory_encoder vision_pos_enc0", pos, wp, (size_t)(HW * D));
 
@@ -126,16 +182,18 @@ static void test_set(const char *set, sam_backend *be) {
                (long long)off, (long long)(HW * D), worst_steps);
         CHECK_MSG(far == 0, "%s: %lld bf16 memory features more than one step off", set, (long long)far);
 
-        /* a second call reuses the scratch: same result, nothing allocated */
-        size_t used = sam2d_memory_used();
-        float *feat2 = sam_malloc(sizeof(float) * HW * D);
-        used = sam2d_memory_used();
-        st = sam_memory_encoder_forward(enc, pix_cl, mask, feat2, pos);
+        /* a second call reuses the scratch: same result, nothing allocated (host or device) */
+        size_t used = sam2d_memory_used(), in_use = ds ? sam_devsim_bytes_in_use(be) : 0;
+        st = sam_memory_encoder_forward(enc, d_pix, d_mask, d_feat2, d_pos);
         CHECK(st == SAM2D_OK && sam2d_memory_used() == used);
+        if (ds) CHECK(sam_devsim_bytes_in_use(be) == in_use);
+        float *feat2 = sam_malloc(sizeof(float) * HW * D); // (HW, D) host
+        down(be, feat2, d_feat2, (size_t)(HW * D));
         sam_bf16_round_array(feat2, (size_t)(HW * D));
         if (score.data[0] > 0) CHECK(memcmp(feat, feat2, sizeof(float) * HW * D) == 0);
         sam_free(feat2);
-
+        be->buf_free(be, d_pix), be->buf_free(be, d_mask), be->buf_free(be, d_feat), be->buf_free(be, d_pos);
+        be->buf_free(be, d_feat2);
         sam_free(pix_cl), sam_free(mask), sam_free(feat), sam_free(pos), sam_free(wf), sam_free(wp), sam_free(wb);
     }
     sam_npy_free(&pix), sam_npy_free(&bin), sam_npy_free(&want_feat), sam_npy_free(&want_pos);
@@ -160,16 +218,23 @@ static void test_set(const char *set, sam_backend *be) {
         const int M = (int)mem.shape[0], nptr = 2; /* manifest: memory_attention_num_obj_ptr_tokens */
         const int NL = cfg.mem_attn_num_layers;
         CHECK(curr.count == HW * C && mem.count == (int64_t)M * D && NL == 2);
-        float *o = sam_malloc(sizeof(float) * HW * C);           // (HW, C)
-        float *lo = sam_malloc(sizeof(float) * NL * HW * C);     // (NL, HW, C)
+        float *o = sam_malloc(sizeof(float) * HW * C);           // (HW, C) host
+        float *lo = sam_malloc(sizeof(float) * NL * HW * C);     // (NL, HW, C) host
         /* the layer-0 input is curr + 0.1 * curr_pos */
         float *tin = sam_malloc(sizeof(float) * HW * C);
         for (int64_t i = 0; i < HW * C; i++) tin[i] = curr.data[i] + 0.1f * curr_pos.data[i];
         check_close(set, "memory_attention layer0_in_tgt", tin, l0in.data, (size_t)(HW * C));
 
-        st = sam_memory_attention_forward_layers(att, curr.data, curr_pos.data, mem.data, mem_pos.data, M, nptr, fh,
-                                                 fw, o, lo);
+        /* buffers */
+        float *d_curr = dev_up(be, curr.data, (size_t)(HW * C)), *d_cpos = dev_up(be, curr_pos.data, (size_t)(HW * C));
+        float *d_mem = dev_up(be, mem.data, (size_t)M * D), *d_mpos = dev_up(be, mem_pos.data, (size_t)M * D);
+        float *d_o = dev_up(be, NULL, (size_t)(HW * C)), *d_lo = dev_up(be, NULL, (size_t)(NL * HW * C));
+        st = sam_memory_attention_forward_layers(att, d_curr, d_cpos, d_mem, d_mpos, M, nptr, fh, fw, d_o, d_lo);
         CHECK_MSG(st == SAM2D_OK, "attention forward: %s", sam2d_last_error());
+        down(be, o, d_o, (size_t)(HW * C));
+        down(be, lo, d_lo, (size_t)(NL * HW * C));
+        record(set, "memory_attention layer outputs", lo, (size_t)(NL * HW * C));
+        record(set, "memory_attention out", o, (size_t)(HW * C));
         check_close(set, "memory_attention layer0_out", lo, lay[0].data, (size_t)(HW * C));
         check_close(set, "memory_attention layer1_out", lo + HW * C, lay[1].data, (size_t)(HW * C));
         check_close(set, "memory_attention out", o, out.data, (size_t)(HW * C));
@@ -185,8 +250,13 @@ static void test_set(const char *set, sam_backend *be) {
             float *o2 = sam_malloc(sizeof(float) * shw * C), *o3 = sam_malloc(sizeof(float) * shw * C);
             test_fill_random(c2, shw * C, 1), test_fill_random(cp2, shw * C, 2);
             test_fill_random(m2, sM * D, 3), test_fill_random(mp2, sM * D, 4);
-            st = sam_memory_attention_forward(att, c2, cp2, m2, mp2, sM, 2, sh, sw, o2);
+            float *d_c2 = dev_up(be, c2, (size_t)(shw * C)), *d_cp2 = dev_up(be, cp2, (size_t)(shw * C));
+            float *d_m2 = dev_up(be, m2, (size_t)sM * D), *d_mp2 = dev_up(be, mp2, (size_t)sM * D);
+            float *d_o2 = dev_up(be, NULL, (size_t)(shw * C));
+            st = sam_memory_attention_forward(att, d_c2, d_cp2, d_m2, d_mp2, sM, 2, sh, sw, d_o2);
             CHECK(st == SAM2D_OK);
+            down(be, o2, d_o2, (size_t)(shw * C));
+            record(set, "memory_attention half size", o2, (size_t)(shw * C));
             int finite = 1;
             for (int64_t i = 0; i < shw * C; i++) finite &= isfinite(o2[i]) != 0;
             CHECK(finite);
@@ -198,21 +268,30 @@ static void test_set(const char *set, sam_backend *be) {
             memcpy(o3, mp2, sizeof(float) * shw * D);
             memmove(mp2, mp2 + shw * D, sizeof(float) * shw * D);
             memcpy(mp2 + shw * D, o3, sizeof(float) * shw * D);
-            st = sam_memory_attention_forward(att, c2, cp2, m2, mp2, sM, 2, sh, sw, o3);
+            be->to_dev(be, d_m2, m2, sizeof(float) * sM * D);
+            be->to_dev(be, d_mp2, mp2, sizeof(float) * sM * D);
+            st = sam_memory_attention_forward(att, d_c2, d_cp2, d_m2, d_mp2, sM, 2, sh, sw, d_o2);
             CHECK(st == SAM2D_OK);
+            down(be, o3, d_o2, (size_t)(shw * C));
             CHECK_CLOSE_ARRAY("frame order invariance (rope_k_repeat)", o3, o2, (size_t)(shw * C), 1e-5);
             /* a bank that is not whole frames is refused */
-            st = sam_memory_attention_forward(att, c2, cp2, m2, mp2, sM, 3, sh, sw, o3);
+            st = sam_memory_attention_forward(att, d_c2, d_cp2, d_m2, d_mp2, sM, 3, sh, sw, d_o2);
             CHECK(st == SAM2D_ERR_INVALID_ARG);
+            be->buf_free(be, d_c2), be->buf_free(be, d_cp2), be->buf_free(be, d_m2), be->buf_free(be, d_mp2);
+            be->buf_free(be, d_o2);
             sam_free(c2), sam_free(cp2), sam_free(m2), sam_free(mp2), sam_free(o2), sam_free(o3);
         }
-        /* back at the golden size: same answer, no allocation */
-        size_t used = sam2d_memory_used();
-        float *o4 = o;
-        st = sam_memory_attention_forward(att, curr.data, curr_pos.data, mem.data, mem_pos.data, M, nptr, fh, fw, o4);
+        /* back at the golden size: same answer, no allocation (host or device) */
+        size_t used = sam2d_memory_used(), in_use = ds ? sam_devsim_bytes_in_use(be) : 0;
+        st = sam_memory_attention_forward(att, d_curr, d_cpos, d_mem, d_mpos, M, nptr, fh, fw, d_o);
         CHECK(st == SAM2D_OK);
         CHECK(sam2d_memory_used() == used);
-        check_close(set, "memory_attention out (second call)", o4, out.data, (size_t)(HW * C));
+        if (ds) CHECK(sam_devsim_bytes_in_use(be) == in_use);
+        down(be, o, d_o, (size_t)(HW * C));
+        record(set, "memory_attention out (second call)", o, (size_t)(HW * C));
+        check_close(set, "memory_attention out (second call)", o, out.data, (size_t)(HW * C));
+        be->buf_free(be, d_curr), be->buf_free(be, d_cpos), be->buf_free(be, d_mem), be->buf_free(be, d_mpos);
+        be->buf_free(be, d_o), be->buf_free(be, d_lo);
         sam_free(o), sam_free(lo), sam_free(tin);
     }
     sam_npy_free(&curr), sam_npy_free(&curr_pos), sam_npy_free(&mem), sam_npy_free(&mem_pos);
@@ -222,11 +301,27 @@ static void test_set(const char *set, sam_backend *be) {
 }
 
 int main(void) {
-    sam_backend *be = sam_backend_cpu_create(0);
-    CHECK(be != NULL);
-    if (!be) return test_finish();
-    test_set("micro", be);
-    test_set("shapes", be);
-    sam_backend_cpu_free(be);
+    /* the same thread count and fp32 on both, so the kernels do exactly the same work */
+    sam_backend *cpu = sam_backend_create("cpu", 2, SAM_PRECISION_FP32);
+    CHECK(cpu != NULL);
+    if (cpu) {
+        test_set("micro", cpu);
+        test_set("shapes", cpu);
+    }
+    sam_backend_free(cpu);
+
+    sam_backend *ds = sam_backend_create("devsim", 2, SAM_PRECISION_FP32);
+    CHECK(ds != NULL);
+    if (ds) {
+        comparing_ = true;
+        test_set("micro", ds);
+        test_set("shapes", ds);
+        CHECK_MSG(ncmp_ == nrec_, "devsim run fetched %d outputs, the cpu run %d", ncmp_, nrec_);
+        printf("devsim vs cpu: %d of %d fetched outputs bit-identical\n", nsame_, nrec_);
+        CHECK(sam_devsim_bytes_in_use(ds) == 0); /* every buffer given back */
+    }
+    sam_backend_free(ds);
+    for (int i = 0; i < nrec_; i++) free(recs_[i].data);
+    CHECK_MSG(sam2d_memory_used() == 0, "leak: %zu bytes", sam2d_memory_used());
     return test_finish();
 }
