@@ -467,6 +467,30 @@ static void random_tiny(sam_backend *be) {
     /* no mask: every dense row is the same (no_mask_embed) */
     CHECK(test_max_abs_diff(hd2, hd2 + (size_t)(HW - 1) * C, (size_t)C, NULL) == 0);
     record("tiny dense (no mask)", hd2, (size_t)HW * C);
+    /* more points than one host staging batch: each row is that point's own embedding */
+    {
+        enum { NP = 45 };
+        float pc[2 * NP], one[256];
+        int pl[NP];
+        for (int i = 0; i < NP; i++) {
+            pc[2 * i] = (float)(i * 23 % 1024);
+            pc[2 * i + 1] = (float)(i * 71 % 1024);
+            pl[i] = i % 5 - 1;
+        }
+        float *many = dev_new(be, (size_t)NP * C), *hmany = sam_malloc((size_t)NP * C * sizeof(float));
+        CHECK(sam_prompt_encode(h, pc, pl, NP, NULL, many, dense2) == SAM2D_OK);
+        be->to_host(be, hmany, many, (size_t)NP * C * sizeof(float));
+        bool rows_ok = true;
+        for (int i = 0; i < NP; i++) {
+            CHECK(sam_prompt_encode(h, pc + 2 * i, pl + i, 1, NULL, sparse2, dense2) == SAM2D_OK);
+            be->to_host(be, one, sparse2, (size_t)C * sizeof(float));
+            rows_ok &= !memcmp(one, hmany + (size_t)i * C, (size_t)C * sizeof(float));
+        }
+        CHECK_MSG(rows_ok, "a %d-point prompt differs from its points encoded one by one", NP);
+        record("tiny 45 points", hmany, (size_t)NP * C);
+        be->buf_free(be, many);
+        sam_free(hmany);
+    }
     be->buf_free(be, sparse2);
     be->buf_free(be, dense2);
     sam_free(hs), sam_free(hd), sam_free(hs2), sam_free(hd2);
