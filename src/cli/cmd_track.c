@@ -256,7 +256,10 @@ static int cmd_track(int argc, char **argv) {
         goto done;
     }
     const char *device = sam2d_cli_device("track", device_flag);
-    if (!device) goto done; /* rc is SAM2D_EXIT_USAGE */
+    if (!device) { /* the message is printed; rc is SAM2D_EXIT_USAGE */
+        track_usage(stderr);
+        goto done;
+    }
     opt.out_dir = out;
     opt.direction = dir;
 

@@ -1,7 +1,8 @@
 /* `sam2d bench`: the counted FLOPs against the reference's counts (tiny preset
  * at 1024 px) and against the kernels that actually run (micro model, via the
  * profiler); the program on the micro checkpoint and on random weights prints
- * a parseable JSON line last with the required keys; usage errors. */
+ * a parseable JSON line last with the required keys; the device and its
+ * memory (cpu, devsim); usage errors. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -162,6 +163,41 @@ int main(void) {
         json_decref(j);
     }
     CHECK(run("bench --precision fp64") == 2);
+
+    /* devices: the cpu reports no device memory; devsim (device memory = its reserved region) reports
+     * it after load and at its peak; --profile is refused off the cpu back end (the run goes on) */
+    rc = run("bench --config " MICRO "config.yaml --stages image --device cpu --json " FAST);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    j = last_json_line();
+    CHECK(j != NULL);
+    if (j) {
+        CHECK(!strcmp(json_string_value(json_object_get(j, "device")), "cpu"));
+        CHECK(json_object_get(j, "device_memory_total_bytes") == NULL);
+        json_decref(j);
+    }
+    rc = run("bench --config " MICRO "config.yaml --stages image --device devsim --profile --json --runs 1 --warmup 0");
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    CHECK_MSG(strstr(out, "kernel timers work on the cpu back end only"), "%s", out);
+    j = last_json_line();
+    CHECK(j != NULL);
+    if (j) {
+        check_required(j, false);
+        CHECK(!strcmp(json_string_value(json_object_get(j, "device")), "devsim"));
+        double total = num(j, "device_memory_total_bytes"), load = num(j, "device_memory_after_load_bytes"),
+               peak = num(j, "device_memory_peak_bytes");
+        printf("devsim: device memory after load %.0f, peak %.0f, total %.0f bytes\n", load, peak, total);
+        CHECK(total == 8192.0 * 1048576.0);
+        CHECK(load > 0 && peak >= load && peak < total);
+        CHECK(json_object_get(j, "profile") == NULL);
+        json_decref(j);
+    }
+    rc = run("bench --device gpu");
+    CHECK_MSG(rc == 2 && strstr(out, "expected auto, cpu, cuda, cuda:N or devsim"), "exit %d: %s", rc, out);
+    CHECK(run("bench --device cuda:") == 2);
+    setenv("SAM2_DEVICE", "tpu", 1); /* the default comes from SAM2_DEVICE */
+    rc = run("bench --stages image");
+    CHECK_MSG(rc == 2 && strstr(out, "SAM2_DEVICE 'tpu'"), "exit %d: %s", rc, out);
+    unsetenv("SAM2_DEVICE");
 
     /* errors: usage (2) and a video too short for a full memory bank (1) */
     CHECK(run("bench --runs 0") == 2);

@@ -179,6 +179,10 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' replay >/dev/null 2>&1", SAM2D_BINARY);
     int rc = system(cmd);
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    snprintf(cmd, sizeof cmd, "'%s' replay /nonexistent --out /tmp/sam2d_never --device gpu >/dev/null 2>&1",
+             SAM2D_BINARY);
+    rc = system(cmd); /* not a device: a usage error before anything is read */
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
     /* a folder without manifest fails cleanly */
     snprintf(cmd, sizeof cmd, "'%s' replay /nonexistent --out /tmp/sam2d_never >/dev/null 2>&1", SAM2D_BINARY);
     rc = system(cmd);

@@ -106,6 +106,7 @@ int main(void) {
     CHECK(run("--point 1,2,7") == 2);         /* bad label */
     CHECK(run("--box 10,10,5,5") == 2);       /* inverted box */
     CHECK(run("--bogus") == 2);
+    CHECK(run("--point 95,115 --device gpu") == 2); /* not a device */
     CHECK(system(cmd) == 0);
     return test_finish();
 }

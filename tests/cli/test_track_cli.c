@@ -296,6 +296,8 @@ static void test_errors(void) {
         {"'@G/video.mp4' --prompt 0:1:95,115 --out '@O' --reverse --both", 2, "at most one"},
         {"'@G/video.mp4' --prompt 0:1:95,115 --out '@O' --bogus", 2, "unexpected argument"},
         {"'@G/video.mp4' --prompt", 2, "needs a value"},
+        {"'@G/video.mp4' --prompt 0:1:95,115 --out '@O' --device gpu", 2, "expected auto, cpu, cuda, cuda:N or devsim"},
+        {"'@G/video.mp4' --prompt 0:1:95,115 --out '@O' --device", 2, "needs a value"},
         {"'@G/video.mp4' --prompt 0:1:95,115 --out '@O' --max-frames 5", 1, "too many frames"},
         {"'@G/no_such_video.mp4' --prompt 0:1:95,115 --out '@O'", 1, "no_such_video.mp4"},
         {"'@G/config.yaml' --prompt 0:1:95,115 --out '@O'", 1, "config.yaml"},
