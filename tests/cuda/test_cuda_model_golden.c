@@ -1,15 +1,18 @@
 /* The whole model on the GPU: the golden scenarios of the micro model
  * (tests/data/golden/micro) run with SAM2_DEVICE "cuda" (sam_cuda_register +
  * the model's device parameter), through the scenario code the devsim tests
- * use (tests/predictor/image_golden_device.h).
+ * use (tests/predictor/image_golden_device.h, video_golden_device.h).
  *
- * Tolerances: against Meta's outputs the golden tolerance, 1e-4 absolute on
+ * Image scenario tolerances: against Meta's outputs the golden tolerance, 1e-4 absolute on
  * logits, IoUs and features, binary masks equal wherever the reference logit
  * is not within 1e-4 of 0 (as every golden test). Against the same run on the
  * CPU back end NOT bit for bit (the header's devsim rule): the GPU sums in
  * another order (cuBLAS, warp reductions, fused multiply-adds), so the
  * features and logits are compared within the same 1e-4 and binary masks may
  * differ in at most 1 pixel in 10^4 (pixels whose logit is ~0).
+ * Video scenario: video_golden_on_device("cuda") itself compares a GPU run
+ * with the reference and with the CPU run at the golden tolerance
+ * (1e-4 + 1e-4 |ref|; bf16 memory features one bf16 step + 1e-5).
  *
  * Not part of the CPU emulation's default run (tests/cuda/emu/run_emu.sh):
  * the model is too slow there. Exits 77 without a usable GPU. */
@@ -19,6 +22,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "predictor/image_golden_device.h"
+#include "predictor/video_golden_device.h"
 #include "test_util.h"
 
 #define GOLD_TOL 1e-4        /* absolute, as IGD_TOL */
@@ -97,5 +101,7 @@ int main(void) {
     printf("CUDA: %s\n", why);
     sam_cuda_register();
     image_golden_cuda();
+    const int vf = video_golden_on_device("cuda");
+    printf("video golden on cuda: %d failures\n", vf);
     return test_finish();
 }
