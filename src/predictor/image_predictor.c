@@ -26,8 +26,6 @@ struct sam2d_image_predictor {
     bool has_image;
     int H, W;                 /* current image */
     float *input_host;        /* (S, S, 3) host: the normalised image, resized on the host (= input on host buffers) */
-    void *pre_scratch;        /* host scratch of the resize (grown with the image size) */
-    size_t pre_scratch_cap;   /* bytes */
     float *input;             /* (S, S, 3) buffer: the encoder's input (one to_dev of input_host) */
     float *feat_buf;          /* sam_image_features_floats_ex(cfg, 0) floats, buffer */
     sam_image_features feats; /* views into feat_buf (buffers) */
@@ -62,7 +60,6 @@ void sam2d_image_predictor_free(sam2d_image_predictor *p) {
     if (!p) return;
     sam_backend *be = p->be;
     if (!p->host_buffers) sam_free(p->input_host);
-    sam_free(p->pre_scratch);
     be->buf_free(be, p->input);
     be->buf_free(be, p->feat_buf);
     be->buf_free(be, p->image_embed);
@@ -170,18 +167,9 @@ sam2d_status sam2d_image_predictor_set_image(sam2d_image_predictor *p, const uin
         p->masks_dev = md;
         p->masks_dev_cap = need;
     }
-    size_t scratch = sam_preprocess_scratch_bytes(height, width, p->S, p->params.antialias);
-    if (scratch > p->pre_scratch_cap) {
-        void *ns = sam_malloc(scratch);
-        if (!ns) return SAM_ERR(SAM2D_ERR_NOMEM, "set_image: out of memory (%zu bytes) for a %dx%d image", scratch,
-                                width, height);
-        sam_free(p->pre_scratch);
-        p->pre_scratch = ns;
-        p->pre_scratch_cap = scratch;
-    }
-    /* The resize and normalisation run on the host (exact torch arithmetic from the bytes), then one upload. */
-    SAM_TRY(sam_preprocess_image_scratch(rgb, height, width, p->S, p->params.antialias, p->input_host,
-                                         p->pre_scratch, p->pre_scratch_cap));
+    /* The resize and normalisation run on the host (exact torch arithmetic from the bytes; its
+     * scratch, ~12*H*S bytes with antialias, lives only during the call), then one upload. */
+    SAM_TRY(sam_preprocess_image(be, rgb, height, width, p->S, p->params.antialias, p->input_host));
     sam2d_model *m = p->m;
     sam_model_lock(m);
     if (!p->host_buffers) be->to_dev(be, p->input, p->input_host, (size_t)p->S * p->S * 3 * sizeof(float));
