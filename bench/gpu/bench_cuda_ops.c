@@ -1,8 +1,10 @@
 /* Times the CUDA back end's kernels at the model's real sizes (SAM 2.1
  * Hiera-L at 1024x1024, the memory attention over 7 memories + pointers) in
- * fp32 and bf16 mode: median of a few runs after a warm-up, milliseconds per
+ * fp32 and bf16 mode (plus const-memory weights, RoPE, bf16 storage and a
+ * mask download, issue 8): median of a few runs after a warm-up, milliseconds per
  * call and GFLOP/s for the products. Inputs are random (timings only; the
  * tests check the numbers). Ends with one JSON line. Exit 77 without a GPU. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,65 @@ static void run_resize(void *c) {
     be->resize_bilinear(be, r->y, r->x, r->C, r->Hi, r->Wi, r->Ho, r->Wo, r->aa);
 }
 
+/* issue 8: const memory (managed, published) as weights, the small kernels of the tracker, a mask download */
+typedef struct {
+    float *x, *c, *s, *f; /* x (rows, 256) buffer, cos/sin (L, 128) const, f (rows*64) buffer */
+    uint16_t *h;          /* (rows*64) bf16 buffer */
+    float *host;          /* (n) host */
+    int64_t rows, L, n;
+} misc_ctx;
+static void run_rope(void *c) {
+    misc_ctx *m = c;
+    be->rope(be, m->x, m->rows, 256, 1, 256, m->c, m->s, m->L);
+}
+static void run_bf16(void *c) {
+    misc_ctx *m = c;
+    be->to_bf16(be, m->h, m->f, m->rows * 64);
+    be->from_bf16(be, m->f, m->h, m->rows * 64);
+}
+static void run_download(void *c) {
+    misc_ctx *m = c;
+    be->to_host(be, m->host, m->x, (size_t)m->n * sizeof(float));
+}
+
+/* A (n) const copy of a device buffer's contents, published. */
+static float *const_copy(const float *dev, size_t n) {
+    float *c = be->const_alloc(be, n * sizeof(float));
+    if (!c) {
+        fprintf(stderr, "FATAL: const memory of %zu floats: %s\n", n, sam2d_last_error());
+        exit(1);
+    }
+    be->to_host(be, c, dev, n * sizeof(float)); /* the host writes const memory before publishing */
+    be->const_publish(be, c, n * sizeof(float));
+    return c;
+}
+
+static void misc_bench(void) {
+    /* linear with its weight and bias in const memory: should time as with device buffers */
+    lin_ctx l = {drand_buf((size_t)4096 * 2304, 1), drand_buf((size_t)4096 * 576, 2), NULL, NULL, 4096, 2304, 576};
+    float *w = drand_buf((size_t)2304 * 576, 3), *b = drand_buf(2304, 4);
+    l.w = const_copy(w, (size_t)2304 * 576);
+    l.b = const_copy(b, 2304);
+    timeit("linear 4096x2304x576 const weights", run_linear, &l, 2e-9 * 4096.0 * 2304 * 576);
+    be->const_free(be, l.w), be->const_free(be, l.b);
+    sam_cuda_free(be, w), sam_cuda_free(be, b), sam_cuda_free(be, l.y), sam_cuda_free(be, l.x);
+
+    const int64_t rows = 7 * 4096, L = 4096, n = (int64_t)1080 * 1920;
+    misc_ctx m = {drand_buf((size_t)rows * 256, 5), NULL, NULL, drand_buf((size_t)rows * 64, 6), NULL,
+                  malloc((size_t)n * sizeof(float)), rows, L, n};
+    float *cs = drand_buf((size_t)L * 128, 7), *sn = drand_buf((size_t)L * 128, 8);
+    m.c = const_copy(cs, (size_t)L * 128);
+    m.s = const_copy(sn, (size_t)L * 128);
+    m.h = be->buf_alloc(be, (size_t)rows * 64 * sizeof(uint16_t));
+    timeit("rope 7x4096 tokens d256 (const tables)", run_rope, &m, 0);
+    timeit("to_bf16 + from_bf16 7x4096x64", run_bf16, &m, 0);
+    timeit("to_host 1080x1920 floats (pageable)", run_download, &m, 0);
+    be->const_free(be, m.c), be->const_free(be, m.s);
+    be->buf_free(be, m.h);
+    sam_cuda_free(be, cs), sam_cuda_free(be, sn), sam_cuda_free(be, m.x), sam_cuda_free(be, m.f);
+    free(m.host);
+}
+
 static void linear_bench(int M, int N, int K, bool prepare) {
     lin_ctx l = {drand_buf((size_t)M * N, 1), drand_buf((size_t)M * K, 2), drand_buf((size_t)N * K, 3),
                  drand_buf(N, 4), M, N, K};
@@ -177,6 +238,7 @@ static void run_all(sam_precision prec) {
     linear_bench(4096, 1728, 576, false);
     linear_bench(4096, 2304, 576, true);
     linear_bench(4096, 256, 256, false);
+    misc_bench();
     /* memory attention: self (4096 tokens) and cross over 7 memories of 4096 + 64 pointer tokens */
     for (int path = SAM_CUDA_ATTN_FLASH; path <= SAM_CUDA_ATTN_CHUNKED; path++) {
         attn_bench("mem-self", 1, 1, 4096, 4096, 256, path);
