@@ -99,9 +99,13 @@ static int check_finite(void *user, const sam2d_video_frame_result *r) {
     return 0;
 }
 
-static void test_golden_memory_inputs(void) {
+/* On `device`: the taps fetch the memory-attention inputs and the encoder's mask
+ * with to_host, so they work where the tensors live in device buffers. */
+static void test_golden_memory_inputs(const char *device) {
     const char *dir = SAM2D_TEST_DATA "/golden/micro";
+    printf("-- memory inputs on %s\n", device);
     sam2d_model_params mp = sam2d_model_default_params();
+    mp.device = device;
     mp.checkpoint_path = SAM2D_TEST_DATA "/golden/micro/model.safetensors";
     mp.config_path = SAM2D_TEST_DATA "/golden/micro/config.yaml";
     sam2d_model *model = NULL;
@@ -228,6 +232,7 @@ int main(void) {
     test_create_from_loader();
     test_select_limited_cond();
     test_select_stride();
-    test_golden_memory_inputs();
+    test_golden_memory_inputs("cpu");
+    test_golden_memory_inputs("devsim");
     return test_finish();
 }

@@ -5,7 +5,9 @@
  * conditioning frames, single-mask tracking, non-overlapping masks and hole
  * filling. The golden scenario and a reverse-first propagation (frames ahead
  * of the only prompt, where no object pointer exists yet: the reference's
- * float32 CPU path fails there) must run and give finite outputs. */
+ * float32 CPU path fails there) must run and give finite outputs. Each
+ * variant runs on the cpu and on devsim (every tensor in buffers host code
+ * cannot touch): the results must be bit-identical (hashes compared). */
 #include "model/model.h"
 #include "model/track.h"
 #include "model/weights.h"
@@ -15,6 +17,19 @@
 
 static bool finite_ok;
 static int frames_seen;
+static uint64_t out_hash; /* FNV-1a over every result seen: the cpu and devsim runs must agree bit for bit */
+
+static void hash_bytes(const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) out_hash = (out_hash ^ b[i]) * 1099511628211ULL;
+}
+
+static void hash_result(const sam2d_video_session *s, const sam2d_video_frame_result *r) {
+    hash_bytes(&r->frame_idx, sizeof r->frame_idx);
+    hash_bytes(r->logits, (size_t)r->num_objects * sam2d_video_width(s) * sam2d_video_height(s) * sizeof(float));
+    hash_bytes(r->object_scores, (size_t)r->num_objects * sizeof(float));
+}
+
 static int check_finite(void *user, const sam2d_video_frame_result *r) {
     const sam2d_video_session *s = user;
     int64_t n = (int64_t)r->num_objects * sam2d_video_width(s) * sam2d_video_height(s);
@@ -22,23 +37,28 @@ static int check_finite(void *user, const sam2d_video_frame_result *r) {
         if (!isfinite(r->logits[i])) finite_ok = false;
     for (int i = 0; i < r->num_objects; i++)
         if (!isfinite(r->object_scores[i])) finite_ok = false;
+    hash_result(s, r);
     frames_seen++;
     return 0;
 }
 
-static void run_variant(const char *name, void (*tweak)(sam2d_model_config *)) {
+/* The scenario and two propagations of one flag variant on a device; returns the hash of every result. */
+static uint64_t run_variant(const char *name, void (*tweak)(sam2d_model_config *), const char *device) {
+    out_hash = 1469598103934665603ULL;
     sam2d_model_config cfg;
     sam2d_status st = sam2d_config_load_yaml(SAM2D_TEST_DATA "/golden/micro/config.yaml", &cfg);
     CHECK_MSG(st == SAM2D_OK, "config: %s", sam2d_last_error());
-    if (st != SAM2D_OK) return;
+    if (st != SAM2D_OK) return 0;
     tweak(&cfg);
-    sam_backend *be = sam_backend_cpu_create(2);
+    sam_backend *be = sam_backend_create(device, 2, SAM_PRECISION_FP32);
+    CHECK_MSG(be != NULL, "%s: back end %s: %s", name, device, sam2d_last_error());
+    if (!be) return 0;
     sam_weight_loader L;
     sam_weight_loader_init_random(&L, 11, 0.05f, NULL);
     sam2d_model *m = NULL;
     st = sam_model_build(&cfg, &L, be, true, &m);
     CHECK_MSG(st == SAM2D_OK, "%s: model: %s", name, sam2d_last_error());
-    if (st != SAM2D_OK) return;
+    if (st != SAM2D_OK) return 0;
     CHECK_MSG(m->tracker != NULL, "%s: the model has no tracker", name);
     sam_npy fr;
     CHECK(sam_npy_read(SAM2D_TEST_DATA "/golden/micro/frames_resized_u8.npy", &fr) == SAM2D_OK);
@@ -54,7 +74,13 @@ static void run_variant(const char *name, void (*tweak)(sam2d_model_config *)) {
         sam2d_replay_video_stats stats;
         st = sam_replay_video_session(s, SAM2D_TEST_DATA "/golden/micro", NULL, &stats);
         CHECK_MSG(st == SAM2D_OK, "%s: scenario: %s", name, sam2d_last_error());
-        printf("%s: scenario %d steps, %d results\n", name, stats.steps, stats.results);
+        printf("%s on %s: scenario %d steps, %d results\n", name, device, stats.steps, stats.results);
+        /* what the scenario left on every frame (masks downloaded, upsampled, post-processed) */
+        for (int f = 0; f < T; f++) {
+            sam2d_video_frame_result r;
+            CHECK(sam2d_video_get_frame(s, f, &r) == SAM2D_OK);
+            hash_result(s, &r);
+        }
         /* reverse-first: the only prompt on frame 5, propagation starts at 9 backwards */
         CHECK(sam2d_video_reset(s) == SAM2D_OK);
         float pt[2] = {160, 120};
@@ -76,6 +102,7 @@ static void run_variant(const char *name, void (*tweak)(sam2d_model_config *)) {
     free(u8);
     free(frames);
     sam2d_model_free(m);
+    return out_hash;
 }
 
 static void sam20(sam2d_model_config *c) {
@@ -99,8 +126,17 @@ static void other(sam2d_model_config *c) {
     c->add_tpos_enc_to_obj_ptrs = false;
 }
 
+/* Each variant on the cpu and on devsim (the device-memory rule enforced):
+ * the same kernels, so every result must be bit-identical. */
+static void both(const char *name, void (*tweak)(sam2d_model_config *)) {
+    uint64_t a = run_variant(name, tweak, "cpu");
+    uint64_t b = run_variant(name, tweak, "devsim");
+    printf("%s: results hash cpu %016llx, devsim %016llx\n", name, (unsigned long long)a, (unsigned long long)b);
+    CHECK_MSG(a == b, "%s: devsim results differ from the cpu's", name);
+}
+
 int main(void) {
-    run_variant("sam2.0 flags", sam20);
-    run_variant("other flags", other);
+    both("sam2.0 flags", sam20);
+    both("other flags", other);
     return test_finish();
 }
