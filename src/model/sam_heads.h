@@ -43,8 +43,8 @@ void sam_heads_free(sam_heads *h);
 size_t sam_heads_weight_bytes(const sam_heads *h);
 size_t sam_heads_scratch_bytes(const sam_heads *h, size_t *resident);
 /* Bytes the activations need (the high water of the dry run at create and of
- * every call since), and running them in a caller's region (see
- * sam_arena_use_buffer; NULL returns to own memory). */
+ * every call since), and running them in a caller's region (a buffer; see
+ * sam_arena_use_buffer; NULL returns to own buffers). */
 size_t sam_heads_scratch_need(const sam_heads *h);
 void sam_heads_use_scratch(sam_heads *h, void *buf, size_t bytes);
 
