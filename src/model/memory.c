@@ -116,6 +116,7 @@ static void menc_prepare(sam_memory_encoder *m, bool forget) {
 
 void sam_memory_encoder_free(sam_memory_encoder *m) {
     if (!m) return;
+    if (m->be) (void)m->be->sync(m->be); /* no queued kernel may still use what is freed here */
     if (m->prepared) menc_prepare(m, true);
     sam_weight_set_free(&m->weights); /* pos included */
     sam_arena_free(&m->arena);
@@ -416,11 +417,9 @@ static void mattn_prepare(sam_memory_attention *a, bool forget) {
 
 void sam_memory_attention_free(sam_memory_attention *a) {
     if (!a) return;
+    if (a->be) (void)a->be->sync(a->be); /* no queued kernel may still use what is freed here */
     if (a->prepared) mattn_prepare(a, true);
-    if (a->alt_tab) {
-        (void)a->be->sync(a->be); /* no queued rope may still read it */
-        a->be->const_free(a->be, a->alt_tab);
-    }
+    if (a->alt_tab) a->be->const_free(a->be, a->alt_tab);
     sam_weight_set_free(&a->weights); /* folded projections and the main RoPE table included */
     sam_arena_free(&a->arena);
     sam_free(a);

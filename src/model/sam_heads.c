@@ -66,6 +66,10 @@ struct sam_heads {
     float *md6_w, *md6_b;   /* (C, MIC, 1, 1), (C) */
     float *dense_pe;        /* (emb*emb, C) const, made at create */
     float *stage;           /* (SAM_STAGE_POINTS, C) host staging of point embeddings */
+    /* Host copies of the few weights the host reads per call (pe_gauss (2, C/2), point_embed (4, C),
+     * not_a_point (C)): host reads of managed const memory would migrate its pages off a GPU. */
+    float *host_w;          /* (6, C) host */
+    const float *h_gauss, *h_point[4], *h_not_a_point; /* into host_w */
 
     /* mask decoder */
     heads_layer *layers;    /* (depth) */
@@ -259,7 +263,8 @@ sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_wei
     h->dense_pe = sam_weight_set_alloc(&h->weights, (size_t)e * e * C);
     h->ones = h->dynamic_stab ? sam_weight_set_alloc(&h->weights, n_low) : NULL;
     h->stage = sam_malloc((size_t)SAM_STAGE_POINTS * C * sizeof(float));
-    if (!h->dense_pe || (h->dynamic_stab && !h->ones) || !h->stage) {
+    h->host_w = sam_malloc((size_t)6 * C * sizeof(float));
+    if (!h->dense_pe || (h->dynamic_stab && !h->ones) || !h->stage || !h->host_w) {
         sam_heads_free(h);
         return SAM_ERR(SAM2D_ERR_NOMEM, "sam_heads_create: out of memory");
     }
@@ -268,6 +273,12 @@ sam2d_status sam_heads_create_from_loader(const sam2d_model_config *cfg, sam_wei
             pe_encode(h->pe_gauss, half, ((float)j + 0.5f) / (float)e, ((float)i + 0.5f) / (float)e,
                       h->dense_pe + ((size_t)i * e + j) * C);
     for (size_t i = 0; h->ones && i < n_low; i++) h->ones[i] = 1.0f;
+    memcpy(h->host_w, h->pe_gauss, (size_t)C * sizeof(float)); /* (2, C/2) */
+    for (int i = 0; i < 4; i++) memcpy(h->host_w + (size_t)(1 + i) * C, h->point_embed[i], (size_t)C * sizeof(float));
+    memcpy(h->host_w + (size_t)5 * C, h->not_a_point, (size_t)C * sizeof(float));
+    h->h_gauss = h->host_w;
+    for (int i = 0; i < 4; i++) h->h_point[i] = h->host_w + (size_t)(1 + i) * C;
+    h->h_not_a_point = h->host_w + (size_t)5 * C;
     sam_weight_set_publish(&h->weights); /* the last host write to const memory */
 
     sam2d_status st = heads_dry_run(h);
@@ -299,11 +310,13 @@ sam2d_status sam_heads_create(const sam2d_model_config *cfg, const sam2d_checkpo
 
 void sam_heads_free(sam_heads *h) {
     if (!h) return;
+    if (h->be) (void)h->be->sync(h->be); /* no queued kernel may still use what is freed here */
     sam_weight_set_free(&h->weights);
     sam_arena_free(&h->arena);
     sam_free(h->layers);
     sam_free(h->hyper);
     sam_free(h->stage);
+    sam_free(h->host_w);
     sam_free(h);
 }
 
@@ -323,21 +336,21 @@ sam2d_status sam_prompt_encode(sam_heads *h, const float *coords, const int *lab
             return SAM_ERR(SAM2D_ERR_INVALID_ARG, "sam_prompt_encode: label %d", labels[i]);
     sam_backend *be = h->be;
     sam_arena_reset(&h->arena); /* top-level entry: nothing of an earlier call is live */
-    /* A few points from host prompts: made on the host (the weights are const memory,
-     * host-readable) in the staging array, then uploaded, SAM_STAGE_POINTS at a time. */
+    /* A few points from host prompts: made on the host (from host copies of the weights)
+     * in the staging array, then uploaded, SAM_STAGE_POINTS at a time. */
     for (int i0 = 0; i0 < n; i0 += SAM_STAGE_POINTS) {
         int cnt = n - i0 < SAM_STAGE_POINTS ? n - i0 : SAM_STAGE_POINTS;
         for (int k = 0; k < cnt; k++) {
             int i = i0 + k, lab = labels[i];
             float *o = h->stage + (size_t)k * C; /* (C) host */
             if (lab == -1) { /* padding point: the embedding is replaced, not added to */
-                memcpy(o, h->not_a_point, (size_t)C * sizeof(float));
+                memcpy(o, h->h_not_a_point, (size_t)C * sizeof(float));
                 continue;
             }
             /* +0.5: pixel centre; normalised by the model's input size (x by width, y by height). */
             float x = (coords[2 * i] + 0.5f) / (float)h->S, y = (coords[2 * i + 1] + 0.5f) / (float)h->S;
-            pe_encode(h->pe_gauss, half, x, y, o);
-            const float *add = h->point_embed[lab];
+            pe_encode(h->h_gauss, half, x, y, o);
+            const float *add = h->h_point[lab];
             for (int c = 0; c < C; c++) o[c] += add[c];
         }
         be->to_dev(be, sparse + (size_t)i0 * C, h->stage, (size_t)cnt * C * sizeof(float));
