@@ -47,8 +47,15 @@ int main(void) {
         CHECK_MSG(st == SAM2D_OK, "%s: %s", tok, sam2d_last_error());
         CHECK(sam_weight_loader_finish(&L) == SAM2D_OK);
         if (st != SAM2D_OK) continue;
-        /* Weight bytes = checkpoint floats + the precomputed position table (H0*W0*C). */
+        /* Weight bytes = checkpoint floats + the tables made at load: the position table
+         * (H0*W0*C) and the neck's sine tables ((h + w) * d_model/2 per square level). */
         int64_t table = (int64_t)(512 / 4) * (512 / 4) * cfg.embed_dim;
+        for (int l = 0; l < cfg.num_stages; l++) {
+            int64_t hw = (int64_t)(sam_image_encoder_tap_size(enc, SAM_ENC_TAP_NECK_POS, l) / (size_t)cfg.d_model);
+            int64_t side = (int64_t)llround(sqrt((double)hw));
+            CHECK(side * side == hw);
+            table += 2 * side * (cfg.d_model / 2);
+        }
         int64_t got_floats = (int64_t)(sam_image_encoder_weight_bytes(enc) / sizeof(float)) - table;
         CHECK_MSG(L.nloaded == want_tensors && got_floats == want_floats, "%s: loaded %d tensors / %lld floats, config lists %d / %lld",
                   tok, L.nloaded, (long long)got_floats, want_tensors, (long long)want_floats);
