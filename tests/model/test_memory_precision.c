@@ -4,13 +4,16 @@
  *  - bf16 back end (SAM2_PRECISION=bf16 semantics): the error against the
  *    reference is measured and printed (worst abs, RMS relative to the
  *    reference's RMS) and bounded loosely (bf16 cannot meet 1e-4: the bound only
- *    catches a broken bf16 path: relative RMS <= 2e-2, worst <= 5 % of max |ref|). */
+ *    catches a broken bf16 path: relative RMS <= 2e-2, worst <= 5 % of max |ref|);
+ *  - devsim (fp32 and bf16; inputs uploaded into buffers, outputs fetched with
+ *    to_host): forward_keys (fp32) and the bf16 forward bit-identical to the CPU's. */
 #include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/npy.h"
 #include "model/memory.h"
+#include "ops/devsim.h"
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
@@ -25,7 +28,36 @@ static int load(const char *set, const char *name, sam_npy *a) {
     return st == SAM2D_OK;
 }
 
-static void test_set(const char *set, sam_backend *be32, sam_backend *be16) {
+/* n floats in a new buffer of be, uploaded from host (to_dev) unless host is NULL. */
+static float *dev_up(sam_backend *be, const float *host, size_t n) {
+    float *d = be->buf_alloc(be, n * sizeof(float));
+    if (d && host) be->to_dev(be, d, host, n * sizeof(float));
+    return d;
+}
+
+/* out (HW*C) host = the attention of a fresh handle on be (devsim) over the inputs, uploaded;
+ * with keys: the forward_keys entry. */
+static bool run_devsim(sam_backend *be, const sam2d_model_config *cfg, const sam2d_checkpoint *ck, const float *curr,
+                       const float *curr_pos, const float *mem, const float *mem_pos, const float *keys, int M,
+                       int nptr, int fh, int fw, float *out) {
+    const int64_t HW = (int64_t)fh * fw, C = cfg->d_model, D = cfg->mem_dim;
+    sam_memory_attention *a = NULL;
+    sam2d_status st = sam_memory_attention_create(cfg, ck, be, &a);
+    CHECK_MSG(st == SAM2D_OK, "create on devsim: %s", sam2d_last_error());
+    if (st != SAM2D_OK) return false;
+    float *dc = dev_up(be, curr, (size_t)(HW * C)), *dcp = dev_up(be, curr_pos, (size_t)(HW * C)); /* buffers */
+    float *dm = dev_up(be, mem, (size_t)M * D), *dmp = dev_up(be, keys ? keys : mem_pos, (size_t)M * D);
+    float *dout = dev_up(be, NULL, (size_t)(HW * C));
+    st = keys ? sam_memory_attention_forward_keys(a, dc, dcp, dm, dmp, M, nptr, fh, fw, dout)
+              : sam_memory_attention_forward(a, dc, dcp, dm, dmp, M, nptr, fh, fw, dout);
+    CHECK_MSG(st == SAM2D_OK, "devsim forward: %s", sam2d_last_error());
+    be->to_host(be, out, dout, sizeof(float) * HW * C);
+    be->buf_free(be, dc), be->buf_free(be, dcp), be->buf_free(be, dm), be->buf_free(be, dmp), be->buf_free(be, dout);
+    sam_memory_attention_free(a);
+    return st == SAM2D_OK;
+}
+
+static void test_set(const char *set, sam_backend *be32, sam_backend *be16, sam_backend *ds32, sam_backend *ds16) {
     sam2d_model_config cfg;
     sam2d_checkpoint *ck = NULL;
     if (!golden_set_load(set, &cfg, &ck)) return;
@@ -77,6 +109,22 @@ static void test_set(const char *set, sam_backend *be32, sam_backend *be16) {
                worst, mx, rel_rms);
         CHECK_MSG(rel_rms <= 2e-2, "%s bf16: relative RMS error %.3g", set, rel_rms);
         CHECK_MSG(worst <= 0.05 * mx, "%s bf16: worst %.3g vs max |ref| %.3g", set, worst, mx);
+
+        /* the same two calls on devsim: bit for bit the CPU's */
+        float *od = sam_malloc(sizeof(float) * HW * C); // (HW, C) host
+        if (ds32 && run_devsim(ds32, &cfg, ck, curr.data, curr_pos.data, mem.data, mem_pos.data, keys, M, nptr, fh,
+                               fw, od)) {
+            bool same = !memcmp(od, o2, sizeof(float) * HW * C);
+            printf("%-8s devsim fp32 forward_keys == cpu: %s\n", set, same ? "bit-identical" : "DIFFERENT");
+            CHECK(same);
+        }
+        if (ds16 && run_devsim(ds16, &cfg, ck, curr.data, curr_pos.data, mem.data, mem_pos.data, NULL, M, nptr, fh,
+                               fw, od)) {
+            bool same = !memcmp(od, o, sizeof(float) * HW * C);
+            printf("%-8s devsim bf16 forward == cpu: %s\n", set, same ? "bit-identical" : "DIFFERENT");
+            CHECK(same);
+        }
+        sam_free(od);
         sam_free(o), sam_free(o2), sam_free(keys);
     }
     sam_npy_free(&curr), sam_npy_free(&curr_pos), sam_npy_free(&mem), sam_npy_free(&mem_pos), sam_npy_free(&want);
@@ -86,14 +134,21 @@ static void test_set(const char *set, sam_backend *be32, sam_backend *be16) {
 }
 
 int main(void) {
-    sam_backend *be32 = sam_backend_cpu_create_ex(0, SAM_PRECISION_FP32);
-    sam_backend *be16 = sam_backend_cpu_create_ex(0, SAM_PRECISION_BF16);
-    CHECK(be32 != NULL && be16 != NULL);
+    /* the same thread count everywhere, so devsim's kernels do exactly the CPU's work */
+    sam_backend *be32 = sam_backend_cpu_create_ex(2, SAM_PRECISION_FP32);
+    sam_backend *be16 = sam_backend_cpu_create_ex(2, SAM_PRECISION_BF16);
+    sam_backend *ds32 = sam_backend_create("devsim", 2, SAM_PRECISION_FP32);
+    sam_backend *ds16 = sam_backend_create("devsim", 2, SAM_PRECISION_BF16);
+    CHECK(be32 != NULL && be16 != NULL && ds32 != NULL && ds16 != NULL);
     if (be32 && be16) {
-        test_set("micro", be32, be16);
-        test_set("shapes", be32, be16);
+        test_set("micro", be32, be16, ds32, ds16);
+        test_set("shapes", be32, be16, ds32, ds16);
     }
     if (be32) sam_backend_cpu_free(be32);
     if (be16) sam_backend_cpu_free(be16);
+    if (ds32) CHECK(sam_devsim_bytes_in_use(ds32) == 0);
+    if (ds16) CHECK(sam_devsim_bytes_in_use(ds16) == 0);
+    sam_backend_free(ds32);
+    sam_backend_free(ds16);
     return test_finish();
 }
