@@ -1,6 +1,9 @@
 /* End to end over HTTP: upload a golden folder's JPEG frames as a tar, replay
  * its video scenario through the API, and compare every returned mask with
- * Meta's reference logits: equal except pixels where |logit| < 1e-4. */
+ * Meta's reference logits: equal except pixels where |logit| < 1e-4. Both
+ * sets run on the cpu back end and again with SAM2_DEVICE=devsim (the model on
+ * "device" memory under the GPU rules), whose every mask must be the cpu
+ * run's, byte for byte. */
 #define _GNU_SOURCE
 #include <jansson.h>
 
@@ -19,7 +22,21 @@ typedef struct {
     char sid[64];
     int H, W;
     long long pixels_checked, ambiguous_flips;
+    char *trace;          /* every returned "objects" array, in order (malloc'd) */
+    size_t trace_len;
 } ctx;
+
+static void trace_add(ctx *c, json_t *objs) {
+    char *t = json_dumps(objs, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!t) return;
+    size_t n = strlen(t);
+    c->trace = realloc(c->trace, c->trace_len + n + 2);
+    memcpy(c->trace + c->trace_len, t, n);
+    c->trace_len += n;
+    c->trace[c->trace_len++] = '\n';
+    c->trace[c->trace_len] = 0;
+    free(t);
+}
 
 static const char *file_of(ctx *c, const char *logical) {
     json_t *map = json_object_get(c->m, "logical_name_to_file");
@@ -43,6 +60,7 @@ static void compare_frame(ctx *c, const char *tag, json_t *got, json_t *want_ent
     CHECK_MSG(json_integer_value(json_object_get(got, "frame_idx")) == frame, "%s: frame %lld, expected %d", tag,
               json_integer_value(json_object_get(got, "frame_idx")), frame);
     json_t *objs = json_object_get(got, "objects"), *ids = json_object_get(want_entry, "obj_ids");
+    trace_add(c, objs);
     size_t n = json_array_size(ids);
     CHECK_MSG(json_array_size(objs) == n, "%s f%d: %zu objects, expected %zu", tag, frame, json_array_size(objs), n);
     size_t plane = (size_t)c->H * c->W;
@@ -106,7 +124,8 @@ static char *api(ctx *c, const char *action, json_t *body, int *status) {
     return ret;
 }
 
-static void run_set(const char *set) {
+/* Returns the set's trace (malloc'd; NULL when it did not run). */
+static char *run_set(const char *set, const char *device) {
     ctx c = {0};
     char dir[512], path[1024];
     snprintf(dir, sizeof dir, SAM2D_TEST_DATA "/golden/%s", set);
@@ -114,7 +133,7 @@ static void run_set(const char *set) {
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     c.m = json_load_file(path, 0, NULL);
     CHECK_MSG(c.m != NULL, "cannot read %s", path);
-    if (!c.m) return;
+    if (!c.m) return NULL;
     json_t *video = json_object_get(c.m, "video");
     c.W = (int)json_integer_value(json_object_get(video, "width"));
     c.H = (int)json_integer_value(json_object_get(video, "height"));
@@ -125,14 +144,22 @@ static void run_set(const char *set) {
     if (stat(path, &st) == 0) snprintf(ck, sizeof ck, "SAM2_CHECKPOINT=%s", path);
     else snprintf(ck, sizeof ck, "SAM2_CHECKPOINT=%s/model.safetensors", dir);
     snprintf(cf, sizeof cf, "SAM2_CONFIG=%s/config.yaml", dir);
-    const char *env[] = {ck, cf, "SAM2_THREADS=2", NULL};
+    char dev[64];
+    snprintf(dev, sizeof dev, "SAM2_DEVICE=%s", device);
+    const char *env[] = {ck, cf, "SAM2_THREADS=2", dev, NULL};
     srv_proc p;
-    CHECK_MSG(srv_start(&p, env, set) == 0, "%s: server did not start", set);
+    CHECK_MSG(srv_start(&p, env, set) == 0, "%s: server on %s did not start", set, device);
     if (!p.pid) {
         srv_dump_log(&p);
         json_decref(c.m);
-        return;
+        return NULL;
     }
+    char *health = NULL;
+    char want_dev[64];
+    snprintf(want_dev, sizeof want_dev, "\"device\":\"%s\"", device);
+    CHECK(http_get(p.port, "/health", &health) == 200);
+    CHECK_MSG(health && strstr(health, want_dev), "%s: /health %s", set, health ? health : "");
+    free(health);
     c.port = p.port;
     snprintf(path, sizeof path, "%s/video", dir);
     tar_buf t = tar_of_jpegs(path, 100000);
@@ -229,17 +256,27 @@ static void run_set(const char *set) {
         json_decref(got);
         free(resp);
     }
-    printf("%s: %lld pixels compared, %lld flips where |logit| < %g (allowed)\n", set, c.pixels_checked,
-           c.ambiguous_flips, (double)AMBIGUOUS);
+    printf("%s on %s: %lld pixels compared, %lld flips where |logit| < %g (allowed)\n", set, device,
+           c.pixels_checked, c.ambiguous_flips, (double)AMBIGUOUS);
     CHECK(c.pixels_checked > 0);
     CHECK(srv_stop(&p) == 0);
     if (test_failed_) srv_dump_log(&p);
     json_decref(c.m);
+    return c.trace;
 }
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
-    run_set("micro");
-    run_set("shapes");
+    static const char *const sets[] = {"micro", "shapes"};
+    for (int i = 0; i < 2; i++) {
+        char *cpu = run_set(sets[i], "cpu");
+        char *dev = run_set(sets[i], "devsim");
+        /* the same kernels on "device" memory: every mask identical to the cpu run's */
+        CHECK_MSG(cpu && dev && !strcmp(cpu, dev), "%s: devsim masks differ from the cpu run's", sets[i]);
+        printf("%s: devsim and cpu masks %s (%zu bytes of RLE JSON)\n", sets[i],
+               cpu && dev && !strcmp(cpu, dev) ? "identical" : "DIFFER", cpu ? strlen(cpu) : 0);
+        free(cpu);
+        free(dev);
+    }
     return test_finish();
 }
