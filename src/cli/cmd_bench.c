@@ -279,6 +279,9 @@ static int run_bench(int argc, char **argv) {
     fprintf(stderr, "  peak RSS %.1f MiB (after load %.1f MiB); session %.1f MiB\n", r.peak_rss_bytes / 1048576.0,
             r.rss_after_load_bytes / 1048576.0, r.session_bytes / 1048576.0);
     if (r.profiled) print_profile(peak);
+    else if (p.profile)
+        fprintf(stderr, "sam2d bench: --profile: kernel timers work on the cpu back end only; no profile on %s\n",
+                r.device);
 
     if (json) {
         json_t *o = json_object();

@@ -670,10 +670,7 @@ sam2d_status sam_bench_run(const sam_bench_params *p_in, sam_bench_result *r) {
     if (r->device_memory_total)
         logf_(&p, "device %s: %.1f of %.1f MiB of device memory in use after load", r->device,
               r->device_memory_after_load / 1048576.0, r->device_memory_total / 1048576.0);
-    if (p.profile && !sam_prof_install(m->be)) {
-        logf_(&p, "--profile: kernel timers work on the cpu back end only; no profile on %s", r->device);
-        p.profile = false;
-    }
+    if (p.profile && !sam_prof_install(m->be)) p.profile = false; /* the caller says so (r->profiled) */
     r->profiled = p.profile;
     if (st == SAM2D_OK && p.image) st = bench_image(m, &p, r);
     if (st == SAM2D_OK && p.track) st = bench_video(m, &p, r);

@@ -175,13 +175,14 @@ int main(void) {
         CHECK(json_object_get(j, "device_memory_total_bytes") == NULL);
         json_decref(j);
     }
-    rc = run("bench --config " MICRO "config.yaml --stages image --device devsim --profile --json --runs 1 --warmup 0");
+    rc = run("bench --config " MICRO "config.yaml --device devsim --profile --json " FAST);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
     CHECK_MSG(strstr(out, "kernel timers work on the cpu back end only"), "%s", out);
     j = last_json_line();
     CHECK(j != NULL);
     if (j) {
-        check_required(j, false);
+        check_required(j, true); /* image encoder, clicks and tracking on "device" memory */
+        CHECK(num(j, "track_fps") > 0);
         CHECK(!strcmp(json_string_value(json_object_get(j, "device")), "devsim"));
         double total = num(j, "device_memory_total_bytes"), load = num(j, "device_memory_after_load_bytes"),
                peak = num(j, "device_memory_peak_bytes");
