@@ -1,11 +1,12 @@
 /* The image predictor's golden scenario (micro set: manifest "image_scenario")
  * on a given device: every result against Meta's outputs (absolute tolerance
  * 1e-4 on logits, IoUs and features; binary masks equal wherever the
- * reference logit is not within 1e-4 of 0), and against the same run on "cpu"
- * bit for bit (a device back end that runs the CPU kernels, devsim, must give
- * identical bits; a GPU back end's test may relax that itself). A few more
- * prompts (mask only, box + clicks) and a second image of another size are
- * compared with the CPU run only.
+ * reference logit is not within 1e-4 of 0), and against the same run on "cpu":
+ * bit for bit on "devsim" (the CPU kernels behind the device-memory rule) and
+ * "cpu"; on any other device (a GPU: other kernels, other summation orders)
+ * within 1e-4 with the worst error printed, binary masks in at most 0.1 % of
+ * their pixels. A few more prompts (mask only, box + clicks) and a second
+ * image of another size are compared with the CPU run only.
  *
  *   int failures = image_golden_on_device("devsim");
  *
@@ -297,8 +298,24 @@ static inline void igd_check_golden_step(const char *dir, const char *device, co
     sam_npy_free(&g);
 }
 
-static inline bool igd_same(const float *a, const float *b, size_t n) {
-    return a && b && memcmp(a, b, n * sizeof(float)) == 0;
+/* A device result against the CPU's: identical bits (exact), else within IGD_TOL
+ * (worst error printed) or, for binary masks, at most 0.1 % of pixels differing. */
+static inline bool igd_match(const char *device, const char *what, bool exact, bool binary, const float *a,
+                             const float *b, size_t n) {
+    if (!a || !b) return false;
+    if (exact) return memcmp(a, b, n * sizeof(float)) == 0;
+    char lab[200];
+    snprintf(lab, sizeof lab, "%s vs cpu: %s", device, what);
+    if (binary) {
+        size_t diff = 0;
+        for (size_t i = 0; i < n; i++) diff += a[i] != b[i];
+        printf("%-48s %zu of %zu pixels differ\n", lab, diff, n);
+        return diff * 1000 <= n;
+    }
+    size_t where;
+    double worst = test_max_abs_diff(a, b, n, &where);
+    printf("%-48s worst abs err %.3g (tol %.1g) at %zu\n", lab, worst, IGD_TOL, where);
+    return worst <= IGD_TOL;
 }
 
 /* Number of failed checks (0: all passed). */
@@ -325,21 +342,29 @@ static inline int image_golden_on_device(const char *device) {
     }
     if (ran_dev && ran_cpu) {
         /* the same kernels: the same bits */
+        const bool exact = !strncmp(device, "devsim", 6) || !strncmp(device, "cpu", 3);
+        static const char *fnames[3] = {"image_embed", "high_res0", "high_res1"};
         for (int k = 0; k < 3; k++)
-            CHECK_MSG(igd_same(dev.feat[k], cpu.feat[k], dev.nfeat[k]), "%s: feature %d differs from the cpu run",
-                      device, k);
+            CHECK_MSG(igd_match(device, fnames[k], exact, false, dev.feat[k], cpu.feat[k], dev.nfeat[k]),
+                      "%s: feature %s differs from the cpu run", device, fnames[k]);
         CHECK_MSG(dev.nsteps == cpu.nsteps, "%s: %d steps, cpu %d", device, dev.nsteps, cpu.nsteps);
         int same = 0;
         for (int i = 0; i < dev.nsteps && i < cpu.nsteps; i++) {
             const igd_step *a = &dev.steps[i], *b = &cpu.steps[i];
             bool shape = a->nm == b->nm && a->H == b->H && a->W == b->W && a->L == b->L;
-            bool eq = shape && igd_same(a->iou, b->iou, (size_t)a->nm) &&
-                      igd_same(a->low, b->low, (size_t)a->nm * a->L * a->L) &&
-                      igd_same(a->masks, b->masks, (size_t)a->nm * a->H * a->W);
+            char w[3][120];
+            snprintf(w[0], sizeof w[0], "%s iou", a->tag);
+            snprintf(w[1], sizeof w[1], "%s low_res_masks", a->tag);
+            snprintf(w[2], sizeof w[2], "%s masks", a->tag);
+            bool eq = shape && igd_match(device, w[0], exact, false, a->iou, b->iou, (size_t)a->nm);
+            eq = eq && igd_match(device, w[1], exact, false, a->low, b->low, (size_t)a->nm * a->L * a->L);
+            eq = eq && igd_match(device, w[2], exact, !a->return_logits, a->masks, b->masks,
+                                 (size_t)a->nm * a->H * a->W);
             CHECK_MSG(eq, "%s: step %s differs from the cpu run", device, a->tag);
             same += eq;
         }
-        printf("%s vs cpu: %d of %d steps and the features bit-identical\n", device, same, dev.nsteps);
+        printf("%s vs cpu: %d of %d steps %s\n", device, same, dev.nsteps,
+               exact ? "and the features bit-identical" : "within the tolerance");
     }
     igd_run_free(&dev);
     igd_run_free(&cpu);
