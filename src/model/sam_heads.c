@@ -588,8 +588,7 @@ sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const fl
     } else {
         int pick = 0;
         /* stability = area above +delta / area above -delta (1 when the latter is empty) */
-        float ai = hs[M + 1], au = hs[M + 2];
-        if (stab && (au > 0 ? ai / au : 1.0f) < h->stab_thresh) {
+        if (stab && (hs[M + 2] > 0 ? hs[M + 1] / hs[M + 2] : 1.0f) < h->stab_thresh) {
             pick = 1; /* best multimask output by predicted IoU (first on ties, as argmax) */
             for (int i = 2; i < M; i++)
                 if (iou[i] > iou[pick]) pick = i;
