@@ -31,8 +31,9 @@ struct sam_track {
     float *tpos_proj_w;             /* (D, C) const, or NULL (identity) */
     float *tpos_proj_b;             /* (D) const */
     float *no_obj_embed_spatial;    /* (D) const, or NULL */
-    float *mask_ds_w;               /* (4, 4) const mask_downsample conv (read on the host), or NULL */
-    float mask_ds_b;
+    float *mask_ds_w;               /* (4, 4) const mask_downsample conv, or NULL */
+    float mask_ds_host[16];         /* host copies of it and its bias: the conv runs on the host */
+    float mask_ds_b;                /* (a user's mask), so no managed page moves back per mask */
     /* buffers are host memory (CPU back end, or none): the frame is normalised
      * straight into its buffer and residency can be asked of the pages */
     bool host_buffers;
@@ -455,7 +456,8 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
         float *mb = NULL;
         LOAD(t->mask_ds_w, "mask_downsample.weight", false, SAM_W4(1, 1, 4, 4));
         LOAD(mb, "mask_downsample.bias", false, SAM_W1(1));
-        if (mb) t->mask_ds_b = mb[0]; /* const memory is host-readable */
+        if (mb) t->mask_ds_b = mb[0]; /* const memory is host-writable until publish */
+        if (t->mask_ds_w) memcpy(t->mask_ds_host, t->mask_ds_w, sizeof t->mask_ds_host);
     }
     if (cfg->proj_tpos_enc_in_obj_ptrs) {
         LOAD(t->tpos_proj_w, "obj_ptr_tpos_proj.weight", false, SAM_W2(D, C));
@@ -774,8 +776,8 @@ sam2d_status sam_track_step(sam_track *t, const sam_track_feats *f, const sam_tr
         const float lambda = any ? 1.0f : 0.0f;
         if (cfg->use_obj_ptrs_in_encoder) {
             /* mask_downsample: a 4x4 stride-4 conv from (S, S) to (L, L), on the
-             * host from the user's mask (weights are host-readable), then uploaded */
-            const float *w = t->mask_ds_w;
+             * host from the user's mask, then uploaded */
+            const float *w = t->mask_ds_host;
             for (int y = 0; y < L; y++)
                 for (int x = 0; x < L; x++) {
                     float acc = 0.0f;

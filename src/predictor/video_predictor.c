@@ -63,6 +63,9 @@ struct sam2d_video_session {
     float *prev_logits;        /* (L, L) buffer: a click's clamped previous logits */
     float *low_host;           /* (L, L) host: one state's low-res logits, downloaded */
     const sam_frame_state *low_host_of; /* whose logits low_host holds now, or NULL */
+    void *spare[4];            /* freed state buffers kept for the next states (a re-tracked frame
+                                * frees one and makes one per step; a GPU's free waits for it) */
+    int n_spare;
     int *up_y, *up_x;          /* (vh, 2), (vw, 2): source rows / columns of the video-res upsample */
     float *up_wy, *up_wx;      /* (vh, 2), (vw, 2): their weights */
     void *cc_scratch;          /* fill holes on (L, L) */
@@ -117,8 +120,11 @@ static size_t state_data_bytes(const sam2d_video_session *s) {
 static sam_frame_state *state_new(sam2d_video_session *s) {
     sam_frame_state *st = sam_calloc(1, sizeof(*st));
     if (!st) return NULL;
-    char *p = sbuf_new(s, state_data_bytes(s));
-    if (!p) {
+    char *p;
+    if (s->n_spare > 0) {
+        p = s->spare[--s->n_spare];
+        s->fixed_bytes -= state_data_bytes(s);
+    } else if (!(p = sbuf_new(s, state_data_bytes(s)))) {
         sam_free(st);
         return NULL;
     }
@@ -136,7 +142,12 @@ static uint16_t *state_mm_buf(const sam2d_video_session *s, sam_frame_state *st)
 static void state_free(sam2d_video_session *s, sam_frame_state *st) {
     if (!st) return;
     if (s->low_host_of == st) s->low_host_of = NULL; /* its address may come back */
-    sbuf_del(s, st->pred_masks);
+    if (s->n_spare < (int)(sizeof s->spare / sizeof s->spare[0])) {
+        s->spare[s->n_spare++] = st->pred_masks;
+        s->fixed_bytes += state_data_bytes(s);
+    } else {
+        sbuf_del(s, st->pred_masks);
+    }
     sam_free(st);
     s->n_states--;
 }
@@ -594,6 +605,7 @@ void sam2d_video_session_free(sam2d_video_session *s) {
     sam_free(s->frame_h);
     sam_free(s->frame_s);
     sam_resize_plan_free(s->plan);
+    for (int i = 0; i < s->n_spare; i++) sbuf_del(s, s->spare[i]);
     sbuf_del(s, s->feat_buf);
     sam_free(s->mask_s);
     sam_free(s->mask_f);
@@ -891,6 +903,8 @@ sam2d_status sam2d_video_clear_prompts(sam2d_video_session *s, int f, int obj_id
 sam2d_status sam2d_video_reset(sam2d_video_session *s) {
     for (int i = 0; i < s->n_obj; i++) obj_free(s, &s->objs[i]);
     s->n_obj = 0;
+    /* every per-frame byte goes back, the spare state buffers too */
+    for (; s->n_spare > 0; s->fixed_bytes -= state_data_bytes(s)) sbuf_del(s, s->spare[--s->n_spare]);
     return SAM2D_OK;
 }
 
