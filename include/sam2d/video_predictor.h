@@ -19,7 +19,11 @@
  * logits (S/4)^2 * 4 bytes, the object pointer d_model * 4 bytes (+ ~64 bytes
  * of bookkeeping). SAM 2.1 at 1024 px: 524288 + 262144 + 1024 = 787456 bytes
  * (~769 KiB) per frame per object. Frames: min(W*H, S*S) * 3 bytes each
- * (kept at the video size when smaller than S x S, resized when encoded). */
+ * (kept at the video size when smaller than S x S, resized when encoded).
+ * Where the model runs on a GPU, the per-frame states and the cached frame's
+ * features are device memory; frames, prompts and the masks handed out stay
+ * in host memory (each object's low-res logits are downloaded once per frame
+ * and upsampled on the host). */
 #ifndef SAM2D_VIDEO_PREDICTOR_H
 #define SAM2D_VIDEO_PREDICTOR_H
 

@@ -456,7 +456,7 @@ static sam2d_status track_create(const sam2d_model_config *cfg, weight_src *src,
         float *mb = NULL;
         LOAD(t->mask_ds_w, "mask_downsample.weight", false, SAM_W4(1, 1, 4, 4));
         LOAD(mb, "mask_downsample.bias", false, SAM_W1(1));
-        if (mb) t->mask_ds_b = mb[0]; /* const memory is host-writable until publish */
+        if (mb) t->mask_ds_b = mb[0]; /* read on the host before publish */
         if (t->mask_ds_w) memcpy(t->mask_ds_host, t->mask_ds_w, sizeof t->mask_ds_host);
     }
     if (cfg->proj_tpos_enc_in_obj_ptrs) {
