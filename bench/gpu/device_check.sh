@@ -24,10 +24,11 @@
 #   bench/gpu/device_check.sh --no-bench   # build + tests only
 #   BUDGET=540 BUILD=build-gpu JOBS=16 CUDA_ARCH=90 DEVICE=cuda   # the defaults
 #   MODELS="tiny large" PRECISIONS="bf16 fp32" REF_MODELS="tiny"  # what steps 4-6 run
-# A dry run of the plumbing on a machine without a GPU (CPU build, tiny sizes):
-#   BUILD=build-x TARGETS=sam2d DEVICE=devsim MODELS=tiny PRECISIONS=fp32 \
+# MODELS entries: preset sizes (tiny small base_plus large) or Meta-style YAML files.
+# A dry run of the plumbing on a machine without a GPU (CPU build, the micro model):
+#   BUILD=build-x TARGETS=sam2d DEVICE=devsim PRECISIONS=fp32 MODELS=tests/data/golden/micro/config.yaml \
 #   BENCH_ARGS="--runs 1 --warmup 0 --frames 9 --video 64x48" \
-#   TRACK_VIDEO=tests/data/golden/micro/video.mp4 bench/gpu/device_check.sh
+#   TRACK_VIDEO=tests/data/golden/micro/video.mp4 TRACK_PROMPT=0:1:95,115 bench/gpu/device_check.sh
 #
 # What comes back in $OUT (the device tool returns at most 8 files): summary.txt
 # (printed last too), results.jsonl (one JSON line per bench / track /
@@ -51,6 +52,7 @@ mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 TARGETS=${TARGETS:-cuda_checks sam2d}
 BENCH_ARGS=${BENCH_ARGS:---runs 10 --warmup 2 --frames 24 --video 960x540}
 VIDEO=${TRACK_VIDEO:-tests/data/media/bedroom.mp4}
+TRACK_PROMPT=${TRACK_PROMPT:-0:1:210,350}
 LOGS=$(mktemp -d /tmp/device-check-logs.XXXXXX)
 TMPD=$(mktemp -d /tmp/device-check-tmp.XXXXXX)
 SUMMARY="$OUT/summary.txt"
@@ -146,13 +148,17 @@ add_result() {
 # a number from a JSON line (python3 is on the GPU image; no jq needed)
 jget() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2]))" "$1" "$2" 2>/dev/null; }
 
+# a MODELS entry -> the config option of bench / track, and a short name for the logs
+model_opt() { case "$1" in *.yaml) echo "--config $1" ;; *) echo "--preset sam2.1_$1" ;; esac; }
+model_name() { basename "${1%.yaml}"; }
+
 # 4. sam2d bench: image encoder (median of 10 after 2 warm-ups) and full-bank tracking of a
 # synthetic 960x540 video (24 frames: frames 8-23 have a full bank)
 for m in $MODELS; do
   for p in $PRECISIONS; do
-    name="bench-$m-$p"
-    # shellcheck disable=SC2086
-    step 120 "$name" "$SAM2D" bench --preset "sam2.1_$m" --random-weights --device "$DEVICE" --precision "$p" \
+    name="bench-$(model_name "$m")-$p"
+    # shellcheck disable=SC2086,SC2046
+    step 120 "$name" "$SAM2D" bench $(model_opt "$m") --random-weights --device "$DEVICE" --precision "$p" \
       $BENCH_ARGS --json >"$LOGS/$name.log" 2>&1
     rc=$?
     if [ "$rc" = 0 ] && add_result "$name" "$LOGS/$name.log"; then
@@ -172,20 +178,24 @@ done
 # 5. sam2d track on the reference's workload: the whole propagation of bedroom.mp4 (200 frames)
 if [ -f "$VIDEO" ]; then
   for m in $MODELS; do
-    ck="$TMPD/sam2.1_hiera_$m-random.safetensors"
-    step 60 "weights-$m" "$SAM2D" bench --preset "sam2.1_$m" --save-random-weights "$ck" >"$LOGS/weights-$m.log" 2>&1 ||
+    mn=$(model_name "$m")
+    ck="$TMPD/$mn-random.safetensors"
+    # shellcheck disable=SC2046
+    step 60 "weights-$mn" "$SAM2D" bench $(model_opt "$m") --save-random-weights "$ck" >"$LOGS/weights-$mn.log" 2>&1 ||
       continue
+    cfg=()
+    case "$m" in *.yaml) cfg=(--config "$m") ;; esac
     for p in $PRECISIONS; do
-      name="track-$m-$p"
-      step 120 "$name" env SAM2_PRECISION="$p" "$SAM2D" track "$VIDEO" --prompt 0:1:210,350 --model "$ck" \
+      name="track-$mn-$p"
+      step 120 "$name" env SAM2_PRECISION="$p" "$SAM2D" track "$VIDEO" --prompt "$TRACK_PROMPT" --model "$ck" "${cfg[@]}" \
         --device "$DEVICE" --format rle --out "$TMPD/$name" --no-progress >"$LOGS/$name.log" 2>&1
       rc=$?
       line=$(grep -E '^tracked ' "$LOGS/$name.log" | tail -1)
       if [ "$rc" = 0 ] && [ -n "$line" ]; then
         fps=$(echo "$line" | grep -oE '[0-9.]+ frames/s' | grep -oE '^[0-9.]+')
         trk=$(echo "$line" | grep -oE 'tracking [0-9.]+ s' | grep -oE '[0-9.]+')
-        echo "{\"run\":\"$name\",\"gpu\":\"$GPU_NAME\",\"model\":\"$m\",\"precision\":\"$p\",\"device\":\"$DEVICE\",\"video\":\"$VIDEO\",\"propagate_fps\":${fps:-null},\"tracking_s\":${trk:-null},\"line\":\"$line\"}" >>"$RESULTS"
-        say "$name: bedroom.mp4 $fps FPS over the whole propagation (tracking $trk s)"
+        echo "{\"run\":\"$name\",\"gpu\":\"$GPU_NAME\",\"model\":\"$mn\",\"precision\":\"$p\",\"device\":\"$DEVICE\",\"video\":\"$VIDEO\",\"propagate_fps\":${fps:-null},\"tracking_s\":${trk:-null},\"line\":\"$line\"}" >>"$RESULTS"
+        say "$name: $(basename "$VIDEO") $fps FPS over the whole propagation (tracking $trk s)"
       elif [ "$rc" != 125 ]; then
         say "$name: FAILED rc=$rc:"
         tail -5 "$LOGS/$name.log" | tee -a "$SUMMARY"
