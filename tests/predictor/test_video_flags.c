@@ -3,7 +3,8 @@
  * temporal encodings, no no_obj_embed_spatial), and a variant with a linear
  * pointer projection, no object-score head, temporal stride 2, at most 2
  * conditioning frames, single-mask tracking, non-overlapping masks and hole
- * filling. The golden scenario and a reverse-first propagation (frames ahead
+ * filling; and one where a user's mask is a prompt to the heads, with soft
+ * object presence. The golden scenario and a reverse-first propagation (frames ahead
  * of the only prompt, where no object pointer exists yet: the reference's
  * float32 CPU path fails there) must run and give finite outputs. Each
  * variant runs on the cpu and on devsim (every tensor in buffers host code
@@ -126,6 +127,16 @@ static void other(sam2d_model_config *c) {
     c->add_tpos_enc_to_obj_ptrs = false;
 }
 
+/* A user's mask as a prompt to the heads (antialiased down to S/4) instead
+ * of the output itself; soft object presence without the fixed pointer; one
+ * object-pointer token whatever the mask count. */
+static void mask_prompt(sam2d_model_config *c) {
+    c->use_mask_input_as_output_without_sam = false;
+    c->soft_no_obj_ptr = true;
+    c->fixed_no_obj_ptr = false;
+    c->use_multimask_token_for_obj_ptr = false;
+}
+
 /* Each variant on the cpu and on devsim (the device-memory rule enforced):
  * the same kernels, so every result must be bit-identical. */
 static void both(const char *name, void (*tweak)(sam2d_model_config *)) {
@@ -138,5 +149,6 @@ static void both(const char *name, void (*tweak)(sam2d_model_config *)) {
 int main(void) {
     both("sam2.0 flags", sam20);
     both("other flags", other);
+    both("mask prompt flags", mask_prompt);
     return test_finish();
 }
