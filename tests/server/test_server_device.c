@@ -18,6 +18,13 @@ static long long json_number(const char *body, const char *field) {
     return p ? atoll(p + strlen(key)) : -1;
 }
 
+static long long health_device(int port, const char *field) {
+    char *b = NULL;
+    long long v = http_get(port, "/health", &b) == 200 ? json_number(b, field) : -1;
+    free(b);
+    return v;
+}
+
 /* /health and /metrics on devsim (and none of the device fields on the CPU). */
 static void test_health(void) {
     srv_proc p;
@@ -40,6 +47,36 @@ static void test_health(void) {
     CHECK_MSG(b && strstr(b, "sam2d_device_memory_total_bytes 8589934592"), "metrics device total");
     CHECK_MSG(b && strstr(b, "\nsam2d_device_memory_used_bytes "), "metrics device used");
     free(b);
+
+    /* a session is admitted for its device estimate: frames x objects x per-frame outputs + 64 MiB of
+     * working buffers; a second object raises it, removing it lowers it, closing gives it back */
+    tar_buf frames = tar_of_jpegs(MICRO "/video", 3);
+    int st = 0;
+    char *sid = http_session_start(p.port, &frames, &st);
+    CHECK(st == 200 && sid);
+    if (sid) {
+        char path[160], body[160];
+        long long a1 = health_device(p.port, "sessions_device_memory_bytes");
+        CHECK_MSG(a1 > 64LL << 20 && a1 < 70LL << 20, "one object, 3 frames: %lld", a1);
+        snprintf(path, sizeof path, "/session/%s/prompt", sid);
+        CHECK(http_post(p.port, path, "{\"frame_idx\":0,\"obj_id\":1,\"points\":[[95,115]],\"labels\":[1]}", NULL) ==
+              200);
+        CHECK(health_device(p.port, "sessions_device_memory_bytes") == a1);
+        CHECK(http_post(p.port, path, "{\"frame_idx\":1,\"obj_id\":2,\"points\":[[200,60]],\"labels\":[1]}", NULL) ==
+              200);
+        long long a2 = health_device(p.port, "sessions_device_memory_bytes");
+        CHECK_MSG(a2 > a1, "two objects: %lld, one: %lld", a2, a1);
+        CHECK(health_device(p.port, "device_memory_used_bytes") > used); /* the session's buffers */
+        snprintf(path, sizeof path, "/session/%s/remove_object", sid);
+        CHECK(http_post(p.port, path, "{\"obj_id\":2}", NULL) == 200);
+        CHECK_MSG(health_device(p.port, "sessions_device_memory_bytes") == a1, "after remove_object");
+        snprintf(body, sizeof body, "{\"session_id\":\"%s\"}", sid);
+        CHECK(http_post(p.port, "/session/close", body, NULL) == 200);
+        CHECK(health_device(p.port, "sessions_device_memory_bytes") == 0);
+        printf("devsim session: admitted %lld bytes (1 object), %lld (2 objects)\n", a1, a2);
+    }
+    free(sid);
+    free(frames.buf);
     CHECK(srv_stop(&p) == 0);
     char *log = read_whole(p.log_path, &(size_t){0});
     /* the library logs the back end it picked; serve logs the device memory after the load */
