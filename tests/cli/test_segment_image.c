@@ -99,6 +99,13 @@ int main(void) {
     CHECK(system(cmd) == 0);
     CHECK(run("--box 182,42,268,108 --logits") == 0);
     check_against("box", "image/i_b_logits_masks.npy", "image/i_b_iou_predictions.npy", 1);
+    /* the same on devsim (the model on "device" memory): every file identical to the cpu run's */
+    char cmp[4200];
+    snprintf(cmp, sizeof cmp, "rm -rf '%s.cpu' && mv '%s' '%s.cpu'", out_, out_, out_);
+    CHECK(system(cmp) == 0);
+    CHECK(run("--box 182,42,268,108 --logits --device devsim") == 0);
+    snprintf(cmp, sizeof cmp, "diff -r '%s.cpu' '%s' && rm -rf '%s.cpu'", out_, out_, out_);
+    CHECK_MSG(system(cmp) == 0, "segment-image on devsim differs from the cpu run");
     CHECK(system(cmd) == 0);
     /* usage errors */
     CHECK(run("") == 2);                      /* no prompt */
