@@ -97,7 +97,7 @@ int main(void) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", out_);
     CHECK(system(cmd) == 0);
-    CHECK(run("--box 182,42,268,108 --logits") == 0);
+    CHECK(run("--box 182,42,268,108 --logits --device cpu") == 0);
     check_against("box", "image/i_b_logits_masks.npy", "image/i_b_iou_predictions.npy", 1);
     /* the same on devsim (the model on "device" memory): every file identical to the cpu run's */
     char cmp[4200];

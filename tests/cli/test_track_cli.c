@@ -263,7 +263,7 @@ static void test_coco_reverse_progress(void) {
     set_out("both");
     snprintf(args, sizeof args,
              "'%s/video' --prompt 6:1:125,127 --prompt 3:1:95,115 --box 3:2:182,42,268,108 --both --format rle "
-             "--out '%s'",
+             "--out '%s' --device cpu",
              gold_, out_);
     CHECK(run_track(args) == 0);
     int ids2[2] = {1, 2};
@@ -271,6 +271,19 @@ static void test_coco_reverse_progress(void) {
     CHECK_MSG(lines == 10, "--both from 3: %d lines", lines);
     for (int i = 0; i < lines && i < 10; i++) CHECK(frames[i] == i);
     CHECK(file_has("stdout.txt", "tracked 2 object(s) over 10/10 frame(s)"));
+
+    /* the same job on devsim (the model on "device" memory): masks.jsonl byte for byte the cpu run's */
+    char cpu_out[1100];
+    snprintf(cpu_out, sizeof cpu_out, "%s", out_);
+    set_out("both-devsim");
+    snprintf(args, sizeof args,
+             "'%s/video' --prompt 6:1:125,127 --prompt 3:1:95,115 --box 3:2:182,42,268,108 --both --format rle "
+             "--out '%s' --device devsim",
+             gold_, out_);
+    CHECK(run_track(args) == 0);
+    char cmp[2400];
+    snprintf(cmp, sizeof cmp, "cmp -s '%s/masks.jsonl' '%s/masks.jsonl'", cpu_out, out_);
+    CHECK_MSG(system(cmp) == 0, "track on devsim: masks.jsonl differs from the cpu run's");
 }
 
 static void test_errors(void) {
