@@ -53,12 +53,13 @@ static const char *entry_name(const json_t *e) { /* the name our run writes it u
     return json_string_value(json_object_get(e, "logical_name"));
 }
 
-static void run_set(const char *name) {
+static void run_set(const char *name, const char *device) {
     char gold[1024], out[1024], cmd[8192];
     snprintf(gold, sizeof gold, "%s/golden/%s", SAM2D_TEST_DATA, name);
-    snprintf(out, sizeof out, "/tmp/sam2d_test_replay_%d_%s", (int)getpid(), name);
-    printf("== replay %s\n", name);
-    snprintf(cmd, sizeof cmd, "'%s' replay '%s' --out '%s' --only image --quiet", SAM2D_BINARY, gold, out);
+    snprintf(out, sizeof out, "/tmp/sam2d_test_replay_%d_%s_%s", (int)getpid(), name, device);
+    printf("== replay %s on %s\n", name, device);
+    snprintf(cmd, sizeof cmd, "'%s' replay '%s' --out '%s' --only image --quiet --device %s", SAM2D_BINARY, gold, out,
+             device);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "%s -> %d", cmd, rc);
     if (rc != 0) return;
@@ -172,8 +173,9 @@ static void unseen_folder(void) {
 
 int main(void) {
     unseen_folder();
-    run_set("micro");
-    run_set("shapes");
+    run_set("micro", "cpu");
+    run_set("shapes", "cpu");
+    run_set("micro", "devsim"); /* the image predictor on "device" memory, same tolerance */
     /* usage errors exit 2 */
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "'%s' replay >/dev/null 2>&1", SAM2D_BINARY);
