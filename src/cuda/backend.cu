@@ -1,5 +1,6 @@
-/* The CUDA back end: create/free, device memory and its accounting, copies,
- * error recording, and the function table. */
+/* The CUDA back end: create/free, device and const memory and their
+ * accounting, copies, error recording, the table's memory entries and the
+ * function table. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -6,6 +6,7 @@
 #   tests/cuda/emu/run_emu.sh [build-dir] [test-name...]   (default build-cuda, all tests but the whole-model
 #     ones (test_cuda_model_*: too slow here; name them to run them); needs libsam2d.a there)
 #   EMU_DEFS=-DCHUNK_SCORES=20000 tests/cuda/emu/run_emu.sh   (every chunked attention in several chunks)
+#   EMU_ARGS=image tests/cuda/emu/run_emu.sh build-cu test_cuda_model_golden   (arguments for the tests)
 #   EMU_DEFS="-fsanitize=address,undefined" EMU_LDFLAGS=-fsanitize=address,undefined tests/cuda/emu/run_emu.sh
 #     (device memory is heap memory here: a kernel reading or writing outside a buffer is caught)
 set -eu
@@ -35,6 +36,6 @@ rc=0
 for t in $tests; do
   g++ ${EMU_LDFLAGS:-} -pthread -o "$E/${t}_emu" "$E/$t.o" $objs "$E/cuda_emu.o" "$BUILD/libsam2d.a" $libs
   echo "== $t (CPU emulation)"
-  "$E/${t}_emu" || rc=1
+  "$E/${t}_emu" ${EMU_ARGS:-} || rc=1
 done
 exit $rc
