@@ -48,6 +48,9 @@ static uint8_t *eval_read_png(const char *path, bool palette, int *h, int *w) {
     return st == SAM2D_OK ? out : NULL;
 }
 
+/* --device of the runs (NULL: the CLI's default, SAM2_DEVICE else auto). */
+static const char *eval_device;
+
 /* Run one video; adds to tot. */
 static void eval_video(const char *name, json_t *prompts_all, json_t *manifest, eval_totals *tot) {
     char dir[1024], out[256], cmd[8192], p[1400];
@@ -67,6 +70,7 @@ static void eval_video(const char *name, json_t *prompts_all, json_t *manifest, 
                        "'%s' track '%s/video' --model '%s/models/sam2.1_hiera_micro_shapes.pt' "
                        "--config '%s/models/sam2.1_hiera_micro_shapes.yaml' --format rle --out '%s'",
                        SAM2D_BINARY, dir, SAM2D_SOURCE_DIR, SAM2D_SOURCE_DIR, out);
+    if (eval_device) len += snprintf(cmd + len, sizeof cmd - (size_t)len, " --device %s", eval_device);
     const char *key;
     json_t *pr;
     json_object_foreach(prompts, key, pr) {
