@@ -5,7 +5,8 @@
 #   2. Release build with the CUDA back end for sm_90: the CUDA tests, the
 #      kernel timer and `sam2d`;
 #   3. `ctest -L ^cuda$`: every CUDA kernel against the CPU one, and the CUDA
-#      golden tests (the model on the GPU against Meta's outputs);
+#      golden tests (the model on the GPU against Meta's outputs); then the
+#      service on the GPU: test_server_golden with SAM2D_TEST_DEVICE=cuda;
 #   4. `sam2d bench` on the GPU, random weights of the real configs at 1024 px
 #      (the reference's definitions, ../shared/bench/reference-gpu.json):
 #      image encoder ms/frame (median of 10) and tracking FPS with a full
@@ -49,7 +50,7 @@ REF_MODELS=${REF_MODELS:-tiny}
 BENCH=1
 [ "${1:-}" = "--no-bench" ] && BENCH=0
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-TARGETS=${TARGETS:-cuda_checks sam2d}
+TARGETS=${TARGETS:-cuda_checks sam2d test_server_golden}
 BENCH_ARGS=${BENCH_ARGS:---runs 10 --warmup 2 --frames 24 --video 960x540}
 VIDEO=${TRACK_VIDEO:-tests/data/media/bedroom.mp4}
 TRACK_PROMPT=${TRACK_PROMPT:-0:1:210,350}
@@ -135,6 +136,16 @@ grep -q "(Skipped)" "$LOGS/ctest.log" && say "WARNING: CUDA tests were SKIPPED (
 grep -E '(FAIL|SKIP|CUDA:|device:|worst|[0-9]+ passed, [0-9]+ failed|Test +#)' "$LOGS/ctest.log" | head -60 |
   tee -a "$SUMMARY" >/dev/null
 grep -E '(FAIL|SKIP|[0-9]+ passed, [0-9]+ failed)' "$LOGS/ctest.log" | head -20
+
+# 3b. the service on the GPU: `sam2d serve` with SAM2_DEVICE=cuda replays both golden video scenarios over
+# HTTP (masks against Meta's logits, flips allowed only where |logit| < 1e-4; /health names the device)
+if [ -x "$BUILD/test_server_golden" ]; then
+  step 120 serve-golden env SAM2D_TEST_DEVICE="$DEVICE" SAM2D_BINARY="$SAM2D" "$BUILD/test_server_golden" \
+    >"$LOGS/serve-golden.log" 2>&1
+  src=$?
+  [ "$src" != 125 ] && say "serve on $DEVICE, golden scenarios over HTTP: rc=$src;" \
+    "$(grep -E "on $DEVICE: .*pixels compared" "$LOGS/serve-golden.log" | tr '\n' ' ')$(tail -1 "$LOGS/serve-golden.log")"
+fi
 
 [ "$BENCH" = 1 ] || finish $rc
 
