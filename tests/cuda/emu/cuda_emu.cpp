@@ -1,6 +1,9 @@
 /* The CPU emulation of CUDA / cuBLAS declared in cuda_emu.h. */
 #include "cuda_emu.h"
 
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <map>
 
 thread_local dim3 threadIdx, blockIdx;
@@ -201,6 +204,97 @@ static void *thread_main(void *va) {
     return NULL;
 }
 
+/* Fibers: the threads of a block as coroutines on the launching thread
+ * (swapcontext), a barrier being a switch back to the scheduler. Same
+ * semantics as the thread version, minus the cost of creating and waking 256
+ * threads per launch (the emulation's run time was mostly that). A block
+ * barrier lets threads go once every live thread of the block waits at one, a
+ * warp barrier once every live lane of the warp waits at one; threads waiting
+ * at different kinds of barrier with nothing else to run is a divergence bug:
+ * reported, then abort. ASan builds (and SAM_EMU_PTHREADS=1) use the threads. */
+enum { F_READY, F_AT_WARP, F_AT_BLOCK, F_DONE };
+#define FIBER_STACK (256 * 1024)
+static ucontext_t sched_ctx;
+static ucontext_t fib_ctx[1024];
+static int fib_state[1024];
+static char *fib_stacks; /* 1024 stacks, reserved once, pages on first use */
+static unsigned fib_cur;
+static const std::function<void()> *fib_fn;
+static bool fibers_on;
+
+static bool use_fibers(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    return false; /* ASan does not follow swapcontext stacks */
+#else
+    return !getenv("SAM_EMU_PTHREADS");
+#endif
+}
+
+static void fiber_main(void) {
+    (*fib_fn)();
+    fib_state[fib_cur] = F_DONE;
+    swapcontext(&fib_ctx[fib_cur], &sched_ctx);
+}
+
+static void fiber_wait(int state) {
+    fib_state[fib_cur] = state;
+    swapcontext(&fib_ctx[fib_cur], &sched_ctx);
+}
+
+static void run_block_fibers(unsigned block) {
+    for (unsigned t = 0; t < block; t++) {
+        getcontext(&fib_ctx[t]);
+        fib_ctx[t].uc_stack.ss_sp = fib_stacks + (size_t)t * FIBER_STACK;
+        fib_ctx[t].uc_stack.ss_size = FIBER_STACK;
+        fib_ctx[t].uc_link = NULL;
+        makecontext(&fib_ctx[t], fiber_main, 0);
+        fib_state[t] = F_READY;
+    }
+    for (unsigned pass = 0;; pass++) {
+        /* Between two barriers the threads run one after another, forwards or backwards by pass and block:
+         * a read of another thread's write without a barrier between them sees stale data (device memory
+         * and shared memory start as NaN bytes) whichever of the two comes first. */
+        const bool backwards = ((pass + blockIdx.x) & 1) != 0;
+        for (unsigned i = 0; i < block; i++) {
+            const unsigned t = backwards ? block - 1 - i : i;
+            if (fib_state[t] == F_READY) {
+                fib_cur = t;
+                threadIdx = dim3{t, 0, 0};
+                swapcontext(&sched_ctx, &fib_ctx[t]);
+            }
+        }
+        /* everyone waits or is done: release a warp whose live lanes all wait at a warp barrier, else the block */
+        bool released = false, all_done = true, all_block = true;
+        for (unsigned w0 = 0; w0 < block; w0 += 32) {
+            const unsigned w1 = w0 + 32 < block ? w0 + 32 : block;
+            bool live = false, all_warp = true;
+            for (unsigned t = w0; t < w1; t++) {
+                if (fib_state[t] == F_DONE) continue;
+                live = true;
+                all_warp &= fib_state[t] == F_AT_WARP;
+            }
+            if (live && all_warp) {
+                for (unsigned t = w0; t < w1; t++)
+                    if (fib_state[t] == F_AT_WARP) fib_state[t] = F_READY;
+                released = true;
+            }
+        }
+        if (released) continue;
+        for (unsigned t = 0; t < block; t++) {
+            all_done &= fib_state[t] == F_DONE;
+            all_block &= fib_state[t] == F_DONE || fib_state[t] == F_AT_BLOCK;
+        }
+        if (all_done) return;
+        if (!all_block) {
+            fprintf(stderr, "emu: divergent barriers in block %u: threads wait at __syncwarp and __syncthreads\n",
+                    blockIdx.x);
+            abort();
+        }
+        for (unsigned t = 0; t < block; t++)
+            if (fib_state[t] == F_AT_BLOCK) fib_state[t] = F_READY;
+    }
+}
+
 void emu_launch(const void *kernel, std::function<void()> fn, unsigned grid, unsigned block, size_t smem,
                 cudaStream_t st) {
     pthread_mutex_lock(&launch_mu);
@@ -217,12 +311,26 @@ void emu_launch(const void *kernel, std::function<void()> fn, unsigned grid, uns
     blockDim = dim3{block, 1, 1};
     smem_buf = (char *)malloc(smem ? smem : 1);
     memset(smem_buf, 0xff, smem); /* garbage, as real shared memory */
+    if (!fib_stacks && use_fibers()) {
+        void *m = mmap(NULL, (size_t)1024 * FIBER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (m != MAP_FAILED) fib_stacks = (char *)m;
+    }
+    fibers_on = fib_stacks != NULL;
     if (block == 1) {
         threadIdx = dim3{0, 0, 0};
         for (unsigned b = 0; b < grid; b++) {
             blockIdx = dim3{b, 0, 0};
             fn();
         }
+    } else if (fibers_on) {
+        fib_fn = &fn;
+        for (unsigned b = 0; b < grid; b++) {
+            blockIdx = dim3{b, 0, 0};
+            if (b) memset(smem_buf, 0xff, smem); /* a block does not see the previous one's shared memory */
+            run_block_fibers(block);
+        }
+        fib_fn = NULL;
     } else {
         pthread_barrier_init(&block_bar, NULL, block);
         const unsigned nw = (block + 31) / 32;
@@ -255,10 +363,18 @@ void emu_launch(const void *kernel, std::function<void()> fn, unsigned grid, uns
 void *emu_smem(void) { return smem_buf; }
 
 void __syncthreads(void) {
-    if (blockDim.x > 1) pthread_barrier_wait(&block_bar);
+    if (blockDim.x <= 1) return;
+    if (fibers_on)
+        fiber_wait(F_AT_BLOCK);
+    else
+        pthread_barrier_wait(&block_bar);
 }
 void __syncwarp(unsigned mask) {
-    if (blockDim.x > 1) pthread_barrier_wait(&warp_bar[threadIdx.x / 32]);
+    if (blockDim.x <= 1) return;
+    if (fibers_on)
+        fiber_wait(F_AT_WARP);
+    else
+        pthread_barrier_wait(&warp_bar[threadIdx.x / 32]);
 }
 void emu_warp_exchange(const void *in, void *out, size_t bytes, int src_lane) {
     const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32;

@@ -5,8 +5,11 @@
  * (online softmax, tiling); not speed, not real asynchrony, not the device's
  * exact rounding of transcendental functions.
  *
- * Model: a launch runs every block in turn on blockDim real threads (so
- * __syncthreads and warp shuffles are real barriers); streams are
+ * Model: a launch runs every block in turn; its blockDim threads are fibers
+ * on the launching thread (or real threads: ASan builds, SAM_EMU_PTHREADS=1),
+ * so __syncthreads and warp shuffles are real barriers, and between barriers
+ * the fibers run one after another, alternately forwards and backwards (a
+ * missing barrier shows up as a read of stale data); streams are
  * synchronous; device memory is host memory. cuBLAS goes to OpenBLAS in
  * column-major mode, as cuBLAS defines it. */
 #ifndef SAM_CUDA_EMU_H
