@@ -514,6 +514,7 @@ extern "C" sam_backend *sam_backend_cuda_create(int device, sam_precision precis
                                                                  ? CUBLAS_TF32_TENSOR_OP_MATH
                                                                  : CUBLAS_DEFAULT_MATH));
     ok = ok && CUBLAS_CHECK(cb, cublasSetPointerMode(cb->blas, CUBLAS_POINTER_MODE_HOST));
+    /* the workspace after cublasSetStream, which resets it to the default pool */
     if (ok) {
         cb->blas_ws = sam_cuda_alloc_internal(cb, BLAS_WS_BYTES);
         ok = cb->blas_ws && CUBLAS_CHECK(cb, cublasSetWorkspace(cb->blas, cb->blas_ws, BLAS_WS_BYTES));
