@@ -562,8 +562,9 @@ sam2d_status sam_mask_decode_ex(sam_heads *h, const float *image_embed, const fl
         be->fill(be, scal + M, 10.0f, 1); /* the reference's constant when no object-score head exists */
     }
     if (stab) {
+        /* (2, HW4) scratch: up2 is dead once the masks are made (and large enough when C >= 16) */
         sam_arena_mark mk2 = sam_arena_get_mark(&h->arena);
-        float *tmp = sam_arena_f32(&h->arena, 2 * (size_t)HW4); /* (2, HW4) */
+        float *tmp = C / 8 >= 2 ? up2 : sam_arena_f32(&h->arena, 2 * (size_t)HW4);
         if (!tmp) {
             st = SAM_ERR(SAM2D_ERR_NOMEM, "sam_mask_decode: out of memory");
             goto done;
