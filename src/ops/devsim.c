@@ -177,8 +177,13 @@ static void ds_free(sam_backend *be, void *p) {
     ds_block *b = &d->blocks[i];
     b->used = false;
     d->in_use -= b->size;
-    /* the pages go back to the system; the range stays reserved */
-    madvise(d->heap + b->off, b->size, MADV_DONTNEED);
+    /* Whole pages inside the block go back to the system (the range stays
+     * reserved); a partial page may hold a neighbour's live data. */
+    {
+        size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+        size_t lo = (b->off + pg - 1) / pg * pg, hi = (b->off + b->size) / pg * pg;
+        if (hi > lo) madvise(d->heap + lo, hi - lo, MADV_DONTNEED);
+    }
     if (i + 1 < d->nblocks && !d->blocks[i + 1].used) { /* merge with the next */
         b->size += d->blocks[i + 1].size;
         memmove(&d->blocks[i + 1], &d->blocks[i + 2], (d->nblocks - i - 2) * sizeof *b);
