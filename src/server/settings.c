@@ -109,8 +109,8 @@ static sam2d_status apply(sam_settings *s, const setting *t, const char *value, 
         bool ok = false;
         while (*c) {
             size_t k = strcspn(c, "|");
-            if (k == n && !strncmp(c, value, n)) ok = true;
-            if (k == 6 && !strncmp(c, "cuda:N", 6)) ok = ok || cuda_index_ok(value);
+            if (k == 6 && !strncmp(c, "cuda:N", 6)) ok = ok || cuda_index_ok(value); /* N: an index */
+            else if (k == n && !strncmp(c, value, n)) ok = true;
             c += k + (c[k] == '|');
         }
         if (!ok)

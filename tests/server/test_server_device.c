@@ -136,11 +136,14 @@ static void test_bad_devices(void) {
     char *log = read_whole(p.log_path, &n);
     CHECK_MSG(log && strstr(log, "SAM2_DEVICE") && strstr(log, "'gpu'"), "log: %s", log ? log : "");
     free(log);
-    const char *env_idx[] = {CKPT, CONF, "SAM2_DEVICE=cuda:x", NULL};
-    CHECK(srv_start(&p, env_idx, "baddev2") != 0);
-    log = read_whole(p.log_path, &n);
-    CHECK_MSG(log && strstr(log, "SAM2_DEVICE"), "log: %s", log ? log : "");
-    free(log);
+    static const char *const bad[] = {"SAM2_DEVICE=cuda:x", "SAM2_DEVICE=cuda:N", "SAM2_DEVICE=cuda:", "SAM2_DEVICE=cuda:65"};
+    for (int i = 0; i < 4; i++) {
+        const char *env_idx[] = {CKPT, CONF, bad[i], NULL};
+        CHECK_MSG(srv_start(&p, env_idx, "baddev2") != 0, "%s accepted", bad[i]);
+        log = read_whole(p.log_path, &n);
+        CHECK_MSG(log && strstr(log, "invalid setting: SAM2_DEVICE"), "%s: log %s", bad[i], log ? log : "");
+        free(log);
+    }
     /* cuda without a working GPU (this build or machine): no silent fall-back to the CPU */
     const char *env_cuda[] = {CKPT, CONF, "SAM2_DEVICE=cuda", NULL};
     if (srv_start(&p, env_cuda, "nocuda") == 0) { /* a CUDA build on a GPU machine */
