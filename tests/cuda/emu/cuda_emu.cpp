@@ -204,18 +204,17 @@ static void *thread_main(void *va) {
     return NULL;
 }
 
-/* Fibers: the threads of a block as coroutines on the launching thread
- * (swapcontext), a barrier being a switch back to the scheduler. Same
- * semantics as the thread version, minus the cost of creating and waking 256
- * threads per launch (the emulation's run time was mostly that). A block
+/* Fibers: the threads of a block as coroutines on the launching thread (a
+ * hand-written switch on x86-64, else swapcontext), a barrier being a switch
+ * back to the scheduler. Same semantics as the thread version, minus the cost
+ * of creating and waking 256 threads per launch (the emulation's run time was
+ * mostly that). A block
  * barrier lets threads go once every live thread of the block waits at one, a
  * warp barrier once every live lane of the warp waits at one; threads waiting
  * at different kinds of barrier with nothing else to run is a divergence bug:
  * reported, then abort. ASan builds (and SAM_EMU_PTHREADS=1) use the threads. */
 enum { F_READY, F_AT_WARP, F_AT_BLOCK, F_DONE };
 #define FIBER_STACK (256 * 1024)
-static ucontext_t sched_ctx;
-static ucontext_t fib_ctx[1024];
 static int fib_state[1024];
 static char *fib_stacks; /* 1024 stacks, reserved once, pages on first use */
 static unsigned fib_cur;
@@ -224,30 +223,78 @@ static bool fibers_on;
 
 static bool use_fibers(void) {
 #if defined(__SANITIZE_ADDRESS__)
-    return false; /* ASan does not follow swapcontext stacks */
+    return false; /* ASan does not follow the fibers' stacks */
 #else
     return !getenv("SAM_EMU_PTHREADS");
 #endif
 }
+
+#if defined(__x86_64__)
+/* A switch is a call: it saves the callee-saved registers, the SSE/x87
+ * control words and the stack pointer in *from, and resumes `to` (no system
+ * call, unlike swapcontext, which also saves the signal mask). */
+extern "C" void emu_ctx_switch(void **from, void *to);
+asm(".text\n"
+    ".globl emu_ctx_switch\n"
+    ".type emu_ctx_switch,@function\n"
+    "emu_ctx_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+    "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+    "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_ctx_switch,.-emu_ctx_switch\n");
+static void *sched_sp, *fib_sp[1024];
+
+static void fiber_main(void) {
+    (*fib_fn)();
+    fib_state[fib_cur] = F_DONE;
+    emu_ctx_switch(&fib_sp[fib_cur], sched_sp); /* never comes back */
+    abort();
+}
+
+/* A fresh stack whose first switch "returns" into fiber_main (entered as if called). */
+static void fiber_make(unsigned t) {
+    uint64_t *top = (uint64_t *)(fib_stacks + (size_t)(t + 1) * FIBER_STACK); /* 16-byte aligned */
+    top[-1] = 0;                     /* fiber_main's return address: it never returns */
+    top[-2] = (uint64_t)(uintptr_t)fiber_main;
+    for (int i = 3; i <= 8; i++) top[-i] = 0; /* rbp rbx r12 r13 r14 r15 */
+    uint32_t cw[2];
+    asm volatile("stmxcsr %0\n fnstcw %1" : "=m"(cw[0]), "=m"(cw[1]));
+    memcpy(&top[-9], cw, 8);
+    fib_sp[t] = &top[-9];
+}
+static void fiber_enter(unsigned t) { emu_ctx_switch(&sched_sp, fib_sp[t]); }
+static void fiber_wait(int state) {
+    fib_state[fib_cur] = state;
+    emu_ctx_switch(&fib_sp[fib_cur], sched_sp);
+}
+#else
+static ucontext_t sched_ctx, fib_ctx[1024];
 
 static void fiber_main(void) {
     (*fib_fn)();
     fib_state[fib_cur] = F_DONE;
     swapcontext(&fib_ctx[fib_cur], &sched_ctx);
 }
-
+static void fiber_make(unsigned t) {
+    getcontext(&fib_ctx[t]);
+    fib_ctx[t].uc_stack.ss_sp = fib_stacks + (size_t)t * FIBER_STACK;
+    fib_ctx[t].uc_stack.ss_size = FIBER_STACK;
+    fib_ctx[t].uc_link = NULL;
+    makecontext(&fib_ctx[t], fiber_main, 0);
+}
+static void fiber_enter(unsigned t) { swapcontext(&sched_ctx, &fib_ctx[t]); }
 static void fiber_wait(int state) {
     fib_state[fib_cur] = state;
     swapcontext(&fib_ctx[fib_cur], &sched_ctx);
 }
+#endif
 
 static void run_block_fibers(unsigned block) {
     for (unsigned t = 0; t < block; t++) {
-        getcontext(&fib_ctx[t]);
-        fib_ctx[t].uc_stack.ss_sp = fib_stacks + (size_t)t * FIBER_STACK;
-        fib_ctx[t].uc_stack.ss_size = FIBER_STACK;
-        fib_ctx[t].uc_link = NULL;
-        makecontext(&fib_ctx[t], fiber_main, 0);
+        fiber_make(t);
         fib_state[t] = F_READY;
     }
     for (unsigned pass = 0;; pass++) {
@@ -260,7 +307,7 @@ static void run_block_fibers(unsigned block) {
             if (fib_state[t] == F_READY) {
                 fib_cur = t;
                 threadIdx = dim3{t, 0, 0};
-                swapcontext(&sched_ctx, &fib_ctx[t]);
+                fiber_enter(t);
             }
         }
         /* everyone waits or is done: release a warp whose live lanes all wait at a warp barrier, else the block */
