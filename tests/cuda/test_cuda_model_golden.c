@@ -14,10 +14,8 @@
  * with the reference and with the CPU run at the golden tolerance
  * (1e-4 + 1e-4 |ref|; bf16 memory features one bf16 step + 1e-5).
  *
- * Not part of the CPU emulation's default run (tests/cuda/emu/run_emu.sh):
- * the model is too slow there (CPU emulation on this project's 2-core machine:
- * the image scenario ~2 min, the video one over 13 min). Exits 77 without a
- * usable GPU. */
+ * In the CPU emulation (tests/cuda/emu/run_emu.sh) both scenarios take ~2 min
+ * on this project's 2-core machine. Exits 77 without a usable GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
