@@ -396,13 +396,70 @@ static void cu_buf_free(sam_backend *be, void *p) { sam_cuda_free(be, p); }
  * touch of managed memory while any kernel runs is a fault, so there const
  * memory is pinned host memory instead, which kernels read over the bus: slow
  * but correct (the choice is logged at create). */
+/* A model has hundreds of small weight tensors: each its own managed (or
+ * pinned) allocation would pay the driver's per-allocation granularity and
+ * cost, so allocations below CONST_OWN_MIN share chunks of CONST_CHUNK bytes
+ * (bump-allocated, 256-byte aligned; a chunk is freed when its last
+ * allocation is). Larger ones, and tables a module remakes at run time, get
+ * their own allocation so freeing them returns the memory. */
+#define CONST_CHUNK ((size_t)16 << 20)
+#define CONST_OWN_MIN ((size_t)1 << 20)
+
 static void *cu_const_alloc(sam_backend *be, size_t bytes) {
     sam_cuda_backend *cb = sam_cuda_cb(be);
-    return alloc_kind(cb, bytes, cb->managed_const ? SAM_CUDA_MEM_MANAGED : SAM_CUDA_MEM_PINNED);
+    const int kind = cb->managed_const ? SAM_CUDA_MEM_MANAGED : SAM_CUDA_MEM_PINNED;
+    if (bytes == 0) return NULL;
+    if (bytes >= CONST_OWN_MIN) return alloc_kind(cb, bytes, kind);
+    const size_t need = (bytes + 255) & ~(size_t)255;
+    void *p = NULL;
+    pthread_mutex_lock(&cb->cmu);
+    sam_cuda_const_chunk *c = cb->cchunk_n ? &cb->cchunks[cb->cchunk_n - 1] : NULL;
+    if (!c || c->size - c->used < need) {
+        if (cb->cchunk_n == cb->cchunk_cap) {
+            size_t nc = cb->cchunk_cap ? cb->cchunk_cap * 2 : 16;
+            sam_cuda_const_chunk *n = (sam_cuda_const_chunk *)sam_realloc(cb->cchunks, nc * sizeof *n);
+            if (!n) goto out;
+            cb->cchunks = n;
+            cb->cchunk_cap = nc;
+        }
+        char *base = (char *)alloc_kind(cb, CONST_CHUNK, kind);
+        if (!base) goto out;
+        c = &cb->cchunks[cb->cchunk_n++];
+        c->base = base;
+        c->size = CONST_CHUNK;
+        c->used = 0;
+        c->live = 0;
+    }
+    p = c->base + c->used;
+    c->used += need;
+    c->live++;
+out:
+    pthread_mutex_unlock(&cb->cmu);
+    return p;
 }
 
 static void cu_const_free(sam_backend *be, void *p) {
-    if (p) free_kind(sam_cuda_cb(be), p, true, "const_free");
+    if (!p) return;
+    sam_cuda_backend *cb = sam_cuda_cb(be);
+    char *chunk_to_free = NULL;
+    bool pooled = false;
+    pthread_mutex_lock(&cb->cmu);
+    for (size_t i = 0; i < cb->cchunk_n; i++) {
+        sam_cuda_const_chunk *c = &cb->cchunks[i];
+        if ((char *)p < c->base || (char *)p >= c->base + c->used) continue;
+        pooled = true;
+        if (--c->live == 0) {
+            chunk_to_free = c->base;
+            memmove(c, c + 1, (cb->cchunk_n - i - 1) * sizeof *c);
+            cb->cchunk_n--;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&cb->cmu);
+    if (!pooled)
+        free_kind(cb, p, true, "const_free");
+    else if (chunk_to_free)
+        free_kind(cb, chunk_to_free, true, "const_free");
 }
 
 static void cu_const_publish(sam_backend *be, const void *p, size_t bytes) {
@@ -488,6 +545,7 @@ extern "C" sam_backend *sam_backend_cuda_create(int device, sam_precision precis
     cb->device = device;
     pthread_mutex_init(&cb->mu, NULL);
     pthread_mutex_init(&cb->amu, NULL);
+    pthread_mutex_init(&cb->cmu, NULL);
 
     cudaDeviceProp prop;
     bool ok = CUDA_CHECK(cb, cudaSetDevice(device)) && CUDA_CHECK(cb, cudaGetDeviceProperties(&prop, device));
@@ -609,6 +667,8 @@ extern "C" void sam_backend_cuda_free(sam_backend *be) {
     for (size_t i = 0; i < cb->alloc_n; i++) release(cb->allocs[i].kind, cb->allocs[i].p);
     if (cb->stream) cudaStreamDestroy(cb->stream);
     sam_free(cb->allocs);
+    sam_free(cb->cchunks);
+    pthread_mutex_destroy(&cb->cmu);
     pthread_mutex_destroy(&cb->amu);
     pthread_mutex_destroy(&cb->mu);
     sam_free(cb);

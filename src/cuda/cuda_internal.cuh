@@ -35,6 +35,13 @@ typedef struct {
     int kind; /* SAM_CUDA_MEM_* */
 } sam_cuda_alloc_entry;
 
+/* A chunk of const memory that small const allocations are carved from. */
+typedef struct {
+    char *base;
+    size_t size, used; /* bytes; used only grows */
+    int live;          /* allocations in it not yet freed: the chunk goes at 0 */
+} sam_cuda_const_chunk;
+
 typedef struct {
     sam_backend base; /* first: a sam_backend * is also a sam_cuda_backend * */
     uint32_t magic;   /* SAM_CUDA_MAGIC: tells a CUDA back end from others */
@@ -58,6 +65,10 @@ typedef struct {
     size_t bytes_in_use, bytes_peak;
     size_t total_mem;   /* the device's memory (device_memory's total) */
     bool managed_const; /* const memory is managed memory (else pinned host memory: see const_alloc) */
+    /* Small const allocations are carved from shared chunks (see const_alloc). */
+    pthread_mutex_t cmu;
+    sam_cuda_const_chunk *cchunks; /* (cchunk_cap,) host; the newest last */
+    size_t cchunk_cap, cchunk_n;
 
     /* Prepared weights (bf16 mode). */
     sam_cuda_wentry *wreg; /* (wreg_cap,) host; the first wreg_n used, searched linearly */
