@@ -36,6 +36,7 @@ typedef struct {
     size_t top;       /* end of the last block */
     size_t open_len;  /* bytes made accessible by the current open (0 = closed) */
     size_t in_use, peak;
+    sam_devsim_counts counts;
     ds_range *consts; /* sorted by p */
     size_t nconsts, cap_consts;
 } ds_backend;
@@ -115,7 +116,7 @@ static void close_heap(ds_backend *d) {
 }
 
 #define DS(be) ds_backend *d = (ds_backend *)(be)
-#define ENTER(d) pthread_mutex_lock(&(d)->mu), open_heap(d)
+#define ENTER(d) pthread_mutex_lock(&(d)->mu), open_heap(d), (d)->counts.kernels++
 #define LEAVE(d) close_heap(d), pthread_mutex_unlock(&(d)->mu)
 
 /* ---- memory ---- */
@@ -259,6 +260,7 @@ static void ds_to_dev(sam_backend *be, void *dst, const void *src, size_t bytes)
     DS(be);
     if (!bytes) return;
     ENTER(d);
+    d->counts.kernels--, d->counts.to_dev++;
     check_out(d, "to_dev", dst);
     if (in_heap(d, src)) violation("to_dev", "host source", src);
     memcpy(dst, src, bytes);
@@ -269,6 +271,7 @@ static void ds_to_host(sam_backend *be, void *dst, const void *src, size_t bytes
     DS(be);
     if (!bytes) return;
     ENTER(d);
+    d->counts.kernels--, d->counts.to_host++;
     if (in_heap(d, dst)) violation("to_host", "host destination", dst);
     check_in(d, "to_host", src);
     memcpy(dst, src, bytes);
@@ -279,6 +282,7 @@ static void ds_copy(sam_backend *be, void *dst, const void *src, size_t bytes) {
     DS(be);
     if (!bytes) return;
     ENTER(d);
+    d->counts.kernels--, d->counts.copies++;
     check_out(d, "copy", dst);
     check_in(d, "copy", src);
     memmove(dst, src, bytes);
@@ -289,6 +293,7 @@ static void ds_copy2d(sam_backend *be, void *dst, size_t dp, const void *src, si
     DS(be);
     if (!rows || !row) return;
     ENTER(d);
+    d->counts.kernels--, d->counts.copies++;
     check_out(d, "copy2d", dst);
     check_in(d, "copy2d", src);
     for (size_t r = 0; r < rows; r++) memmove((unsigned char *)dst + r * dp, (const unsigned char *)src + r * sp, row);
@@ -299,6 +304,7 @@ static void ds_zero(sam_backend *be, void *dst, size_t bytes) {
     DS(be);
     if (!bytes) return;
     ENTER(d);
+    d->counts.kernels--, d->counts.copies++;
     check_out(d, "zero", dst);
     memset(dst, 0, bytes);
     LEAVE(d);
@@ -636,6 +642,14 @@ void sam_backend_devsim_free(sam_backend *be) {
     pthread_mutex_destroy(&d->mu);
     sam_backend_cpu_free(d->cpu);
     sam_free(d);
+}
+
+sam_devsim_counts sam_devsim_get_counts(const sam_backend *be) {
+    ds_backend *d = (ds_backend *)be;
+    pthread_mutex_lock(&d->mu);
+    sam_devsim_counts c = d->counts;
+    pthread_mutex_unlock(&d->mu);
+    return c;
 }
 
 size_t sam_devsim_bytes_in_use(const sam_backend *be) { return ((const ds_backend *)be)->in_use; }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ops/ops.h"
 
@@ -24,6 +25,13 @@ bool sam_backend_is_devsim(const sam_backend *be);
 /* Bytes of buffers allocated now / at most. */
 size_t sam_devsim_bytes_in_use(const sam_backend *be);
 size_t sam_devsim_bytes_peak(const sam_backend *be);
+/* Calls so far: kernels (table entries that compute), to_host (each one a
+ * wait for the device on a GPU) and to_dev. For tests that bound the host
+ * round trips of a step. */
+typedef struct {
+    uint64_t kernels, to_host, to_dev, copies;
+} sam_devsim_counts;
+sam_devsim_counts sam_devsim_get_counts(const sam_backend *be);
 /* Whether p lies in a live buffer (for tests of the rule itself). */
 bool sam_devsim_is_buffer(const sam_backend *be, const void *p);
 
