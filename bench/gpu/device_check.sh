@@ -139,8 +139,12 @@ grep -E '(FAIL|SKIP|[0-9]+ passed, [0-9]+ failed)' "$LOGS/ctest.log" | head -20
 
 # 3b. the service on the GPU: `sam2d serve` with SAM2_DEVICE=cuda replays both golden video scenarios over
 # HTTP (masks against Meta's logits, flips allowed only where |logit| < 1e-4; /health names the device)
+# (a tree slimmed by bench/gpu/slim_tree.sh has only the micro set)
+SETS=micro,shapes
+[ -d tests/data/golden/shapes ] || SETS=micro
 if [ -x "$BUILD/test_server_golden" ]; then
-  step 120 serve-golden env SAM2D_TEST_DEVICE="$DEVICE" SAM2D_BINARY="$SAM2D" "$BUILD/test_server_golden" \
+  step 120 serve-golden env SAM2D_TEST_DEVICE="$DEVICE" SAM2D_BINARY="$SAM2D" SAM2D_TEST_GOLDEN_SETS="$SETS" \
+    "$BUILD/test_server_golden" \
     >"$LOGS/serve-golden.log" 2>&1
   src=$?
   [ "$src" != 125 ] && say "serve on $DEVICE, golden scenarios over HTTP: rc=$src;" \
