@@ -16,6 +16,7 @@
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
+#include "devsim_compare.h"
 #include "golden_set.h"
 #include "test_util.h"
 
@@ -30,44 +31,13 @@ static int load(const char *set, const char *name, sam_npy *a) {
     return st == SAM2D_OK;
 }
 
-/* ---- the two runs: the CPU run records every fetched output, the devsim run
- * must reproduce each one exactly, in the same order ---- */
-typedef struct {
-    char what[96];
-    float *data; /* plain malloc: outside sam_malloc's accounting */
-    size_t n;
-} rec_entry;
-static rec_entry recs_[64];
-static int nrec_, ncmp_, nsame_;
-static bool comparing_;
-
 static void record(const char *set, const char *what_, const float *x, size_t n) {
     char what[96];
     snprintf(what, sizeof what, "%s %s", set, what_);
-    if (!comparing_) {
-        if (nrec_ == (int)(sizeof recs_ / sizeof recs_[0])) return;
-        rec_entry *r = &recs_[nrec_++];
-        snprintf(r->what, sizeof r->what, "%s", what);
-        r->data = malloc(n * sizeof(float));
-        if (r->data) memcpy(r->data, x, n * sizeof(float));
-        r->n = n;
-        return;
-    }
-    CHECK_MSG(ncmp_ < nrec_, "devsim run fetched more outputs than the cpu run (%s)", what);
-    if (ncmp_ >= nrec_) return;
-    const rec_entry *r = &recs_[ncmp_++];
-    bool same = r->n == n && r->data && !memcmp(r->data, x, n * sizeof(float)) && !strcmp(r->what, what);
-    if (same) nsame_++;
-    CHECK_MSG(same, "devsim != cpu: %s (%zu floats; cpu's: %s, %zu floats, worst diff %.3g)", what, n, r->what, r->n,
-              r->n == n && r->data ? test_max_abs_diff(r->data, x, n, NULL) : -1.0);
+    devsim_record(what, x, n);
 }
 
 /* Buffers: n floats, uploaded from host (to_dev) or fetched into host memory (to_host). */
-static float *dev_up(sam_backend *be, const float *host, size_t n) {
-    float *d = be->buf_alloc(be, n * sizeof(float));
-    if (d && host) be->to_dev(be, d, host, n * sizeof(float));
-    return d;
-}
 static void down(sam_backend *be, float *host, const float *dev, size_t n) {
     be->to_host(be, host, dev, n * sizeof(float));
 }
@@ -313,15 +283,13 @@ int main(void) {
     sam_backend *ds = sam_backend_create("devsim", 2, SAM_PRECISION_FP32);
     CHECK(ds != NULL);
     if (ds) {
-        comparing_ = true;
+        devsim_compare_begin();
         test_set("micro", ds);
         test_set("shapes", ds);
-        CHECK_MSG(ncmp_ == nrec_, "devsim run fetched %d outputs, the cpu run %d", ncmp_, nrec_);
-        printf("devsim vs cpu: %d of %d fetched outputs bit-identical\n", nsame_, nrec_);
-        CHECK(sam_devsim_bytes_in_use(ds) == 0); /* every buffer given back */
+        devsim_compare_end(ds);
     }
     sam_backend_free(ds);
-    for (int i = 0; i < nrec_; i++) free(recs_[i].data);
+    devsim_records_free();
     CHECK_MSG(sam2d_memory_used() == 0, "leak: %zu bytes", sam2d_memory_used());
     return test_finish();
 }

@@ -18,49 +18,13 @@
 #include "ops/ops.h"
 #include "sam2d/checkpoint.h"
 #include "sam2d/config.h"
+#include "devsim_compare.h"
 #include "test_util.h"
 
 #define TOL 1e-4 /* absolute, logits and features */
 
 static char dir_[1024];
 
-/* ---- the two runs: the CPU run records every fetched output, the devsim run
- * must reproduce each one exactly, in the same order ---- */
-typedef struct {
-    char what[96];
-    float *data; /* plain malloc: outside sam_malloc's leak accounting */
-    size_t n;
-} rec_entry;
-static rec_entry recs_[128];
-static int nrec_, ncmp_, nsame_;
-static bool comparing_;
-
-static void record(const char *what, const float *x, size_t n) {
-    if (!comparing_) {
-        if (nrec_ == (int)(sizeof recs_ / sizeof recs_[0])) return;
-        rec_entry *r = &recs_[nrec_++];
-        snprintf(r->what, sizeof r->what, "%s", what);
-        r->data = malloc(n * sizeof(float));
-        if (r->data) memcpy(r->data, x, n * sizeof(float));
-        r->n = n;
-        return;
-    }
-    CHECK_MSG(ncmp_ < nrec_, "devsim run fetched more outputs than the cpu run (%s)", what);
-    if (ncmp_ >= nrec_) return;
-    const rec_entry *r = &recs_[ncmp_++];
-    bool same = r->n == n && r->data && !memcmp(r->data, x, n * sizeof(float)) && !strcmp(r->what, what);
-    if (same) nsame_++;
-    CHECK_MSG(same, "devsim != cpu: %s (%zu floats; cpu's: %s, %zu floats, worst diff %.3g)", what, n, r->what, r->n,
-              r->n == n && r->data ? test_max_abs_diff(r->data, x, n, NULL) : -1.0);
-}
-
-/* Buffers: n floats, uploaded from host (to_dev) or fetched into a new host array (to_host). */
-static float *dev_new(sam_backend *be, size_t n) { return be->buf_alloc(be, n * sizeof(float)); }
-static float *dev_up(sam_backend *be, const float *host, size_t n) {
-    float *d = dev_new(be, n);
-    if (d && host) be->to_dev(be, d, host, n * sizeof(float));
-    return d;
-}
 static float *host_down(sam_backend *be, const float *dev, size_t n) {
     float *h = sam_malloc(n * sizeof(float));
     if (h) be->to_host(be, h, dev, n * sizeof(float));
@@ -102,6 +66,19 @@ static __attribute__((unused)) void bilinear_host(float *y, const float *x, int 
                     ly * ((1 - lx) * p[y1 * Wi + x0] + lx * p[y1 * Wi + x1]);
             }
         }
+}
+
+/* The golden image embedding and high-res maps (channels-first) as
+ * channels-last buffers: embed (HW, C), hr0 (16 HW, C/8), hr1 (4 HW, C/4). */
+static void features_up(sam_backend *be, const sam_npy *a, const sam_npy *b, const sam_npy *c, int C, int HW,
+                        float **embed, float **hr0, float **hr1) {
+    float *t0 = to_cl(a->data, C, HW), *t1 = to_cl(b->data, C / 8, 16 * HW), *t2 = to_cl(c->data, C / 4, 4 * HW);
+    *embed = dev_up(be, t0, (size_t)HW * C);
+    *hr0 = dev_up(be, t1, (size_t)16 * HW * (C / 8));
+    *hr1 = dev_up(be, t2, (size_t)4 * HW * (C / 4));
+    sam_free(t0);
+    sam_free(t1);
+    sam_free(t2);
 }
 
 /* One image-predictor call done by hand on the golden cached features. */
@@ -180,7 +157,7 @@ static void golden_set(const char *name, sam_backend *be) {
     sam_npy a = {0}, b = {0}, c = {0};
 
     /* get_dense_pe (const memory: host-readable) */
-    record("dense_pe", sam_heads_dense_pe(h), (size_t)HW * C);
+    devsim_record("dense_pe", sam_heads_dense_pe(h), (size_t)HW * C);
     if (load("inter/prompt_encoder_dense_pe.npy", &a)) {
         float *w = to_cl(a.data, C, HW);
         CHECK_CLOSE_ARRAY("dense_pe", sam_heads_dense_pe(h), w, (size_t)HW * C, TOL);
@@ -207,8 +184,8 @@ static void golden_set(const char *name, sam_backend *be) {
         sam_npy_free(&a);
         sam_npy_free(&b);
         float *hs = host_down(be, sparse, (size_t)np * C), *hd = host_down(be, dense, (size_t)HW * C);
-        record("prompt_encoder sparse", hs, (size_t)np * C);
-        record("prompt_encoder dense", hd, (size_t)HW * C);
+        devsim_record("prompt_encoder sparse", hs, (size_t)np * C);
+        devsim_record("prompt_encoder dense", hd, (size_t)HW * C);
         if (load("inter/prompt_encoder_out_sparse.npy", &a)) {
             CHECK(a.count == (int64_t)np * C);
             CHECK_CLOSE_ARRAY("prompt_encoder sparse", hs, a.data, (size_t)np * C, TOL);
@@ -229,13 +206,7 @@ static void golden_set(const char *name, sam_backend *be) {
     if (load("inter/mask_decoder_in_image_embeddings.npy", &a) &&
         load("inter/forward_image_backbone_fpn0_conv_s0.npy", &b) &&
         load("inter/forward_image_backbone_fpn1_conv_s1.npy", &c)) {
-        float *t0 = to_cl(a.data, C, HW), *t1 = to_cl(b.data, C / 8, 16 * HW), *t2 = to_cl(c.data, C / 4, 4 * HW);
-        embed = dev_up(be, t0, (size_t)HW * C);
-        hr0 = dev_up(be, t1, (size_t)16 * HW * (C / 8));
-        hr1 = dev_up(be, t2, (size_t)4 * HW * (C / 4));
-        sam_free(t0);
-        sam_free(t1);
-        sam_free(t2);
+        features_up(be, &a, &b, &c, C, HW, &embed, &hr0, &hr1);
     }
     sam_npy_free(&a);
     sam_npy_free(&b);
@@ -250,11 +221,11 @@ static void golden_set(const char *name, sam_backend *be) {
         CHECK(o.num_tokens == (cfg.use_multimask_token_for_obj_ptr ? 3 : 1));
         float *hm = host_down(be, om, 3 * LL), *ht = host_down(be, ot, (size_t)o.num_tokens * C);
         float *ham = host_down(be, am, 4 * LL);
-        record("mask_decoder low_res_masks", hm, 3 * LL);
-        record("mask_decoder iou", oi, 3);
-        record("mask_decoder sam_tokens", ht, (size_t)o.num_tokens * C);
-        record("mask_decoder object_score_logits", &o.object_score_logit, 1);
-        record("mask_decoder all masks", ham, 4 * LL);
+        devsim_record("mask_decoder low_res_masks", hm, 3 * LL);
+        devsim_record("mask_decoder iou", oi, 3);
+        devsim_record("mask_decoder sam_tokens", ht, (size_t)o.num_tokens * C);
+        devsim_record("mask_decoder object_score_logits", &o.object_score_logit, 1);
+        devsim_record("mask_decoder all masks", ham, 4 * LL);
         if (load("inter/mask_decoder_out_low_res_masks.npy", &a)) {
             CHECK_CLOSE_ARRAY("mask_decoder low_res_masks", hm, a.data, 3 * LL, TOL);
             sam_npy_free(&a);
@@ -303,13 +274,7 @@ static void golden_set(const char *name, sam_backend *be) {
     }
     if (load("image/features_image_embed.npy", &a) && load("image/features_high_res0.npy", &b) &&
         load("image/features_high_res1.npy", &c) && Hv > 0) {
-        float *t0 = to_cl(a.data, C, HW), *t1 = to_cl(b.data, C / 8, 16 * HW), *t2 = to_cl(c.data, C / 4, 4 * HW);
-        embed = dev_up(be, t0, (size_t)HW * C);
-        hr0 = dev_up(be, t1, (size_t)16 * HW * (C / 8));
-        hr1 = dev_up(be, t2, (size_t)4 * HW * (C / 4));
-        sam_free(t0);
-        sam_free(t1);
-        sam_free(t2);
+        features_up(be, &a, &b, &c, C, HW, &embed, &hr0, &hr1);
         /* Prompts as the manifest's image_scenario gives them (video pixels). */
         float *up = dev_new(be, (size_t)3 * Hv * Wv);  /* (3, Hv, Wv) buffer */
         float *lowc = dev_new(be, 3 * LL);             /* (3, L, L) buffer: clamped low-res masks */
@@ -352,9 +317,9 @@ static void golden_set(const char *name, sam_backend *be) {
             float *hm = host_down(be, om, nm);
             for (size_t i = 0; i < nm; i++) hm[i] = hm[i] < -32 ? -32 : hm[i] > 32 ? 32 : hm[i];
             snprintf(lab, sizeof lab, "%s low_res_masks", tags[t]);
-            record(lab, hm, nm);
+            devsim_record(lab, hm, nm);
             snprintf(lab, sizeof lab, "%s iou_predictions", tags[t]);
-            record(lab, oi, (size_t)o.num_masks);
+            devsim_record(lab, oi, (size_t)o.num_masks);
             snprintf(f, sizeof f, "image/%s_low_res_masks.npy", !strcmp(tags[t], "i_b_logits") ? "i_b" : tags[t]);
             if (load(f, &mi)) {
                 snprintf(lab, sizeof lab, "%s low_res_masks", tags[t]);
@@ -372,7 +337,7 @@ static void golden_set(const char *name, sam_backend *be) {
             be->resize_bilinear(be, up, lowc, o.num_masks, L, L, Hv, Wv, false);
             float *hup = host_down(be, up, (size_t)o.num_masks * Hv * Wv);
             snprintf(lab, sizeof lab, "%s masks", tags[t]);
-            record(lab, hup, (size_t)o.num_masks * Hv * Wv);
+            devsim_record(lab, hup, (size_t)o.num_masks * Hv * Wv);
             snprintf(f, sizeof f, "image/%s_masks.npy", tags[t]);
             if (load(f, &mi)) {
                 snprintf(lab, sizeof lab, "%s masks (logits, %dx%d)", tags[t], Hv, Wv);
@@ -455,8 +420,8 @@ static void random_tiny(sam_backend *be) {
     st = sam_prompt_encode(h, coords, labels, 3, mask_in, sparse, dense);
     CHECK(st == SAM2D_OK);
     float *hs = host_down(be, sparse, 3 * (size_t)C), *hd = host_down(be, dense, (size_t)HW * C);
-    record("tiny sparse", hs, 3 * (size_t)C);
-    record("tiny dense (mask prompt)", hd, (size_t)HW * C);
+    devsim_record("tiny sparse", hs, 3 * (size_t)C);
+    devsim_record("tiny dense (mask prompt)", hd, (size_t)HW * C);
     /* the padding point is exactly not_a_point_embed, whatever its coordinates */
     coords[4] = 512.f;
     float *sparse2 = dev_new(be, 3 * (size_t)C), *dense2 = dev_new(be, (size_t)HW * C);
@@ -466,7 +431,7 @@ static void random_tiny(sam_backend *be) {
     CHECK(test_max_abs_diff(hs, hs2, (size_t)2 * C, NULL) == 0);
     /* no mask: every dense row is the same (no_mask_embed) */
     CHECK(test_max_abs_diff(hd2, hd2 + (size_t)(HW - 1) * C, (size_t)C, NULL) == 0);
-    record("tiny dense (no mask)", hd2, (size_t)HW * C);
+    devsim_record("tiny dense (no mask)", hd2, (size_t)HW * C);
     /* more points than one host staging batch: each row is that point's own embedding */
     {
         enum { NP = 45 };
@@ -487,7 +452,7 @@ static void random_tiny(sam_backend *be) {
             rows_ok &= !memcmp(one, hmany + (size_t)i * C, (size_t)C * sizeof(float));
         }
         CHECK_MSG(rows_ok, "a %d-point prompt differs from its points encoded one by one", NP);
-        record("tiny 45 points", hmany, (size_t)NP * C);
+        devsim_record("tiny 45 points", hmany, (size_t)NP * C);
         be->buf_free(be, many);
         sam_free(hmany);
     }
@@ -501,10 +466,10 @@ static void random_tiny(sam_backend *be) {
         CHECK(st == SAM2D_OK);
         float *hm = host_down(be, om, (size_t)o.num_masks * LL), *ht = host_down(be, ot, (size_t)o.num_tokens * C);
         float *ham = host_down(be, am, 4 * LL), *hat = host_down(be, at, 4 * (size_t)C);
-        record(mm ? "tiny multimask masks" : "tiny single masks", hm, (size_t)o.num_masks * LL);
-        record(mm ? "tiny multimask iou" : "tiny single iou", oi, (size_t)o.num_masks);
-        record(mm ? "tiny multimask tokens" : "tiny single tokens", ht, (size_t)o.num_tokens * C);
-        record(mm ? "tiny multimask score" : "tiny single score", &o.object_score_logit, 1);
+        devsim_record(mm ? "tiny multimask masks" : "tiny single masks", hm, (size_t)o.num_masks * LL);
+        devsim_record(mm ? "tiny multimask iou" : "tiny single iou", oi, (size_t)o.num_masks);
+        devsim_record(mm ? "tiny multimask tokens" : "tiny single tokens", ht, (size_t)o.num_tokens * C);
+        devsim_record(mm ? "tiny multimask score" : "tiny single score", &o.object_score_logit, 1);
         bool finite = true;
         for (size_t i = 0; i < (size_t)o.num_masks * LL; i++) finite &= isfinite(hm[i]);
         for (int i = 0; i < o.num_masks; i++) finite &= isfinite(oi[i]) && oi[i] >= 0 && oi[i] <= 1;
@@ -562,14 +527,12 @@ int main(void) {
     sam_backend *ds = sam_backend_create("devsim", 2, SAM_PRECISION_FP32);
     CHECK(ds != NULL);
     if (ds) {
-        comparing_ = true;
+        devsim_compare_begin();
         run_all(ds);
-        CHECK_MSG(ncmp_ == nrec_, "devsim run fetched %d outputs, the cpu run %d", ncmp_, nrec_);
-        printf("devsim vs cpu: %d of %d fetched outputs bit-identical\n", nsame_, nrec_);
-        CHECK(sam_devsim_bytes_in_use(ds) == 0); /* every buffer given back */
+        devsim_compare_end(ds);
     }
     sam_backend_free(ds);
-    for (int i = 0; i < nrec_; i++) free(recs_[i].data);
+    devsim_records_free();
     CHECK_MSG(sam2d_memory_used() == 0, "leak: %zu bytes", sam2d_memory_used());
     return test_finish();
 }
