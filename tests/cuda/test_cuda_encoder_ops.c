@@ -11,16 +11,10 @@
 
 #include "cuda/cuda_backend.h"
 #include "ops/ops.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 static sam_backend *cpu, *gpu;
-
-static float *hrand(size_t n, uint64_t seed, float scale) {
-    float *h = malloc((n ? n : 1) * sizeof(float));
-    test_fill_random(h, n, seed);
-    for (size_t i = 0; i < n; i++) h[i] *= scale;
-    return h;
-}
 
 static float *dcopy(sam_backend *g, const float *h, size_t n) {
     float *d = sam_cuda_malloc(g, (n ? n : 1) * sizeof(float));
@@ -119,11 +113,7 @@ static void maxpool_ld_case(int N, int H, int W, int C, int64_t ldx, bool nans) 
 }
 
 int main(void) {
-    char why[256];
-    if (!sam_cuda_available(why, sizeof why)) {
-        printf("SKIP: no usable CUDA device: %s\n", why);
-        return 77;
-    }
+    if (!cuda_test_gpu_present()) return 77;
     cpu = sam_backend_cpu_create_ex(0, SAM_PRECISION_FP32);
     gpu = sam_backend_cuda_create(0, SAM_PRECISION_FP32);
     sam_backend *gpu16 = sam_backend_cuda_create(0, SAM_PRECISION_BF16);

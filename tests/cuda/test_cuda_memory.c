@@ -17,16 +17,10 @@
 #include "cuda/cuda_backend.h"
 #include "model/bf16.h"
 #include "ops/ops.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 static sam_backend *cpu, *gpu;
-
-static float *hrand(size_t n, uint64_t seed, float scale) {
-    float *h = malloc((n ? n : 1) * sizeof(float));
-    test_fill_random(h, n, seed);
-    for (size_t i = 0; i < n; i++) h[i] *= scale;
-    return h;
-}
 
 static float bits_f(uint32_t u) {
     float f;
@@ -373,13 +367,7 @@ static void errors(void) {
 }
 
 int main(void) {
-    char why[256];
-    if (!sam_cuda_available(why, sizeof why)) {
-        printf("SKIP: no usable CUDA device: %s\n", why);
-        return 77;
-    }
-    printf("CUDA: %s\n", why);
-    sam_cuda_register();
+    if (!cuda_test_gpu_present()) return 77;
     cpu = sam_backend_create("cpu", 0, SAM_PRECISION_FP32);
     gpu = sam_backend_create("cuda", 0, SAM_PRECISION_FP32);
     if (!cpu || !gpu) {

@@ -19,19 +19,14 @@
 #include "cuda/cuda_backend.h"
 #include "predictor/image_golden_device.h"
 #include "predictor/video_golden_device.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 /* argv[1] "image" or "video": that scenario only (default both). */
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0); /* results interleave with the log, and survive a timeout */
     const char *only = argc > 1 ? argv[1] : "";
-    char why[256];
-    if (!sam_cuda_available(why, sizeof why)) {
-        printf("SKIP: no usable CUDA device: %s\n", why);
-        return 77;
-    }
-    printf("CUDA: %s\n", why);
-    sam_cuda_register();
+    if (!cuda_test_gpu_present()) return 77;
     if (strcmp(only, "video") != 0) {
         const int imf = image_golden_on_device("cuda");
         printf("image golden on cuda: %d failures\n", imf);

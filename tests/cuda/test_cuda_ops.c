@@ -15,6 +15,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "ops/ops.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 static sam_backend *cpu, *gpu, *gpu16;
@@ -60,12 +61,6 @@ static void case_end(void) {
     ndbufs = 0;
 }
 
-static float *hrand(size_t n, uint64_t seed, float scale) {
-    float *h = malloc((n ? n : 1) * sizeof(float));
-    test_fill_random(h, n, seed);
-    for (size_t i = 0; i < n; i++) h[i] *= scale;
-    return h;
-}
 static float *hnan(size_t n) {
     float *h = malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) h[i] = NAN;
@@ -599,12 +594,7 @@ static void plumbing(void) {
 }
 
 int main(void) {
-    char why[256];
-    if (!sam_cuda_available(why, sizeof why)) {
-        printf("SKIP: no usable CUDA device: %s\n", why);
-        return 77;
-    }
-    printf("CUDA: %s\n", why);
+    if (!cuda_test_gpu_present()) return 77;
     cpu = sam_backend_cpu_create_ex(0, SAM_PRECISION_FP32);
     gpu = sam_backend_cuda_create(0, SAM_PRECISION_FP32);
     gpu16 = sam_backend_cuda_create(0, SAM_PRECISION_BF16);

@@ -7,6 +7,7 @@
 #include "core/npy.h"
 #include "cuda/cuda_backend.h"
 #include "ops/ops.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 /* y (n) on the host = resize of host x on the device. */
@@ -25,11 +26,7 @@ static void gpu_resize(sam_backend *be, float *y, const float *x, int C, int Hi,
 }
 
 int main(void) {
-    char why[256];
-    if (!sam_cuda_available(why, sizeof why)) {
-        printf("SKIP: no usable CUDA device: %s\n", why);
-        return 77;
-    }
+    if (!cuda_test_gpu_present()) return 77;
     sam_backend *be = sam_backend_cuda_create(0, SAM_PRECISION_FP32);
     CHECK(be != NULL);
     if (!be) return test_finish();
