@@ -116,7 +116,9 @@ static void close_heap(ds_backend *d) {
 }
 
 #define DS(be) ds_backend *d = (ds_backend *)(be)
-#define ENTER(d) pthread_mutex_lock(&(d)->mu), open_heap(d), (d)->counts.kernels++
+/* counter: which of counts this call adds to (kernels, to_host, to_dev, copies) */
+#define ENTER_AS(d, counter) pthread_mutex_lock(&(d)->mu), open_heap(d), (d)->counts.counter++
+#define ENTER(d) ENTER_AS(d, kernels)
 #define LEAVE(d) close_heap(d), pthread_mutex_unlock(&(d)->mu)
 
 /* ---- memory ---- */
@@ -259,8 +261,7 @@ static void ds_const_publish(sam_backend *be, const void *p, size_t bytes) {
 static void ds_to_dev(sam_backend *be, void *dst, const void *src, size_t bytes) {
     DS(be);
     if (!bytes) return;
-    ENTER(d);
-    d->counts.kernels--, d->counts.to_dev++;
+    ENTER_AS(d, to_dev);
     check_out(d, "to_dev", dst);
     if (in_heap(d, src)) violation("to_dev", "host source", src);
     memcpy(dst, src, bytes);
@@ -270,8 +271,7 @@ static void ds_to_dev(sam_backend *be, void *dst, const void *src, size_t bytes)
 static void ds_to_host(sam_backend *be, void *dst, const void *src, size_t bytes) {
     DS(be);
     if (!bytes) return;
-    ENTER(d);
-    d->counts.kernels--, d->counts.to_host++;
+    ENTER_AS(d, to_host);
     if (in_heap(d, dst)) violation("to_host", "host destination", dst);
     check_in(d, "to_host", src);
     memcpy(dst, src, bytes);
@@ -281,8 +281,7 @@ static void ds_to_host(sam_backend *be, void *dst, const void *src, size_t bytes
 static void ds_copy(sam_backend *be, void *dst, const void *src, size_t bytes) {
     DS(be);
     if (!bytes) return;
-    ENTER(d);
-    d->counts.kernels--, d->counts.copies++;
+    ENTER_AS(d, copies);
     check_out(d, "copy", dst);
     check_in(d, "copy", src);
     memmove(dst, src, bytes);
@@ -292,8 +291,7 @@ static void ds_copy(sam_backend *be, void *dst, const void *src, size_t bytes) {
 static void ds_copy2d(sam_backend *be, void *dst, size_t dp, const void *src, size_t sp, size_t row, size_t rows) {
     DS(be);
     if (!rows || !row) return;
-    ENTER(d);
-    d->counts.kernels--, d->counts.copies++;
+    ENTER_AS(d, copies);
     check_out(d, "copy2d", dst);
     check_in(d, "copy2d", src);
     for (size_t r = 0; r < rows; r++) memmove((unsigned char *)dst + r * dp, (const unsigned char *)src + r * sp, row);
@@ -303,8 +301,7 @@ static void ds_copy2d(sam_backend *be, void *dst, size_t dp, const void *src, si
 static void ds_zero(sam_backend *be, void *dst, size_t bytes) {
     DS(be);
     if (!bytes) return;
-    ENTER(d);
-    d->counts.kernels--, d->counts.copies++;
+    ENTER_AS(d, copies);
     check_out(d, "zero", dst);
     memset(dst, 0, bytes);
     LEAVE(d);

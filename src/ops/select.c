@@ -46,12 +46,10 @@ sam_backend *sam_backend_create(const char *device, int nthreads, sam_precision 
     }
     pthread_mutex_lock(&reg_mu);
     sam_gpu_create_fn create = gpu_create;
-    const char *name = gpu_name;
     pthread_mutex_unlock(&reg_mu);
     const bool is_auto = !strcmp(device, "auto");
     int index = 0;
     if (!is_auto) {
-        size_t nl = name ? strlen(name) : 0;
         if (!strncmp(device, "cuda", 4)) {
             const char *rest = device + 4;
             if (*rest == ':') {
@@ -70,7 +68,7 @@ sam_backend *sam_backend_create(const char *device, int nthreads, sam_precision 
             SAM_ERR(SAM2D_ERR_INVALID_ARG, "device '%s': expected auto, cpu or cuda[:N]", device);
             return NULL;
         }
-        if (!create || nl == 0) {
+        if (!create) {
             SAM_ERR(SAM2D_ERR_UNSUPPORTED, "device '%s': this build has no GPU back end (built without nvcc)", device);
             return NULL;
         }
